@@ -1,0 +1,49 @@
+import { startControlPlane } from '../../control-plane/index.js';
+import { parseHostPort } from '../../sidecar/net/address.js';
+import { parseDurationMs, parseFlags, required } from '../args.js';
+import { createLogger } from '../logger.js';
+import { untilSignal } from '../signals.js';
+
+export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--listen HOST:PORT] [--trust-domain NAME]
+                             [--cert-ttl DURATION] [--lease-ttl DURATION]
+
+Runs the control plane: certificate authority, service registry and config source.
+Serves HTTPS and WSS at https://HOST:PORT and writes the admin token to DIR/admin.token.
+  --data-dir DIR        where the CA, the admin token and the state are kept (created if missing)
+  --listen HOST:PORT    default 127.0.0.1:7400
+  --trust-domain NAME   default trellis.local (only used when DIR is new)
+  --cert-ttl DURATION   lifetime of sidecar certificates; default 24h
+  --lease-ttl DURATION  how long an endpoint outlives its sidecar's session; default 15s`;
+
+export async function controlPlaneCommand(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    'data-dir': { type: 'string' },
+    listen: { type: 'string' },
+    'trust-domain': { type: 'string' },
+    'cert-ttl': { type: 'string' },
+    'lease-ttl': { type: 'string' },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${controlPlaneHelp}\n`);
+    return 0;
+  }
+  const dataDir = required(values['data-dir'], '--data-dir');
+  const listen = parseHostPort(values.listen ?? '127.0.0.1:7400', '--listen');
+  const leafTtlMs = values['cert-ttl'] === undefined ? undefined : parseDurationMs(values['cert-ttl'], '--cert-ttl');
+  const leaseTtlMs = values['lease-ttl'] === undefined ? undefined : parseDurationMs(values['lease-ttl'], '--lease-ttl');
+  const logger = createLogger('control-plane');
+  const controlPlane = await startControlPlane({
+    dataDir,
+    listenHost: listen.host,
+    listenPort: listen.port,
+    trustDomain: values['trust-domain'],
+    leafTtlMs,
+    leaseTtlMs,
+    logger,
+  });
+  process.stdout.write(`control plane listening on ${controlPlane.url}\nadmin token written to ${controlPlane.adminTokenPath}\n`);
+  const signal = await untilSignal();
+  logger.info({ signal }, 'shutting down');
+  await controlPlane.close();
+  return 0;
+}

@@ -1,0 +1,84 @@
+import { once } from 'node:events';
+import { SERVICE_NAME_PATTERN } from '../../proto/control.js';
+import { parseJoinToken } from '../../proto/tokens.js';
+import { parseHostPort } from '../../sidecar/net/address.js';
+import { startSidecar } from '../../sidecar/sidecar.js';
+import { parseControlPlaneUrl, parseFlags, required, UsageError } from '../args.js';
+import { createLogger } from '../logger.js';
+import { untilSignal } from '../signals.js';
+
+export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen HOST:PORT
+                       [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--admin HOST:PORT]
+                       [--data-dir DIR] [--advertise HOST:PORT] [--zone ZONE] [--weight N]
+
+Runs a sidecar next to one instance of a service.
+  --service NAME            this instance's service
+  --token TOKEN             a join token for NAME (trellis token create); or env TRELLIS_JOIN_TOKEN;
+                            not needed when --data-dir holds a valid identity
+  --control-plane URL       https://HOST:PORT; repeat for several replicas
+  --listen HOST:PORT        mTLS link listener for other sidecars
+  --app HOST:PORT           the local app that callers of NAME reach
+  --upstream SVC=HOST:PORT  a local port whose connections go to service SVC (repeatable)
+  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
+  --data-dir DIR            keeps the key, certificate and last config across restarts
+  --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
+  --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1)`;
+
+export async function sidecarCommand(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    service: { type: 'string' },
+    token: { type: 'string' },
+    'control-plane': { type: 'string', multiple: true },
+    listen: { type: 'string' },
+    app: { type: 'string' },
+    upstream: { type: 'string', multiple: true },
+    admin: { type: 'string' },
+    'data-dir': { type: 'string' },
+    advertise: { type: 'string' },
+    zone: { type: 'string' },
+    weight: { type: 'string' },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${sidecarHelp}\n`);
+    return 0;
+  }
+  const service = required(values.service, '--service');
+  if (!SERVICE_NAME_PATTERN.test(service)) throw new UsageError(`--service "${service}" is not a valid service name (lowercase letters, digits and '-', at most 63)`);
+  const urls = (values['control-plane'] ?? []).map((url) => parseControlPlaneUrl(url));
+  if (urls.length === 0) throw new UsageError('missing --control-plane');
+  const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
+  const listen = parseHostPort(required(values.listen, '--listen'), '--listen');
+  const upstreams = (values.upstream ?? []).map((spec) => parseUpstream(spec));
+  const weight = values.weight === undefined ? 1 : Number(values.weight);
+  if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new UsageError(`--weight must be a whole number 1..1000, got "${values.weight}"`);
+  const sidecar = await startSidecar({
+    service,
+    controlPlaneUrls: urls,
+    token: rawToken === undefined ? undefined : { raw: rawToken, parsed: parseJoinToken(rawToken) },
+    listen,
+    advertise: values.advertise === undefined ? undefined : (parseHostPort(values.advertise, '--advertise'), values.advertise),
+    app: values.app === undefined ? undefined : parseHostPort(values.app, '--app'),
+    upstreams,
+    admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+    dataDir: values['data-dir'],
+    zone: values.zone,
+    weight,
+    logger: createLogger(`sidecar:${service}`),
+  });
+  if (!sidecar.isReady()) await once(sidecar.config, 'version');
+  const lines = [`sidecar ${service} ready: links on ${sidecar.linkAddress}`];
+  for (const upstream of sidecar.upstreams) lines.push(`  upstream ${upstream.service} on ${upstream.address}`);
+  if (sidecar.adminAddress !== undefined) lines.push(`  admin on http://${sidecar.adminAddress}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  await untilSignal();
+  await sidecar.close();
+  return 0;
+}
+
+function parseUpstream(spec: string): { service: string; local: { host: string; port: number } } {
+  const separator = spec.indexOf('=');
+  if (separator <= 0) throw new UsageError(`--upstream must be SERVICE=HOST:PORT, got "${spec}"`);
+  const service = spec.slice(0, separator);
+  if (!SERVICE_NAME_PATTERN.test(service)) throw new UsageError(`--upstream: "${service}" is not a valid service name`);
+  return { service, local: parseHostPort(spec.slice(separator + 1), `--upstream ${service}`) };
+}

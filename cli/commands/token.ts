@@ -1,0 +1,34 @@
+import { connectAdmin } from '../admin-client.js';
+import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
+
+export const tokenHelp = `Usage: trellis token create --service NAME [--ttl DURATION] --control-plane URL
+                            [--admin-token-file FILE]
+
+Creates a join token bound to one service and prints only the token on stdout.
+  --service NAME           the service the token lets a sidecar join as
+  --ttl DURATION           how long the token is valid (90s, 15m, 24h, 7d); default 24h
+  --control-plane URL      https://HOST:PORT of the control plane
+  --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)`;
+
+export async function tokenCommand(args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb !== 'create') throw new UsageError(verb === undefined ? 'missing a token subcommand (create)' : `unknown token subcommand "${verb}"`);
+  const { values } = parseFlags(rest, {
+    service: { type: 'string' },
+    ttl: { type: 'string' },
+    'control-plane': { type: 'string' },
+    'admin-token-file': { type: 'string' },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${tokenHelp}\n`);
+    return 0;
+  }
+  const service = required(values.service, '--service');
+  const ttlMs = values.ttl === undefined ? 86_400_000 : parseDurationMs(values.ttl, '--ttl');
+  if (ttlMs < 1000) throw new UsageError('--ttl must be at least 1s');
+  const url = parseControlPlaneUrl(required(values['control-plane'], '--control-plane'));
+  const admin = await connectAdmin(url, values['admin-token-file']);
+  const answer = (await admin.call('POST', '/v1/tokens', { service, ttlSeconds: Math.round(ttlMs / 1000) })) as { token: string };
+  process.stdout.write(`${answer.token}\n`);
+  return 0;
+}

@@ -1,0 +1,53 @@
+import { TrellisError } from '../proto/errors.js';
+import { UsageError } from './args.js';
+import { controlPlaneCommand } from './commands/control-plane.js';
+import { policyCommand } from './commands/policy.js';
+import { sidecarCommand } from './commands/sidecar.js';
+import { tokenCommand } from './commands/token.js';
+
+const usage = `Usage: trellis <command> [flags]
+
+Commands:
+  control-plane   run the control plane (CA, registry, config)
+  sidecar         run a sidecar next to a service instance
+  token create    create a join token for a service
+  policy          allow or deny calls between services
+
+Run 'trellis <command> --help' for a command's flags.`;
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  'control-plane': controlPlaneCommand,
+  sidecar: sidecarCommand,
+  token: tokenCommand,
+  policy: policyCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) throw new UsageError(`unknown command "${name}"`);
+  return command(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`trellis: ${error.message} (see 'trellis ${process.argv[2] ?? ''} --help')\n`);
+      process.exit(2);
+    }
+    if (error instanceof TrellisError) {
+      process.stderr.write(`trellis: ${error.message} [${error.code}]\n`);
+    } else if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
+      process.stderr.write(`trellis: address ${e.address ?? ''}:${e.port ?? ''} is already in use [EADDRINUSE]\n`);
+    } else {
+      process.stderr.write(`trellis: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+    process.exit(1);
+  },
+);

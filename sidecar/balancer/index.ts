@@ -1,0 +1,2 @@
+export type { Balancer, BalancerEndpoint } from './balancer.js';
+export { HashRingBalancer } from './hash-ring-balancer.js';

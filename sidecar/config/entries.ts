@@ -1,0 +1,21 @@
+import type { ConfigValue, EndpointValue, PolicyDefaultValue, PolicyRuleValue } from '../../proto/control.js';
+import { ENDPOINT_KEY_PREFIX, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, parseConfigEntry } from '../../proto/control.js';
+import type { ConfigEntry } from './mesh-config.js';
+
+/** Types an entry already validated by `parseConfigEntry` (the control-plane message parser does). */
+export function typedEntry(key: string, value: ConfigValue): ConfigEntry {
+  if (key.startsWith(ENDPOINT_KEY_PREFIX)) return { kind: 'endpoint', key, value: value as EndpointValue };
+  if (key === POLICY_DEFAULT_KEY) return { kind: 'policy-default', key, value: value as PolicyDefaultValue };
+  if (key.startsWith(POLICY_RULE_KEY_PREFIX)) return { kind: 'policy-rule', key, value: value as PolicyRuleValue };
+  return { kind: 'unknown', key, value };
+}
+
+/** Validated entries of a snapshot. */
+export function decodeConfigEntries(entries: readonly (readonly [string, unknown])[]): ConfigEntry[] {
+  const typed: ConfigEntry[] = [];
+  for (const [key, raw] of entries) {
+    const value = parseConfigEntry(key, raw);
+    if (value !== undefined) typed.push(typedEntry(key, value));
+  }
+  return typed;
+}

@@ -1,0 +1,110 @@
+import { EventEmitter } from 'node:events';
+import type { BalancerEndpoint } from '../balancer/balancer.js';
+import type { PolicyAction, PolicyRule } from '../policy/policy.js';
+import { AuthorizationPolicy } from '../policy/policy.js';
+
+/** One registered endpoint, as the control plane pushes it. */
+export interface EndpointEntry extends BalancerEndpoint {
+  service: string;
+  zone: string;
+  healthy: boolean;
+}
+
+/** The typed view of one config entry; the control-plane client validates raw entries into these. */
+export type ConfigEntry =
+  | { kind: 'endpoint'; key: string; value: EndpointEntry }
+  | { kind: 'policy-default'; key: string; value: { action: PolicyAction } }
+  | { kind: 'policy-rule'; key: string; value: PolicyRule }
+  | { kind: 'unknown'; key: string; value: unknown };
+
+/** A change to one key: the new entry, or `undefined` when the key was deleted. */
+export interface ConfigChange {
+  key: string;
+  entry: ConfigEntry | undefined;
+}
+
+/**
+ * The mesh configuration as this sidecar knows it: a versioned key/value map, replaced by a
+ * snapshot or patched by deltas, with the views the data plane reads (healthy endpoints per
+ * service, the authorization policy) kept up to date. Emits 'services' with the names whose
+ * endpoints changed, and 'version' after every applied update.
+ */
+export class MeshConfig extends EventEmitter {
+  #version = 0;
+  readonly #entries = new Map<string, ConfigEntry>();
+  #policy = new AuthorizationPolicy('allow', []);
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get policy(): AuthorizationPolicy {
+    return this.#policy;
+  }
+
+  /** Healthy endpoints of `service`. */
+  endpoints(service: string): EndpointEntry[] {
+    const prefix = `endpoint/${service}/`;
+    const endpoints: EndpointEntry[] = [];
+    for (const [key, entry] of this.#entries) {
+      if (entry.kind === 'endpoint' && key.startsWith(prefix) && entry.value.healthy) endpoints.push(entry.value);
+    }
+    return endpoints;
+  }
+
+  /** Every entry, for caching on disk. */
+  entries(): ConfigEntry[] {
+    return [...this.#entries.values()];
+  }
+
+  applySnapshot(version: number, entries: readonly ConfigEntry[]): void {
+    const touched = this.#servicesOf(this.#entries.values());
+    this.#entries.clear();
+    for (const entry of entries) this.#entries.set(entry.key, entry);
+    for (const service of this.#servicesOf(entries)) touched.add(service);
+    this.#finish(version, touched);
+  }
+
+  /**
+   * Applies a delta. Returns false (and changes nothing) when it does not follow the version
+   * held: the caller then needs a fresh snapshot.
+   */
+  applyDelta(version: number, baseVersion: number, changes: readonly ConfigChange[]): boolean {
+    if (baseVersion !== this.#version) return false;
+    const touched = new Set<string>();
+    for (const { key, entry } of changes) {
+      const previous = this.#entries.get(key);
+      if (previous?.kind === 'endpoint') touched.add(previous.value.service);
+      if (entry === undefined) this.#entries.delete(key);
+      else {
+        this.#entries.set(key, entry);
+        if (entry.kind === 'endpoint') touched.add(entry.value.service);
+      }
+    }
+    this.#finish(version, touched);
+    return true;
+  }
+
+  #finish(version: number, touchedServices: Set<string>): void {
+    this.#version = version;
+    this.#rebuildPolicy();
+    if (touchedServices.size > 0) this.emit('services', touchedServices);
+    this.emit('version', version);
+  }
+
+  #rebuildPolicy(): void {
+    let defaultAction: PolicyAction = 'allow';
+    const rules: PolicyRule[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.kind === 'policy-default') defaultAction = entry.value.action;
+      else if (entry.kind === 'policy-rule') rules.push(entry.value);
+    }
+    this.#policy = new AuthorizationPolicy(defaultAction, rules);
+  }
+
+  #servicesOf(entries: Iterable<ConfigEntry>): Set<string> {
+    const services = new Set<string>();
+    for (const entry of entries) if (entry.kind === 'endpoint') services.add(entry.value.service);
+    return services;
+  }
+}

@@ -1,0 +1,87 @@
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { ErrorCode, errorCodeName } from '../../proto/errors.js';
+import type { AuthenticatedLink } from '../links/transport.js';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import type { MuxStream } from '../mux/index.js';
+import { Session } from '../mux/index.js';
+import type { HostPort } from '../net/address.js';
+import { joinSocketToStream } from './join.js';
+
+export interface InboundInit {
+  /** The service this sidecar serves. */
+  service: string;
+  /** The local app; without it the sidecar serves no inbound streams. */
+  app: HostPort | undefined;
+  /** Asked per stream, with the caller's service from its certificate. */
+  isAllowed(from: string, to: string): boolean;
+  metrics: SidecarMetrics;
+  logger: Logger;
+  initialWindowBytes?: number;
+}
+
+/**
+ * The destination side: every stream a peer opens is checked (service, then policy for the
+ * peer's identity), then joined to a fresh connection to the local app.
+ */
+export class InboundHandler {
+  readonly #init: InboundInit;
+  readonly #sessions = new Set<Session>();
+
+  constructor(init: InboundInit) {
+    this.#init = init;
+  }
+
+  /** Takes a newly accepted, authenticated link. */
+  accept(link: AuthenticatedLink): void {
+    const session = new Session(link.socket, {
+      role: 'acceptor',
+      initialWindowBytes: this.#init.initialWindowBytes,
+      onStream: (stream, service) => this.#onStream(stream, service, link.peerService),
+    });
+    this.#sessions.add(session);
+    session.on('close', (error?: { code: string; name: string; message: string }) => {
+      this.#sessions.delete(session);
+      if (error?.name === 'ProtocolError') {
+        this.#init.metrics.protocolViolation(error.code);
+        this.#init.logger.warn({ peer: link.peerAddress, code: error.code, err: error.message }, 'peer broke the protocol');
+      }
+    });
+  }
+
+  /** Sends GOAWAY on every inbound link. */
+  drain(): void {
+    for (const session of this.#sessions) session.goAway();
+  }
+
+  close(): void {
+    for (const session of this.#sessions) session.close();
+    this.#sessions.clear();
+  }
+
+  #onStream(stream: MuxStream, service: string, peerService: string): void {
+    const { app, metrics, logger } = this.#init;
+    if (service !== this.#init.service || app === undefined) {
+      this.#refuse(stream, ErrorCode.UNKNOWN_SERVICE, `this sidecar does not serve "${service}"`);
+      return;
+    }
+    if (!this.#init.isAllowed(peerService, service)) {
+      metrics.policyDenied(peerService);
+      logger.info({ from: peerService, to: service }, 'stream denied by policy');
+      this.#refuse(stream, ErrorCode.POLICY_DENIED, `policy denies ${peerService} -> ${service}`);
+      return;
+    }
+    metrics.streamOpened('inbound');
+    stream.once('close', () => metrics.streamClosed('inbound'));
+    stream.once('reset', (code: number, _message: string, local: boolean) => {
+      if (local) metrics.streamError(errorCodeName(code));
+    });
+    const socket = net.connect({ host: app.host, port: app.port, allowHalfOpen: true, noDelay: true });
+    joinSocketToStream(socket, stream, metrics, true);
+  }
+
+  #refuse(stream: MuxStream, code: ErrorCode, message: string): void {
+    this.#init.metrics.streamError(errorCodeName(code));
+    stream.reset(code, message);
+  }
+}

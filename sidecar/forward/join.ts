@@ -1,0 +1,78 @@
+import type { Socket } from 'node:net';
+import { ErrorCode } from '../../proto/errors.js';
+import type { MuxStream } from '../mux/index.js';
+
+/** Counters the forwarding core reports to; the metrics adapter implements it. */
+export interface ForwardObserver {
+  /** Bytes from the app onto the stream (`out`) or from the stream to the app (`in`). */
+  bytes(direction: 'in' | 'out', count: number): void;
+}
+
+/**
+ * Joins an app socket to a stream, both ways, without copying payloads.
+ *
+ * Backpressure: when the stream has no credit left, the app socket is paused until the
+ * stream drains; when the app socket is slow to take bytes, credit is withheld from the peer
+ * (only this stream waits, never the link). Half-closes cross as FIN and `end()`; a reset or
+ * socket error on one side aborts the other, so no byte is silently lost.
+ *
+ * @param appConnecting - the socket is still connecting to the app: a failure to connect is
+ *   reported to the peer as APP_UNREACHABLE rather than STREAM_ABORTED.
+ */
+export function joinSocketToStream(
+  socket: Socket,
+  stream: MuxStream,
+  observer: ForwardObserver,
+  appConnecting = false,
+): void {
+  let connecting = appConnecting;
+  let unconsumedBytes = 0;
+  let appFinished = false;
+  let peerFinished = false;
+
+  if (connecting) socket.once('connect', () => (connecting = false));
+
+  socket.on('data', (chunk: Buffer) => {
+    observer.bytes('out', chunk.length);
+    if (!stream.write(chunk)) socket.pause();
+  });
+  socket.on('end', () => {
+    appFinished = true;
+    stream.end();
+  });
+  socket.on('drain', () => {
+    if (unconsumedBytes > 0) {
+      stream.consumed(unconsumedBytes);
+      unconsumedBytes = 0;
+    }
+  });
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    const code = connecting ? ErrorCode.APP_UNREACHABLE : ErrorCode.STREAM_ABORTED;
+    stream.reset(code, connecting ? `app unreachable: ${error.code ?? error.message}` : `app socket: ${error.code ?? error.message}`);
+  });
+  socket.on('close', () => {
+    // A socket that closes before both directions finished was aborted: say so to the peer
+    // rather than let it take a truncated stream for a complete one.
+    if (!(appFinished && peerFinished) && stream.state !== 'closed') {
+      stream.reset(ErrorCode.STREAM_ABORTED, 'app socket closed');
+    }
+  });
+
+  stream.on('drain', () => socket.resume());
+  stream.on('data', (payload: Buffer) => {
+    observer.bytes('in', payload.length);
+    if (socket.write(payload)) {
+      stream.consumed(payload.length + unconsumedBytes);
+      unconsumedBytes = 0;
+    } else {
+      unconsumedBytes += payload.length;
+    }
+  });
+  stream.on('end', () => {
+    peerFinished = true;
+    socket.end();
+  });
+  stream.on('reset', () => {
+    if (!socket.destroyed) socket.resetAndDestroy();
+  });
+}

@@ -1,0 +1,46 @@
+import type { JoinToken } from '../proto/tokens.js';
+import { fetchPinnedCa, request } from './control/api-client.js';
+import type { CredentialsInit } from './identity/credentials.js';
+import { createCsrPem, generateSidecarKeyPair } from './identity/keys.js';
+import { TrellisError } from '../proto/errors.js';
+
+/**
+ * Joins the mesh with a join token: authenticates the control plane by the CA fingerprint in
+ * the token, makes a key pair here (the private key never leaves), sends only the CSR, and
+ * gets back the certificate and the trust bundle.
+ */
+export async function joinMesh(urls: string[], token: JoinToken, rawToken: string, service: string): Promise<CredentialsInit> {
+  if (token.service !== service) {
+    throw new TrellisError('TRELLIS_ERR_TOKEN_WRONG_SERVICE', `the join token is for service "${token.service}", not "${service}"`);
+  }
+  if (token.expiresAt <= Date.now()) {
+    throw new TrellisError('TRELLIS_ERR_TOKEN_EXPIRED', `the join token expired at ${new Date(token.expiresAt).toISOString()}`);
+  }
+  const keys = await generateSidecarKeyPair();
+  const csrPem = createCsrPem(keys.privateKeyPem, service);
+  let lastError: unknown;
+  for (const url of urls) {
+    try {
+      const caPem = await fetchPinnedCa(url, token.caFingerprint);
+      const answer = (await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', '/v1/join', {
+        token: rawToken,
+        csrPem,
+        service,
+      })) as { sidecarId: string; certPem: string; caPems: string[]; trustDomain: string; expiresAt: number };
+      return {
+        trustDomain: answer.trustDomain,
+        service,
+        sidecarId: answer.sidecarId,
+        privateKeyPem: keys.privateKeyPem,
+        certPem: answer.certPem,
+        caPems: answer.caPems,
+        expiresAt: answer.expiresAt,
+      };
+    } catch (error) {
+      // Another replica may answer; but a refusal of the token is final.
+      if (error instanceof TrellisError && !error.code.endsWith('_UNREACHABLE')) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError instanceof Error ? lastError : new TrellisError('TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE', 'no control plane URL given');
+}

@@ -1,0 +1,99 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { TrellisError } from '../../proto/errors.js';
+import { serviceOfSpiffeId, serviceSpiffeId } from '../../proto/spiffe.js';
+import type { Credentials } from '../identity/credentials.js';
+import { peerSpiffeIds } from '../identity/credentials.js';
+import { formatHostPort, parseHostPort } from '../net/address.js';
+import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
+
+/** @default 5000 */
+const DEFAULT_DIAL_TIMEOUT_MS = 5000;
+
+/**
+ * Links over TLS 1.3 with certificates from the mesh CA on both sides. The server accepts
+ * only clients whose certificate chains to the trust bundle; the client accepts only a
+ * server whose certificate carries the SPIFFE id of the service it meant to reach.
+ */
+export class TlsLinkTransport implements LinkTransport {
+  readonly #credentials: Credentials;
+  readonly #dialTimeoutMs: number;
+  #clientContext: tls.SecureContext;
+
+  constructor(credentials: Credentials, init: { dialTimeoutMs?: number } = {}) {
+    this.#credentials = credentials;
+    this.#dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    this.#clientContext = this.#createContext();
+    credentials.on('change', () => (this.#clientContext = this.#createContext()));
+  }
+
+  async dial(target: LinkTarget): Promise<AuthenticatedLink> {
+    const { host, port } = parseHostPort(target.address);
+    const { trustDomain } = this.#credentials.current;
+    const expectedId = serviceSpiffeId(trustDomain, target.service);
+    const socket = tls.connect({
+      host,
+      port,
+      secureContext: this.#clientContext,
+      minVersion: 'TLSv1.3',
+      // The peer is named by its SPIFFE id, not by a host name.
+      checkServerIdentity: (_host, certificate) =>
+        peerSpiffeIds(certificate).includes(expectedId)
+          ? undefined
+          : new TrellisError('TRELLIS_ERR_PEER_IDENTITY', `link peer ${target.address} is not ${expectedId}`),
+    });
+    socket.setNoDelay(true);
+    const timer = setTimeout(
+      () => socket.destroy(new TrellisError('TRELLIS_ERR_DIAL_TIMEOUT', `link dial to ${target.address} timed out after ${this.#dialTimeoutMs} ms`)),
+      this.#dialTimeoutMs,
+    );
+    try {
+      await once(socket, 'secureConnect');
+    } finally {
+      clearTimeout(timer);
+    }
+    return { socket, peerService: target.service, peerAddress: target.address };
+  }
+
+  async listen(host: string, port: number, onLink: (link: AuthenticatedLink) => void): Promise<LinkListener> {
+    const server = tls.createServer({
+      ...this.#contextOptions(),
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+    });
+    this.#credentials.on('change', () => server.setSecureContext(this.#contextOptions()));
+    const { trustDomain } = this.#credentials.current;
+    server.on('secureConnection', (socket) => {
+      socket.setNoDelay(true);
+      const peerService = peerSpiffeIds(socket.getPeerCertificate())
+        .map((id) => serviceOfSpiffeId(trustDomain, id))
+        .find((service) => service !== undefined);
+      if (peerService === undefined) {
+        // Chains to our CA but names no service of this trust domain: not a sidecar.
+        socket.destroy();
+        return;
+      }
+      onLink({ socket, peerService, peerAddress: `${socket.remoteAddress}:${socket.remotePort}` });
+    });
+    // Failed handshakes (wrong CA, no certificate) end here; the socket is already gone.
+    server.on('tlsClientError', () => undefined);
+    server.listen(port, host);
+    await once(server, 'listening');
+    const bound = server.address() as AddressInfo;
+    return {
+      address: formatHostPort(host, bound.port),
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  #contextOptions(): tls.SecureContextOptions {
+    const { privateKeyPem, certPem, caPems } = this.#credentials.current;
+    return { key: privateKeyPem, cert: certPem, ca: caPems };
+  }
+
+  #createContext(): tls.SecureContext {
+    return tls.createSecureContext({ ...this.#contextOptions(), minVersion: 'TLSv1.3' });
+  }
+}

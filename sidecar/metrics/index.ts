@@ -1,0 +1,2 @@
+export type { SidecarMetrics } from './metrics.js';
+export { PrometheusSidecarMetrics } from './prometheus-metrics.js';

@@ -1,0 +1,20 @@
+import type { ForwardObserver } from '../forward/join.js';
+
+/** Where the sidecar reports what it does. The Prometheus adapter is one implementation. */
+export interface SidecarMetrics extends ForwardObserver {
+  streamOpened(direction: 'inbound' | 'outbound'): void;
+  streamClosed(direction: 'inbound' | 'outbound'): void;
+  /** A stream ended with an error code (by name, e.g. APP_UNREACHABLE). */
+  streamError(codeName: string): void;
+  /** A stream refused by policy; `source` is the caller's service. */
+  policyDenied(source: string): void;
+  linkDialed(durationSeconds: number, ok: boolean): void;
+  linkRtt(peer: string, rttMs: number): void;
+  linksActive(count: number): void;
+  /** A link closed because the peer broke the protocol, by ProtocolError code. */
+  protocolViolation(code: string): void;
+  certExpiry(expiresAtMs: number): void;
+  configVersion(version: number): void;
+  /** Text exposition for `/metrics`. */
+  render(): Promise<{ contentType: string; body: string }>;
+}

@@ -1,0 +1,126 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SidecarMetrics } from './metrics.js';
+
+/** Sidecar metrics in a prom-client registry of their own (one per sidecar, never global). */
+export class PrometheusSidecarMetrics implements SidecarMetrics {
+  readonly registry = new Registry();
+  readonly #bytesIn: Counter.Internal;
+  readonly #bytesOut: Counter.Internal;
+  readonly #streamsOpened: Counter<'direction'>;
+  readonly #streamsActive: Gauge<'direction'>;
+  readonly #streamErrors: Counter<'code'>;
+  readonly #policyDenials: Counter<'source'>;
+  readonly #dialSeconds: Histogram<'result'>;
+  readonly #linkRttSeconds: Gauge<'peer'>;
+  readonly #linksActive: Gauge;
+  readonly #protocolViolations: Counter<'code'>;
+  readonly #certExpiry: Gauge;
+  readonly #configVersion: Gauge;
+
+  constructor(labels: { service: string; sidecarId?: string }) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ service: labels.service });
+    collectDefaultMetrics({ register: this.registry, prefix: 'trellis_sidecar_process_' });
+    const bytes = new Counter({
+      name: 'trellis_sidecar_bytes_total',
+      help: 'Payload bytes forwarded, by direction (out: from the local app, in: to it).',
+      labelNames: ['direction'],
+      registers,
+    });
+    // Bound children: the hot path must not look labels up per chunk.
+    this.#bytesIn = bytes.labels('in');
+    this.#bytesOut = bytes.labels('out');
+    this.#streamsOpened = new Counter({
+      name: 'trellis_sidecar_streams_opened_total',
+      help: 'Streams opened, by direction.',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.#streamsActive = new Gauge({
+      name: 'trellis_sidecar_streams_active',
+      help: 'Streams open now, by direction.',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.#streamErrors = new Counter({
+      name: 'trellis_sidecar_stream_errors_total',
+      help: 'Streams that ended with an error, by wire error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#policyDenials = new Counter({
+      name: 'trellis_sidecar_policy_denials_total',
+      help: 'Inbound streams refused by the authorization policy, by source service.',
+      labelNames: ['source'],
+      registers,
+    });
+    this.#dialSeconds = new Histogram({
+      name: 'trellis_sidecar_link_dial_seconds',
+      help: 'Time to dial a link to another sidecar (TCP + TLS), by result.',
+      labelNames: ['result'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.#linkRttSeconds = new Gauge({
+      name: 'trellis_sidecar_link_rtt_seconds',
+      help: 'Last measured round-trip time of each link, by peer address.',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.#linksActive = new Gauge({ name: 'trellis_sidecar_links_active', help: 'Links open now.', registers });
+    this.#protocolViolations = new Counter({
+      name: 'trellis_sidecar_protocol_violations_total',
+      help: 'Links closed because the peer broke the protocol, by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#certExpiry = new Gauge({
+      name: 'trellis_sidecar_cert_expiry_timestamp_seconds',
+      help: 'When the sidecar certificate expires (Unix seconds).',
+      registers,
+    });
+    this.#configVersion = new Gauge({
+      name: 'trellis_sidecar_config_version',
+      help: 'Version of the mesh configuration this sidecar applies.',
+      registers,
+    });
+  }
+
+  bytes(direction: 'in' | 'out', count: number): void {
+    (direction === 'in' ? this.#bytesIn : this.#bytesOut).inc(count);
+  }
+  streamOpened(direction: 'inbound' | 'outbound'): void {
+    this.#streamsOpened.inc({ direction });
+    this.#streamsActive.inc({ direction });
+  }
+  streamClosed(direction: 'inbound' | 'outbound'): void {
+    this.#streamsActive.dec({ direction });
+  }
+  streamError(codeName: string): void {
+    this.#streamErrors.inc({ code: codeName });
+  }
+  policyDenied(source: string): void {
+    this.#policyDenials.inc({ source });
+  }
+  linkDialed(durationSeconds: number, ok: boolean): void {
+    this.#dialSeconds.observe({ result: ok ? 'ok' : 'error' }, durationSeconds);
+  }
+  linkRtt(peer: string, rttMs: number): void {
+    this.#linkRttSeconds.set({ peer }, rttMs / 1000);
+  }
+  linksActive(count: number): void {
+    this.#linksActive.set(count);
+  }
+  protocolViolation(code: string): void {
+    this.#protocolViolations.inc({ code });
+  }
+  certExpiry(expiresAtMs: number): void {
+    this.#certExpiry.set(Math.floor(expiresAtMs / 1000));
+  }
+  configVersion(version: number): void {
+    this.#configVersion.set(version);
+  }
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

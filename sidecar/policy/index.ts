@@ -1,0 +1,2 @@
+export { AuthorizationPolicy } from './policy.js';
+export type { PolicyAction, PolicyRule } from './policy.js';

@@ -1,0 +1,170 @@
+import type { Logger } from 'pino';
+import { TrellisError } from '../proto/errors.js';
+import type { JoinToken } from '../proto/tokens.js';
+import type { AdminServer } from './admin-server.js';
+import { startAdminServer } from './admin-server.js';
+import { HashRingBalancer } from './balancer/index.js';
+import { MeshConfig } from './config/mesh-config.js';
+import { ControlSession } from './control/control-session.js';
+import { CertificateRenewer } from './identity/renewer.js';
+import { Credentials } from './identity/credentials.js';
+import { SidecarStateDir } from './identity/state-dir.js';
+import { InboundHandler } from './forward/inbound.js';
+import type { UpstreamListener } from './forward/outbound.js';
+import { OutboundForwarder } from './forward/outbound.js';
+import { joinMesh } from './join.js';
+import { LinkManager } from './links/link-manager.js';
+import { TlsLinkTransport } from './links/tls-transport.js';
+import type { LinkListener } from './links/transport.js';
+import { PrometheusSidecarMetrics } from './metrics/index.js';
+import type { HostPort } from './net/address.js';
+import { decodeConfigEntries } from './config/entries.js';
+
+export interface SidecarInit {
+  service: string;
+  /** Control-plane URLs, tried in turn. */
+  controlPlaneUrls: string[];
+  /** The join token (raw text and parsed); needed unless the data dir holds a valid identity. */
+  token?: { raw: string; parsed: JoinToken };
+  /** Link listener for other sidecars. */
+  listen: HostPort;
+  /** What to register as this sidecar's link address. @default the bound listen address */
+  advertise?: string;
+  /** The local app that inbound streams reach. */
+  app?: HostPort;
+  upstreams: { service: string; local: HostPort }[];
+  admin?: HostPort;
+  /** Keeps identity and last config across restarts. */
+  dataDir?: string;
+  zone?: string;
+  weight?: number;
+  logger: Logger;
+}
+
+export interface Sidecar {
+  readonly linkAddress: string;
+  readonly adminAddress: string | undefined;
+  readonly upstreams: readonly UpstreamListener[];
+  readonly credentials: Credentials;
+  readonly config: MeshConfig;
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+/** Starts a sidecar: joins (or reuses its saved identity), listens, and follows the control plane. */
+export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
+  const { logger } = init;
+  const stateDir = init.dataDir === undefined ? undefined : new SidecarStateDir(init.dataDir);
+  const credentials = new Credentials(await obtainCredentials(init, stateDir));
+  const { sidecarId } = credentials.current;
+  logger.info({ service: init.service, sidecarId, spiffeId: credentials.spiffeId }, 'identity ready');
+
+  const metrics = new PrometheusSidecarMetrics({ service: init.service });
+  metrics.certExpiry(credentials.current.expiresAt);
+  credentials.on('change', () => metrics.certExpiry(credentials.current.expiresAt));
+  const config = new MeshConfig();
+  const balancer = new HashRingBalancer();
+  config.on('services', (services: Set<string>) => {
+    for (const service of services) balancer.update(service, config.endpoints(service));
+  });
+  config.on('version', (version: number) => metrics.configVersion(version));
+  let configReady = false;
+  config.once('version', () => (configReady = true));
+  const cached = await stateDir?.loadConfig();
+  if (cached !== undefined) config.applySnapshot(cached.version, decodeConfigEntries(cached.entries));
+  if (stateDir !== undefined) {
+    config.on('version', (version: number) => {
+      stateDir.saveConfig(version, config.entries().map((entry) => [entry.key, entry.value])).catch((error: Error) =>
+        logger.warn({ err: error.message }, 'cannot cache the mesh config'),
+      );
+    });
+  }
+
+  const transport = new TlsLinkTransport(credentials);
+  const links = new LinkManager({ transport, metrics, logger });
+  const inbound = new InboundHandler({
+    service: init.service,
+    app: init.app,
+    isAllowed: (from, to) => config.policy.allows(from, to),
+    metrics,
+    logger,
+  });
+  const outbound = new OutboundForwarder({ balancer, links, metrics, logger });
+
+  const closers: (() => Promise<void> | void)[] = [];
+  const close = async (): Promise<void> => {
+    for (const closer of closers.reverse()) await closer();
+  };
+  try {
+    const linkListener: LinkListener = await transport.listen(init.listen.host, init.listen.port, (link) => inbound.accept(link));
+    closers.push(() => linkListener.close(), () => inbound.close());
+    const upstreams: UpstreamListener[] = [];
+    closers.push(() => outbound.close(), () => links.close());
+    for (const upstream of init.upstreams) upstreams.push(await outbound.listen(upstream.service, upstream.local));
+
+    const session = new ControlSession({
+      urls: init.controlPlaneUrls,
+      credentials,
+      config,
+      logger,
+      registration: { address: init.advertise ?? linkListener.address, zone: init.zone ?? 'default', weight: init.weight ?? 1 },
+    });
+    session.start();
+    closers.push(() => session.close());
+    const renewer = new CertificateRenewer({ credentials, session, logger });
+    closers.push(() => renewer.stop());
+    if (stateDir !== undefined) {
+      credentials.on('change', () => {
+        stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
+      });
+    }
+
+    const isReady = (): boolean => configReady;
+    let admin: AdminServer | undefined;
+    if (init.admin !== undefined) {
+      admin = await startAdminServer({
+        listen: init.admin,
+        metrics,
+        isReady,
+        status: () => ({
+          service: init.service,
+          sidecarId,
+          ready: isReady(),
+          controlPlaneConnected: session.connected,
+          configVersion: config.version,
+          certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+          linkAddress: linkListener.address,
+          upstreams: upstreams.map((u) => ({ service: u.service, address: u.address, endpoints: config.endpoints(u.service) })),
+          outboundLinks: links.size,
+        }),
+      });
+      const adminServer = admin;
+      closers.push(() => adminServer.close());
+    }
+    return {
+      linkAddress: linkListener.address,
+      adminAddress: admin?.address,
+      upstreams,
+      credentials,
+      config,
+      isReady,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function obtainCredentials(init: SidecarInit, stateDir: SidecarStateDir | undefined) {
+  const saved = await stateDir?.loadCredentials();
+  // A saved identity of the same service that is still valid lets the sidecar start while
+  // the control plane is away.
+  if (saved !== undefined && saved.service === init.service && saved.expiresAt > Date.now() + 60_000) return saved;
+  if (init.token === undefined) {
+    throw new TrellisError('TRELLIS_ERR_NO_TOKEN', 'a join token is needed: the data directory holds no valid identity for this service');
+  }
+  const joined = await joinMesh(init.controlPlaneUrls, init.token.parsed, init.token.raw, init.service);
+  await stateDir?.saveCredentials(joined);
+  return joined;
+}

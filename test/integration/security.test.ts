@@ -1,0 +1,105 @@
+// Identity and authorization through real processes: policy, mTLS on the link listener, tokens.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import type { TestApp } from '../support/apps.js';
+import { connect, readAll, startEchoApp } from '../support/apps.js';
+import { makeForeignIdentity } from '../support/foreign-ca.js';
+import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, setPolicy, sidecarStatus, startControlPlane, startSidecar } from '../support/mesh.js';
+import { runTrellis } from '../support/processes.js';
+
+describe('security', () => {
+  let cp: ControlPlaneProcess;
+  let app: TestApp;
+  let vault: SidecarProcess;
+  let caller: SidecarProcess;
+
+  before(async () => {
+    cp = await startControlPlane();
+    app = await startEchoApp();
+    vault = await startSidecar({ service: 'vault', token: await createToken(cp, 'vault'), cp, app: app.address });
+    caller = await startSidecar({ service: 'caller', token: await createToken(cp, 'caller'), cp, upstreams: ['vault'] });
+  });
+
+  after(async () => {
+    await Promise.all([caller?.proc.stop(), vault?.proc.stop()]);
+    await cp?.proc.stop();
+    await app?.close();
+    await removeDirs(cp?.dataDir ?? '');
+  });
+
+  it('policy deny closes the caller connection before the app sees it, and counts the denial', async () => {
+    const port = caller.upstreams.get('vault')?.port ?? 0;
+    const allowed = await connect(port);
+    const echoed = readAll(allowed);
+    allowed.end('hello');
+    assert.equal((await echoed).toString(), 'hello', 'allowed by default');
+    const acceptedBefore = app.accepted;
+    const versionBefore = (await sidecarStatus(vault)).configVersion;
+
+    await setPolicy(cp, ['deny', '--from', 'caller', '--to', 'vault']);
+    await eventually(async () => (await sidecarStatus(vault)).configVersion > versionBefore, 'vault sidecar to get the policy');
+
+    const denied = await connect(port);
+    denied.on('error', () => undefined);
+    const got = readAll(denied);
+    denied.write('secret');
+    await once(denied, 'close');
+    assert.equal((await got).length, 0);
+    assert.equal(app.accepted, acceptedBefore, 'the app never saw the denied connection');
+    assert.equal(await scrapeMetric(vault, 'trellis_sidecar_policy_denials_total', { source: 'caller' }), 1);
+
+    await setPolicy(cp, ['allow', '--from', 'caller', '--to', 'vault']);
+  });
+
+  for (const kind of ['no certificate', 'a certificate from another CA'] as const) {
+    it(`the link listener refuses a TLS client with ${kind}`, async () => {
+      const [host, port] = vault.linkAddress.split(':');
+      const identity = kind === 'no certificate' ? {} : await makeForeignIdentity('vault');
+      const socket = tls.connect({ host, port: Number(port), rejectUnauthorized: false, ...identity });
+      let received = 0;
+      socket.on('data', (chunk: Buffer) => (received += chunk.length));
+      const failure = new Promise<string>((resolve) => {
+        socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+        socket.once('close', () => resolve('closed'));
+      });
+      // TLS 1.3 finishes the client's side of the handshake before the server checks the
+      // client certificate, so send a frame's worth of bytes and expect the alert instead.
+      socket.once('secureConnect', () => socket.write(Buffer.alloc(16)));
+      const outcome = await failure;
+      assert.equal(received, 0, 'no frame reached a refused client');
+      assert.match(outcome, /CERTIFICATE|ALERT|closed|ECONNRESET/);
+      socket.destroy();
+    });
+  }
+
+  it('refuses a malformed token, an expired token and a token for another service', async () => {
+    const dataDir = join(await mkdtemp(join(tmpdir(), 'trellis-sc-')), 'state');
+    const run = (token: string, service: string) =>
+      runTrellis(['sidecar', '--service', service, '--token', token, '--control-plane', cp.url, '--listen', '127.0.0.1:0', '--data-dir', dataDir]);
+
+    const malformed = await run('trellis-join-v1.not-a-token', 'web');
+    assert.equal(malformed.code, 1);
+    assert.match(malformed.stderr, /TRELLIS_ERR_BAD_TOKEN/);
+
+    const expiredToken = await createToken(cp, 'web', '1s');
+    await new Promise((resolve) => setTimeout(resolve, 1200)); // the token's own lifetime
+    const expired = await run(expiredToken, 'web');
+    assert.equal(expired.code, 1);
+    assert.match(expired.stderr, /TRELLIS_ERR_TOKEN_EXPIRED/);
+
+    const wrongService = await run(await createToken(cp, 'web'), 'admin');
+    assert.equal(wrongService.code, 1);
+    assert.match(wrongService.stderr, /token is for service "web", not "admin"/);
+
+    for (const result of [malformed, expired, wrongService]) assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.equal(existsSync(dataDir), false, 'nothing written on disk');
+    await removeDirs(join(dataDir, '..'));
+  });
+});

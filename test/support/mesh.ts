@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TrellisProcess } from './processes.js';
+import { runTrellis, spawnTrellis } from './processes.js';
+
+/** A control plane running as its own process. */
+export interface ControlPlaneProcess {
+  proc: TrellisProcess;
+  url: string;
+  dataDir: string;
+  adminTokenFile: string;
+}
+
+export async function startControlPlane(options: { dataDir?: string; listen?: string; leaseTtl?: string } = {}): Promise<ControlPlaneProcess> {
+  const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'trellis-cp-')));
+  const args = ['control-plane', '--data-dir', dir, '--listen', options.listen ?? '127.0.0.1:0'];
+  if (options.leaseTtl !== undefined) args.push('--lease-ttl', options.leaseTtl);
+  const proc = spawnTrellis(args);
+  const [, url] = await proc.waitForOutput(/listening on (https:\/\/\S+)/);
+  const [, adminTokenFile] = await proc.waitForOutput(/admin token written to (\S+)/);
+  return { proc, url: url ?? '', dataDir: dir, adminTokenFile: adminTokenFile ?? '' };
+}
+
+export async function createToken(cp: ControlPlaneProcess, service: string, ttl = '1h'): Promise<string> {
+  const result = await runTrellis(['token', 'create', '--service', service, '--ttl', ttl, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
+  assert.equal(result.code, 0, `token create failed: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+export async function setPolicy(cp: ControlPlaneProcess, args: string[]): Promise<void> {
+  const result = await runTrellis(['policy', ...args, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
+  assert.equal(result.code, 0, `policy ${args.join(' ')} failed: ${result.stderr}`);
+}
+
+/** A sidecar running as its own process, with the addresses it printed once ready. */
+export interface SidecarProcess {
+  proc: TrellisProcess;
+  service: string;
+  linkAddress: string;
+  adminUrl: string;
+  upstreams: Map<string, { host: string; port: number }>;
+}
+
+export interface SidecarOptions {
+  service: string;
+  token: string;
+  cp: ControlPlaneProcess;
+  app?: string;
+  upstreams?: string[];
+  dataDir?: string;
+  extra?: string[];
+}
+
+export async function startSidecar(options: SidecarOptions): Promise<SidecarProcess> {
+  const args = ['sidecar', '--service', options.service, '--token', options.token, '--control-plane', options.cp.url];
+  args.push('--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0');
+  if (options.app !== undefined) args.push('--app', options.app);
+  for (const upstream of options.upstreams ?? []) args.push('--upstream', `${upstream}=127.0.0.1:0`);
+  if (options.dataDir !== undefined) args.push('--data-dir', options.dataDir);
+  args.push(...(options.extra ?? []));
+  const proc = spawnTrellis(args);
+  const [, linkAddress] = await proc.waitForOutput(/ready: links on (\S+)/);
+  const [, adminAddress] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
+  const upstreams = new Map<string, { host: string; port: number }>();
+  for (const match of proc.stdout().matchAll(/upstream (\S+) on (\S+):(\d+)/g)) {
+    upstreams.set(match[1] ?? '', { host: match[2] ?? '', port: Number(match[3]) });
+  }
+  return { proc, service: options.service, linkAddress: linkAddress ?? '', adminUrl: adminAddress ?? '', upstreams };
+}
+
+/** The value of one sample of a Prometheus text exposition, or 0 when absent. */
+export async function scrapeMetric(sidecar: SidecarProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) return Number(line.split(' ').at(-1));
+  }
+  return 0;
+}
+
+/** Config version and endpoints a sidecar sees, from its /status. */
+export async function sidecarStatus(sidecar: SidecarProcess): Promise<{ configVersion: number; upstreams: { service: string; endpoints: { sidecarId: string }[] }[] }> {
+  return (await (await fetch(`${sidecar.adminUrl}/status`)).json()) as { configVersion: number; upstreams: { service: string; endpoints: { sidecarId: string }[] }[] };
+}
+
+/** Polls `probe` until it returns true (external processes give no events to wait on). */
+export async function eventually(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Removes temporary directories made by a test. */
+export async function removeDirs(...dirs: string[]): Promise<void> {
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+}
