@@ -1,0 +1,95 @@
+/**
+ * What the CA signs and for whom: sidecar leaves from CSRs (the identity comes from the join
+ * token or the session's certificate, never from the CSR) and the control plane's own
+ * server certificate.
+ */
+import { isIP } from 'node:net';
+import forge from 'node-forge';
+import { ControlErrorCode } from '../proto/control.js';
+import { controlPlaneSpiffeId, serviceSpiffeId } from '../proto/spiffe.js';
+import type { CertificateAuthority, IssuedCertificate } from './ca.js';
+import { generateRsaKeyPair } from './ca.js';
+import { ApiError } from './errors.js';
+
+/** Smallest RSA modulus accepted in a CSR. */
+export const MIN_RSA_KEY_BITS = 2048;
+
+/** Who a sidecar certificate is for. */
+export interface SidecarIdentity {
+  sidecarId: string;
+  service: string;
+}
+
+/**
+ * Checks a CSR (parseable, self-signature valid, RSA ≥ 2048 bits) and signs a sidecar leaf for
+ * `identity`: CN = sidecar id, URI SAN = the service's SPIFFE id, whatever the CSR asks for.
+ * @throws ApiError `TRELLIS_ERR_BAD_CSR` (400) saying what is wrong with the CSR.
+ */
+export function signSidecarCsr(ca: CertificateAuthority, csrPem: string, identity: SidecarIdentity, ttlMs: number): IssuedCertificate {
+  const publicKey = verifiedCsrPublicKey(csrPem);
+  return ca.issue(
+    publicKey,
+    {
+      commonName: identity.sidecarId,
+      uriSans: [serviceSpiffeId(ca.trustDomain, identity.service)],
+      extKeyUsage: { serverAuth: true, clientAuth: true },
+    },
+    ttlMs,
+  );
+}
+
+/**
+ * Issues the certificate of the control plane's HTTPS listener, with a fresh key: URI SAN
+ * `spiffe://<td>/control-plane`, DNS `localhost`, the loopback addresses, and the listen host.
+ */
+export async function issueServerCertificate(
+  ca: CertificateAuthority,
+  listenHost: string,
+  ttlMs: number,
+): Promise<{ certPem: string; keyPem: string; expiresAt: number }> {
+  const keys = await generateRsaKeyPair();
+  const dnsSans = new Set(['localhost']);
+  const ipSans = new Set(['127.0.0.1', '::1']);
+  // A wildcard listen address is not a name anybody dials, so it gets no SAN.
+  if (isIP(listenHost) !== 0 && listenHost !== '0.0.0.0' && listenHost !== '::') ipSans.add(listenHost);
+  else if (isIP(listenHost) === 0 && listenHost !== '') dnsSans.add(listenHost);
+  const issued = ca.issue(
+    keys.publicKey,
+    {
+      commonName: 'control-plane',
+      uriSans: [controlPlaneSpiffeId(ca.trustDomain)],
+      dnsSans: [...dnsSans],
+      ipSans: [...ipSans],
+      extKeyUsage: { serverAuth: true, clientAuth: false },
+    },
+    ttlMs,
+  );
+  return { ...issued, keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+function verifiedCsrPublicKey(csrPem: string): forge.pki.rsa.PublicKey {
+  let csr: forge.pki.CertificateSigningRequest;
+  try {
+    csr = forge.pki.certificationRequestFromPem(csrPem);
+  } catch (err) {
+    // node-forge reads RSA keys only; an EC CSR lands here too.
+    throw badCsr(`cannot parse the CSR: ${(err as Error).message}`);
+  }
+  let signatureValid: boolean;
+  try {
+    signatureValid = csr.verify();
+  } catch (err) {
+    throw badCsr(`cannot verify the CSR's signature: ${(err as Error).message}`);
+  }
+  if (!signatureValid) throw badCsr("the CSR's signature does not match its key");
+  const publicKey = csr.publicKey as forge.pki.rsa.PublicKey | null;
+  const bits = publicKey?.n?.bitLength() ?? 0;
+  if (publicKey === null || bits < MIN_RSA_KEY_BITS) {
+    throw badCsr(`the CSR's key is ${bits}-bit RSA; at least ${MIN_RSA_KEY_BITS}-bit RSA is required`);
+  }
+  return publicKey;
+}
+
+function badCsr(message: string): ApiError {
+  return new ApiError(ControlErrorCode.BAD_CSR, message, 400);
+}

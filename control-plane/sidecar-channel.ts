@@ -1,0 +1,102 @@
+/**
+ * The sidecar channel: WebSocket upgrades at `/v1/sidecar` on the HTTPS listener, accepted
+ * only from TLS clients whose certificate chains to the CA and names a sidecar. Refusals are
+ * plain HTTP answers sent before any upgrade, so a sidecar sees why.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Server } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { ApiErrorBody } from '../proto/control.js';
+import { ControlErrorCode, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../proto/control.js';
+import { sidecarIdentityOf } from './peer-identity.js';
+import type { SidecarSessionComponents } from './sidecar-session.js';
+import { SidecarSession } from './sidecar-session.js';
+
+/** Default interval between server pings; a session that misses one pong is terminated. */
+export const DEFAULT_PING_INTERVAL_MS = 10_000;
+/** WebSocket close code for a server going away (RFC 6455). */
+const CLOSE_GOING_AWAY = 1001;
+/** Private-use close code: a newer session of the same sidecar registered. */
+export const CLOSE_REPLACED = 4000;
+
+/** Accepts sidecar sessions and keeps them alive. */
+export class SidecarChannel {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_MESSAGE_BYTES });
+  private readonly sessions = new Set<SidecarSession>();
+  /** The registered session of each sidecar id. */
+  private readonly sessionBySidecarId = new Map<string, SidecarSession>();
+  private readonly pingTimer: NodeJS.Timeout;
+  private readonly logger: Logger;
+
+  constructor(
+    server: Server,
+    private readonly components: SidecarSessionComponents,
+    pingIntervalMs = DEFAULT_PING_INTERVAL_MS,
+  ) {
+    this.logger = components.logger.child({ component: 'sidecar-channel' });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.pingTimer = setInterval(() => {
+      for (const session of this.sessions) session.heartbeat();
+    }, pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  /** Sessions currently open. */
+  get connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  /** The acked version of every registered session, for the lag metrics. */
+  *ackedVersions(): Iterable<number> {
+    for (const session of this.sessions) if (session.isRegistered) yield session.ackedVersion;
+  }
+
+  /** Closes every session (1001) and stops accepting; resolves once all have closed. */
+  async close(): Promise<void> {
+    clearInterval(this.pingTimer);
+    const closed = [...this.wss.clients].map((ws) => new Promise<void>((resolve) => ws.once('close', () => resolve())));
+    for (const session of this.sessions) session.close(CLOSE_GOING_AWAY, 'control plane shutting down');
+    // A peer that does not answer the close handshake must not hold up shutdown.
+    const forceTimer = setTimeout(() => this.wss.clients.forEach((ws) => ws.terminate()), 1000);
+    await Promise.all(closed);
+    clearTimeout(forceTimer);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = new URL(req.url ?? '/', 'https://control-plane').pathname;
+    if (path !== SIDECAR_CHANNEL_PATH) return refuseUpgrade(socket, 404, ControlErrorCode.NOT_FOUND, `no WebSocket endpoint at ${path}`);
+    const identity = sidecarIdentityOf(socket as TLSSocket, this.components.ca.trustDomain);
+    if ('refused' in identity) {
+      this.logger.warn({ reason: identity.refused, remote: req.socket.remoteAddress }, 'refused sidecar channel');
+      return refuseUpgrade(socket, 401, ControlErrorCode.UNAUTHORIZED, identity.refused);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const session = new SidecarSession(ws, identity, { ...this.components, onRegistered: (s) => this.onRegistered(s) });
+      this.sessions.add(session);
+      ws.once('close', () => {
+        this.sessions.delete(session);
+        if (this.sessionBySidecarId.get(identity.sidecarId) === session) this.sessionBySidecarId.delete(identity.sidecarId);
+      });
+    });
+  }
+
+  /** A sidecar has one channel: a newer registration means the older session is stale. */
+  private onRegistered(session: SidecarSession): void {
+    const previous = this.sessionBySidecarId.get(session.identity.sidecarId);
+    this.sessionBySidecarId.set(session.identity.sidecarId, session);
+    if (previous !== undefined && previous !== session) previous.close(CLOSE_REPLACED, 'replaced by a newer session of this sidecar');
+  }
+}
+
+function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } } satisfies ApiErrorBody);
+  const reason = status === 404 ? 'Not Found' : 'Unauthorized';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,289 @@
+/**
+ * Control-plane wire messages: the msgpack messages on the sidecar channel, the key/value
+ * entries of the pushed config, and the JSON bodies of the REST API (see PROTOCOL.md,
+ * "Control-plane messages"). Every input is validated here, so both ends share one reading.
+ *
+ * Pure: schemas, parsing and msgpack encoding only.
+ */
+import { pack, unpack } from 'msgpackr';
+import { z } from 'zod';
+import { ValidationError } from './errors.js';
+
+/** Trust domain used when none is configured. */
+export const DEFAULT_TRUST_DOMAIN = 'trellis.local';
+/** Path of the sidecar WebSocket channel on the control plane's HTTPS listener. */
+export const SIDECAR_CHANNEL_PATH = '/v1/sidecar';
+/** Largest sidecar-channel message, in bytes (either direction). */
+export const MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
+/** Largest REST request body, in bytes. */
+export const MAX_API_BODY_BYTES = 64 * 1024;
+/** Service names are DNS labels, 1..63 characters: they appear in `<service>.mesh` and URIs. */
+export const SERVICE_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Stable codes of control-plane errors, in REST error bodies and `error` messages. */
+export const ControlErrorCode = {
+  /** Input failed validation (the message says which field). */
+  INVALID: 'TRELLIS_ERR_INVALID',
+  /** A token string is malformed. */
+  BAD_TOKEN: 'TRELLIS_ERR_BAD_TOKEN',
+  /** The token's id is unknown or its secret is wrong. */
+  TOKEN_UNKNOWN: 'TRELLIS_ERR_TOKEN_UNKNOWN',
+  /** The join token has expired. */
+  TOKEN_EXPIRED: 'TRELLIS_ERR_TOKEN_EXPIRED',
+  /** The join token was issued for another service. */
+  TOKEN_WRONG_SERVICE: 'TRELLIS_ERR_TOKEN_WRONG_SERVICE',
+  /** The CSR cannot be parsed, its signature is bad, or its key is too weak. */
+  BAD_CSR: 'TRELLIS_ERR_BAD_CSR',
+  /** An admin route was called without a valid admin token. */
+  UNAUTHORIZED: 'TRELLIS_ERR_UNAUTHORIZED',
+  NOT_FOUND: 'TRELLIS_ERR_NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'TRELLIS_ERR_METHOD_NOT_ALLOWED',
+  BODY_TOO_LARGE: 'TRELLIS_ERR_BODY_TOO_LARGE',
+  /** A sidecar sent a message other than `register` first. */
+  NOT_REGISTERED: 'TRELLIS_ERR_NOT_REGISTERED',
+  /** The control plane's data directory or one of its files is unusable. */
+  DATA_DIR: 'TRELLIS_ERR_DATA_DIR',
+  /** The control plane cannot listen on the address it was given. */
+  LISTEN: 'TRELLIS_ERR_LISTEN',
+  /** The store failed or was used after close. */
+  STORE: 'TRELLIS_ERR_STORE',
+  INTERNAL: 'TRELLIS_ERR_INTERNAL',
+} as const;
+export type ControlErrorCode = (typeof ControlErrorCode)[keyof typeof ControlErrorCode];
+
+// ---- fields ----
+
+export const serviceNameSchema = z.string().regex(SERVICE_NAME_PATTERN, 'not a valid service name (lowercase letters, digits and inner dashes, at most 63)');
+export const sidecarIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'not a valid sidecar id');
+export const policyActionSchema = z.enum(['allow', 'deny']);
+/** A rule's source: a service name, or `*` for every caller. */
+export const policySourceSchema = z.union([z.literal('*'), serviceNameSchema]);
+const hostPortPattern = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
+const addressSchema = z
+  .string()
+  .max(300)
+  .refine((s) => {
+    const port = Number(hostPortPattern.exec(s)?.[2] ?? 0);
+    return port >= 1 && port <= 65535;
+  }, 'not host:port');
+const versionSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const pemSchema = z.string().min(1).max(64 * 1024);
+
+// ---- config entries ----
+
+/** `endpoint/<service>/<sidecarId>`: one sidecar's link listener for a service. */
+export const endpointValueSchema = z.object({
+  sidecarId: sidecarIdSchema,
+  service: serviceNameSchema,
+  address: addressSchema,
+  zone: z.string().regex(/^[A-Za-z0-9._-]{0,63}$/, 'not a valid zone'),
+  weight: z.number().int().min(1).max(1000),
+  healthy: z.boolean(),
+});
+/** `policy/default`: what happens to a call no rule matches. */
+export const policyDefaultValueSchema = z.object({ action: policyActionSchema });
+/** `policy/rule/<from>/<to>`: calls from `from` (or anyone, `*`) to `to` are allowed or denied. */
+export const policyRuleValueSchema = z.object({ from: policySourceSchema, to: serviceNameSchema, action: policyActionSchema });
+
+export type EndpointValue = z.infer<typeof endpointValueSchema>;
+export type PolicyAction = z.infer<typeof policyActionSchema>;
+export type PolicyDefaultValue = z.infer<typeof policyDefaultValueSchema>;
+export type PolicyRuleValue = z.infer<typeof policyRuleValueSchema>;
+export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue;
+/** One config entry, `[key, value]`. */
+export type ConfigEntry = [key: string, value: ConfigValue];
+/** One change in a delta; `null` means the key was deleted. */
+export type ConfigChange = [key: string, value: ConfigValue | null];
+
+export const POLICY_DEFAULT_KEY = 'policy/default';
+export const ENDPOINT_KEY_PREFIX = 'endpoint/';
+export const POLICY_RULE_KEY_PREFIX = 'policy/rule/';
+
+export function endpointKey(service: string, sidecarId: string): string {
+  return `${ENDPOINT_KEY_PREFIX}${service}/${sidecarId}`;
+}
+export function policyRuleKey(from: string, to: string): string {
+  return `${POLICY_RULE_KEY_PREFIX}${from}/${to}`;
+}
+
+/**
+ * Validates `value` against the schema its key's kind demands and checks the key agrees with
+ * the value. Returns `undefined` for a key of a kind this build does not know, so that newer
+ * control planes can add kinds without breaking older sidecars.
+ * @throws ValidationError naming the key and the problem.
+ */
+export function parseConfigEntry(key: string, value: unknown): ConfigValue | undefined {
+  const parts = key.split('/');
+  let parsed: ConfigValue;
+  let expectedKey: string;
+  if (parts[0] === 'endpoint') {
+    const endpoint = parseWithSchema(endpointValueSchema, value, `config entry "${key}"`);
+    [parsed, expectedKey] = [endpoint, endpointKey(endpoint.service, endpoint.sidecarId)];
+  } else if (key === POLICY_DEFAULT_KEY) {
+    [parsed, expectedKey] = [parseWithSchema(policyDefaultValueSchema, value, `config entry "${key}"`), key];
+  } else if (parts[0] === 'policy' && parts[1] === 'rule') {
+    const rule = parseWithSchema(policyRuleValueSchema, value, `config entry "${key}"`);
+    [parsed, expectedKey] = [rule, policyRuleKey(rule.from, rule.to)];
+  } else {
+    return undefined;
+  }
+  if (key !== expectedKey) throw new ValidationError(`config entry "${key}": key does not match its value ("${expectedKey}")`);
+  return parsed;
+}
+
+// ---- sidecar channel ----
+
+const registerMessageSchema = z.object({
+  type: z.literal('register'),
+  /** host:port of the sidecar's link listener, as other sidecars should dial it. */
+  address: addressSchema,
+  zone: endpointValueSchema.shape.zone,
+  weight: endpointValueSchema.shape.weight,
+});
+const ackMessageSchema = z.object({ type: z.literal('ack'), version: versionSchema });
+const renewMessageSchema = z.object({ type: z.literal('renew'), csrPem: pemSchema });
+const healthMessageSchema = z.object({ type: z.literal('health'), healthy: z.boolean() });
+const sidecarMessageSchema = z.discriminatedUnion('type', [registerMessageSchema, ackMessageSchema, renewMessageSchema, healthMessageSchema]);
+
+/** Sent first on the channel; (re)places this sidecar's endpoint. Health starts `true`. */
+export type RegisterMessage = z.infer<typeof registerMessageSchema>;
+/** The sidecar has applied config up to `version`. */
+export type AckMessage = z.infer<typeof ackMessageSchema>;
+/** Asks for a new leaf certificate for the session's identity. */
+export type RenewMessage = z.infer<typeof renewMessageSchema>;
+/** The sidecar's app became (un)healthy. */
+export type HealthMessage = z.infer<typeof healthMessageSchema>;
+export type SidecarMessage = z.infer<typeof sidecarMessageSchema>;
+
+const rawEntrySchema = z.tuple([z.string().max(1024), z.unknown()]);
+const controlPlaneMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('snapshot'), version: versionSchema, entries: z.array(rawEntrySchema) }),
+  z.object({ type: z.literal('delta'), version: versionSchema, baseVersion: versionSchema, changes: z.array(rawEntrySchema) }),
+  z.object({ type: z.literal('certificate'), certPem: pemSchema, caPems: z.array(pemSchema).min(1), expiresAt: versionSchema }),
+  z.object({ type: z.literal('error'), code: z.string().max(64), message: z.string().max(4096) }),
+]);
+
+/** The whole config at `version`; replaces whatever the sidecar had. */
+export interface SnapshotMessage { type: 'snapshot'; version: number; entries: ConfigEntry[] }
+/** Changes that take config from `baseVersion` to `version`. */
+export interface DeltaMessage { type: 'delta'; version: number; baseVersion: number; changes: ConfigChange[] }
+/** Answer to `renew`. `expiresAt` is in ms since the epoch. */
+export interface CertificateMessage { type: 'certificate'; certPem: string; caPems: string[]; expiresAt: number }
+/** A refused message; after an invalid one the control plane closes the channel (1008). */
+export interface ErrorMessage { type: 'error'; code: string; message: string }
+export type ControlPlaneMessage = SnapshotMessage | DeltaMessage | CertificateMessage | ErrorMessage;
+
+/**
+ * Validates a decoded sidecar → control-plane message.
+ * @throws ValidationError (`TRELLIS_ERR_INVALID`) naming the bad field.
+ */
+export function parseSidecarMessage(raw: unknown): SidecarMessage {
+  return parseWithSchema(sidecarMessageSchema, raw, 'sidecar message');
+}
+
+/**
+ * Validates a decoded control-plane → sidecar message, including every config entry.
+ * Entries of unknown kinds are dropped (see {@link parseConfigEntry}).
+ * @throws ValidationError naming the bad field or entry.
+ */
+export function parseControlPlaneMessage(raw: unknown): ControlPlaneMessage {
+  const message = parseWithSchema(controlPlaneMessageSchema, raw, 'control-plane message');
+  if (message.type === 'snapshot') {
+    const entries: ConfigEntry[] = [];
+    for (const [key, value] of message.entries) {
+      const parsed = parseConfigEntry(key, value);
+      if (parsed !== undefined) entries.push([key, parsed]);
+    }
+    return { ...message, entries };
+  }
+  if (message.type === 'delta') {
+    const changes: ConfigChange[] = [];
+    for (const [key, value] of message.changes) {
+      const parsed = value === null ? null : parseConfigEntry(key, value);
+      if (parsed !== undefined) changes.push([key, parsed]);
+    }
+    return { ...message, changes };
+  }
+  return message;
+}
+
+/** Encodes a channel message as msgpack (one binary WebSocket frame). */
+export function encodeControlMessage(message: SidecarMessage | ControlPlaneMessage): Uint8Array {
+  return pack(message);
+}
+
+/** Decodes and validates one binary frame from a sidecar. @throws ValidationError */
+export function decodeSidecarMessage(bytes: Uint8Array): SidecarMessage {
+  return parseSidecarMessage(unpackChecked(bytes));
+}
+
+/** Decodes and validates one binary frame from the control plane. @throws ValidationError */
+export function decodeControlPlaneMessage(bytes: Uint8Array): ControlPlaneMessage {
+  return parseControlPlaneMessage(unpackChecked(bytes));
+}
+
+function unpackChecked(bytes: Uint8Array): unknown {
+  if (bytes.byteLength > MAX_CONTROL_MESSAGE_BYTES) {
+    throw new ValidationError(`message of ${bytes.byteLength} bytes exceeds ${MAX_CONTROL_MESSAGE_BYTES}`);
+  }
+  try {
+    return unpack(bytes) as unknown;
+  } catch (err) {
+    throw new ValidationError(`message is not msgpack: ${(err as Error).message}`);
+  }
+}
+
+// ---- REST API bodies ----
+
+export const trustBundleSchema = z.object({ trustDomain: z.string().min(1), caPems: z.array(pemSchema).min(1) });
+/** `GET /v1/trust-bundle`. */
+export type TrustBundle = z.infer<typeof trustBundleSchema>;
+
+export const joinRequestSchema = z.object({ token: z.string().max(4096), csrPem: pemSchema, service: serviceNameSchema });
+/** `POST /v1/join` body. */
+export type JoinRequest = z.infer<typeof joinRequestSchema>;
+export const joinResponseSchema = z.object({
+  sidecarId: sidecarIdSchema,
+  service: serviceNameSchema,
+  spiffeId: z.string(),
+  certPem: pemSchema,
+  caPems: z.array(pemSchema).min(1),
+  trustDomain: z.string(),
+  expiresAt: versionSchema,
+});
+/** `POST /v1/join` answer. */
+export type JoinResponse = z.infer<typeof joinResponseSchema>;
+
+export const createTokenRequestSchema = z.object({
+  service: serviceNameSchema,
+  ttlSeconds: z.number().int().min(1).max(31_536_000).default(86_400),
+});
+/** `POST /v1/tokens` body; `ttlSeconds` defaults to one day. */
+export type CreateTokenRequest = z.input<typeof createTokenRequestSchema>;
+/** `POST /v1/tokens` answer. */
+export interface CreateTokenResponse { token: string; expiresAt: number }
+export const setDefaultPolicyRequestSchema = policyDefaultValueSchema;
+export const putPolicyRuleRequestSchema = policyRuleValueSchema;
+export const deletePolicyRuleRequestSchema = z.object({ from: policySourceSchema, to: serviceNameSchema });
+/** `GET /v1/policies` answer; also the answer of every policy change. */
+export interface PoliciesView {
+  defaultAction: PolicyAction;
+  rules: PolicyRuleValue[];
+  /** Config version after which this view holds. */
+  version: number;
+}
+/** `GET /v1/services` answer. */
+export interface ServicesView {
+  services: Record<string, Array<Omit<EndpointValue, 'service'> & { connected: boolean }>>;
+}
+/** Body of every REST error answer. */
+export interface ApiErrorBody { error: { code: string; message: string } }
+
+/** Parses `value` with `schema`, throwing a ValidationError that names the first bad field. */
+export function parseWithSchema<T>(schema: z.ZodType<T, unknown>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+  throw new ValidationError(`${what}: ${where}: ${issue?.message ?? 'is invalid'}`);
+}

@@ -1,0 +1,7 @@
+/** The public surface of the wire protocol: frames, errors and the link frame codec. */
+export * from './frames.js';
+export * from './errors.js';
+export * from './encode.js';
+export * from './decode.js';
+export * from './control.js';
+export * from './tokens.js';

@@ -1,0 +1,110 @@
+/**
+ * Join and admin tokens: `<prefix><base64url(JSON)>`. A token carries the CA fingerprint so
+ * that whoever holds it can authenticate the control plane on first contact, without
+ * trusting whatever certificate the network hands them.
+ *
+ * Pure: encoding and parsing only. The control plane keeps SHA-256 hashes of the secrets.
+ */
+import { z } from 'zod';
+import { ValidationError } from './errors.js';
+import { SERVICE_NAME_PATTERN } from './control.js';
+
+/** Prefix of a join token (version 1). */
+export const JOIN_TOKEN_PREFIX = 'trellis-join-v1.';
+/** Prefix of an admin token (version 1). */
+export const ADMIN_TOKEN_PREFIX = 'trellis-admin-v1.';
+/** Longest token text accepted, checked before decoding anything. */
+export const MAX_TOKEN_CHARS = 4096;
+/** Error code of every token parse failure. */
+export const BAD_TOKEN_CODE = 'TRELLIS_ERR_BAD_TOKEN';
+
+const base64urlPattern = /^[A-Za-z0-9_-]+$/;
+
+const commonFields = {
+  /** Public token id: the control plane looks the secret's hash up by it. */
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1..64 base64url characters'),
+  /** 32 random bytes, base64url (43 characters). */
+  secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes in base64url'),
+  /** Lowercase hex SHA-256 of the CA certificate's DER. */
+  caFingerprint: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+  trustDomain: z.string().min(1).max(255),
+};
+
+const joinTokenSchema = z.object({
+  ...commonFields,
+  service: z.string().regex(SERVICE_NAME_PATTERN, 'is not a valid service name'),
+  /** Expiry, milliseconds since the epoch. */
+  expiresAt: z.number().int().nonnegative(),
+});
+
+const adminTokenSchema = z.object(commonFields);
+
+/** What a join token says: who may join as which service, until when, and which CA to trust. */
+export type JoinToken = z.infer<typeof joinTokenSchema>;
+/** What an admin token says; it grants every admin API route. */
+export type AdminToken = z.infer<typeof adminTokenSchema>;
+
+/** Encodes a join token as `trellis-join-v1.<base64url(JSON)>`. */
+export function encodeJoinToken(token: JoinToken): string {
+  return encode(JOIN_TOKEN_PREFIX, checked(joinTokenSchema, token, 'join'));
+}
+
+/** Encodes an admin token as `trellis-admin-v1.<base64url(JSON)>`. */
+export function encodeAdminToken(token: AdminToken): string {
+  return encode(ADMIN_TOKEN_PREFIX, checked(adminTokenSchema, token, 'admin'));
+}
+
+/**
+ * Parses a join token. Surrounding whitespace (a newline from a file) is ignored.
+ * @throws ValidationError with code `TRELLIS_ERR_BAD_TOKEN` naming what is wrong.
+ */
+export function parseJoinToken(text: string): JoinToken {
+  return decode(text, JOIN_TOKEN_PREFIX, joinTokenSchema, 'join');
+}
+
+/**
+ * Parses an admin token. Surrounding whitespace is ignored.
+ * @throws ValidationError with code `TRELLIS_ERR_BAD_TOKEN` naming what is wrong.
+ */
+export function parseAdminToken(text: string): AdminToken {
+  return decode(text, ADMIN_TOKEN_PREFIX, adminTokenSchema, 'admin');
+}
+
+function encode(prefix: string, body: object): string {
+  return prefix + Buffer.from(JSON.stringify(body), 'utf8').toString('base64url');
+}
+
+function decode<T>(text: string, prefix: string, schema: z.ZodType<T>, kind: string): T {
+  if (typeof text !== 'string') badToken(kind, 'not a string');
+  const trimmed = text.trim();
+  if (trimmed.length > MAX_TOKEN_CHARS) badToken(kind, `longer than ${MAX_TOKEN_CHARS} characters`);
+  if (!trimmed.startsWith(prefix)) {
+    const seen = (trimmed.split('.')[0] ?? '').slice(0, 32);
+    badToken(kind, `wrong prefix: expected "${prefix}", got "${seen}."`);
+  }
+  const payload = trimmed.slice(prefix.length);
+  // Buffer's base64url decoder skips invalid characters silently, so check the alphabet first.
+  if (!base64urlPattern.test(payload)) badToken(kind, 'payload is not base64url');
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    badToken(kind, 'payload is not JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) badToken(kind, 'payload is not a JSON object');
+  return checked(schema, json, kind);
+}
+
+/** Validates the token body, naming the first bad field. */
+function checked<T>(schema: z.ZodType<T>, body: unknown, kind: string): T {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.join('.') || '(payload)';
+  const missing = issue?.code === 'invalid_type' && (body as Record<string, unknown>)[field] === undefined;
+  return badToken(kind, missing ? `missing field "${field}"` : `field "${field}" ${issue?.message ?? 'is invalid'}`);
+}
+
+function badToken(kind: string, why: string): never {
+  throw new ValidationError(`bad ${kind} token: ${why}`, BAD_TOKEN_CODE);
+}

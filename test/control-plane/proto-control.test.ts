@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { EndpointValue } from '../../proto/control.js';
+import {
+  decodeControlPlaneMessage,
+  decodeSidecarMessage,
+  encodeControlMessage,
+  parseConfigEntry,
+  parseControlPlaneMessage,
+  parseSidecarMessage,
+} from '../../proto/control.js';
+import { ValidationError } from '../../proto/errors.js';
+
+const endpoint: EndpointValue = { sidecarId: 'sc-0123456789ab', service: 'db', address: '10.0.0.1:7401', zone: 'eu-1', weight: 100, healthy: true };
+
+function assertInvalid(fn: () => unknown, messagePart: RegExp): void {
+  assert.throws(fn, (err: unknown) => err instanceof ValidationError && err.code === 'TRELLIS_ERR_INVALID' && messagePart.test(err.message));
+}
+
+describe('control-plane messages', () => {
+  it('accepts every sidecar message and round-trips it through msgpack', () => {
+    const messages = [
+      { type: 'register', address: '[::1]:7401', zone: '', weight: 1 },
+      { type: 'ack', version: 42 },
+      { type: 'renew', csrPem: '-----BEGIN CERTIFICATE REQUEST-----' },
+      { type: 'health', healthy: false },
+    ] as const;
+    for (const message of messages) assert.deepEqual(decodeSidecarMessage(encodeControlMessage(message)), message);
+  });
+
+  it('names the bad field of an invalid sidecar message', () => {
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'nohostport', zone: 'a', weight: 1 }), /address/);
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'h:1', zone: 'a', weight: 0 }), /weight/);
+    assertInvalid(() => parseSidecarMessage({ type: 'dance' }), /type/);
+    assertInvalid(() => parseSidecarMessage('register'), /sidecar message/);
+    assertInvalid(() => decodeSidecarMessage(Buffer.from([0x92, 0x01])), /not msgpack/);
+  });
+
+  it('validates config entries in snapshots and deltas and drops unknown kinds', () => {
+    const snapshot = parseControlPlaneMessage({
+      type: 'snapshot',
+      version: 3,
+      entries: [
+        ['endpoint/db/sc-0123456789ab', endpoint],
+        ['policy/default', { action: 'deny' }],
+        ['policy/rule/*/db', { from: '*', to: 'db', action: 'allow' }],
+        ['future-kind/x', { anything: true }],
+      ],
+    });
+    assert.equal(snapshot.type, 'snapshot');
+    assert.equal(snapshot.type === 'snapshot' && snapshot.entries.length, 3);
+    const delta = decodeControlPlaneMessage(encodeControlMessage({ type: 'delta', version: 4, baseVersion: 3, changes: [['endpoint/db/sc-0123456789ab', null]] }));
+    assert.deepEqual(delta, { type: 'delta', version: 4, baseVersion: 3, changes: [['endpoint/db/sc-0123456789ab', null]] });
+    assertInvalid(() => parseConfigEntry('endpoint/web/sc-0123456789ab', endpoint), /does not match/);
+    assertInvalid(() => parseConfigEntry('policy/rule/a/b', { from: 'a', to: 'b', action: 'maybe' }), /action/);
+  });
+
+  it('throws only ValidationError on arbitrary bytes and values', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        for (const decode of [decodeSidecarMessage, decodeControlPlaneMessage]) {
+          try {
+            decode(bytes);
+          } catch (err) {
+            assert.ok(err instanceof ValidationError, String(err));
+          }
+        }
+      }),
+    );
+    fc.assert(
+      fc.property(fc.anything(), (value) => {
+        try {
+          parseControlPlaneMessage({ type: 'snapshot', version: 1, entries: [['endpoint/a/b', value]] });
+        } catch (err) {
+          assert.ok(err instanceof ValidationError, String(err));
+        }
+      }),
+    );
+  });
+});
