@@ -1,0 +1,298 @@
+/**
+ * A session: the stream multiplexer over one link. It owns the socket, runs the HELLO
+ * exchange, routes incoming frames to streams, enforces the protocol's state rules, and
+ * drains or closes the link.
+ */
+
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, errorCodeName, FrameDecoder, FrameType, ProtocolError } from '../../proto/index.js';
+import type { Frame, GoAwayFrame, HelloFrame, OpenFrame, TrellisError } from '../../proto/index.js';
+import { MuxError } from './errors.js';
+import { FrameWriter } from './frame-writer.js';
+import { localHello, negotiateVersion } from './handshake.js';
+import { PingTracker } from './ping-tracker.js';
+import { resolveSessionInit } from './session-init.js';
+import type { ResolvedSessionInit, SessionInit } from './session-init.js';
+import type { SessionStats } from './session-stats.js';
+import { MuxStream } from './stream.js';
+import type { StreamLink } from './stream.js';
+import { StreamTable } from './stream-table.js';
+import { wireMessage } from './wire-message.js';
+
+/** 'active' takes new streams; 'draining' (GOAWAY sent or received) only finishes its own; 'closed' is final. */
+type SessionPhase = 'active' | 'draining' | 'closed';
+
+/**
+ * The multiplexer over one link (any Duplex; a TLS socket in production).
+ *
+ * Events: `'ready'` (the peer's HELLO arrived and a version was agreed), `'goaway'` (code:
+ * number, message: string — the peer's GOAWAY), `'close'` (err?: TrellisError — absent after a
+ * graceful drain).
+ *
+ * Streams may be opened before 'ready': their OPEN and other frames are held and sent right
+ * after the HELLO exchange, and their data waits for the credit the peer's HELLO grants.
+ *
+ * A peer that breaks the protocol gets a GOAWAY with the wire code of the violation and the
+ * link is closed; 'close' then carries the `ProtocolError`. Exceptions thrown by listeners
+ * while a frame is handled close the link with `TRELLIS_ERR_INTERNAL`.
+ */
+export class Session extends EventEmitter {
+  readonly #init: ResolvedSessionInit;
+  readonly #writer: FrameWriter;
+  readonly #decoder = new FrameDecoder();
+  readonly #link: StreamLink;
+  readonly #streams: StreamTable;
+  readonly #pings = new PingTracker();
+
+  #phase: SessionPhase = 'active';
+  /** The peer's HELLO: unset until the handshake is done. */
+  #peerHello: HelloFrame | undefined;
+  #negotiatedVersion: number | undefined;
+  #helloTimer: NodeJS.Timeout | undefined;
+  #goAwaySent = false;
+  #bytesIn = 0;
+
+  /**
+   * Starts the session: sends HELLO and waits `helloTimeoutMs` for the peer's.
+   * @throws ValidationError `TRELLIS_ERR_INVALID` for options out of range.
+   */
+  constructor(socket: Duplex, init: SessionInit) {
+    super();
+    this.#init = resolveSessionInit(init);
+    this.#writer = new FrameWriter(socket, this.#init.maxLinkBufferedBytes);
+    this.#streams = new StreamTable(this.#init.role);
+    const writer = this.#writer;
+    this.#link = {
+      maxFramePayloadBytes: this.#init.maxFramePayloadBytes,
+      windowUpdateBytes: Math.max(1, Math.floor(this.#init.initialWindowBytes / 2)),
+      get congested() {
+        return writer.congested;
+      },
+      sendControl: (frame) => writer.send(frame),
+      sendData: (streamId, payload) => writer.sendData(streamId, payload),
+      waitForLink: (stream) => writer.flushOnDrain(stream),
+      streamClosed: (stream, resetHere) => this.#onStreamClosed(stream, resetHere),
+    };
+
+    socket.on('data', this.#onSocketData);
+    socket.on('end', this.#onSocketEnd);
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onSocketClose);
+    writer.sendNow(localHello(this.#init.initialWindowBytes));
+    this.#helloTimer = setTimeout(this.#onHelloTimeout, this.#init.helloTimeoutMs).unref();
+  }
+
+  /**
+   * Opens a stream to `service` at the peer. Before 'ready' its frames are held (see the class).
+   * @throws MuxError `TRELLIS_ERR_GOING_AWAY` after a GOAWAY either way,
+   *   `TRELLIS_ERR_SESSION_CLOSED` once closed; ProtocolError `TRELLIS_ERR_BAD_FIELD` for an
+   *   invalid service name.
+   */
+  openStream(service: string): MuxStream {
+    if (this.#phase === 'closed') throw new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session is closed');
+    if (this.#phase === 'draining') throw new MuxError('TRELLIS_ERR_GOING_AWAY', 'the link is going away');
+    const streamId = this.#streams.peekLocalStreamId();
+    if (streamId === undefined) {
+      this.goAway(ErrorCode.NONE, 'stream ids exhausted');
+      throw new MuxError('TRELLIS_ERR_GOING_AWAY', 'stream ids exhausted on this link');
+    }
+    // Sent first: an invalid service name throws before any state changes.
+    this.#writer.send({ type: FrameType.OPEN, streamId, service });
+    const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
+    const stream = new MuxStream(streamId, service, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    this.#streams.addLocal(stream);
+    return stream;
+  }
+
+  /**
+   * Measures the link's round-trip time with a PING. Rejects with MuxError
+   * `TRELLIS_ERR_SESSION_CLOSED` if the session closes first.
+   */
+  ping(): Promise<number> {
+    if (this.#phase === 'closed') return Promise.reject(new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session is closed'));
+    const { nonce, rtt } = this.#pings.start();
+    this.#writer.send({ type: FrameType.PING, nonce });
+    return rtt;
+  }
+
+  /**
+   * Sends GOAWAY: no new streams either way from now on; the link closes (without error)
+   * once every active stream is done. Only the peer's GOAWAY emits 'goaway'.
+   */
+  goAway(code: number = ErrorCode.NONE, message = ''): void {
+    if (this.#phase === 'closed') return;
+    if (!this.#goAwaySent) {
+      this.#goAwaySent = true;
+      this.#writer.send({ type: FrameType.GOAWAY, code, message: wireMessage(message) });
+    }
+    this.#phase = 'draining';
+    this.#closeIfDrained();
+  }
+
+  /** Destroys all streams (they get 'reset' STREAM_ABORTED, local) and the socket at once. */
+  close(err?: TrellisError): void {
+    if (this.#phase === 'closed') return;
+    this.#writer.destroy();
+    this.#terminate(err);
+  }
+
+  get stats(): SessionStats {
+    return {
+      activeStreams: this.#streams.size,
+      openedStreams: this.#streams.openedStreams,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#writer.bytesOut,
+      rttMs: this.#pings.lastRttMs,
+      negotiatedVersion: this.#negotiatedVersion,
+      bufferedBytes: this.#writer.bufferedBytes,
+    };
+  }
+
+  readonly #onSocketData = (chunk: Buffer): void => {
+    this.#bytesIn += chunk.length;
+    // After a GOAWAY the socket is still read (and the bytes dropped) until the peer closes.
+    if (this.#phase === 'closed') return;
+    try {
+      this.#decoder.push(chunk, this.#onFrame);
+    } catch (error) {
+      this.#onFrameError(error);
+    }
+  };
+
+  /** A frame broke the protocol, or a listener threw while one was handled. */
+  #onFrameError(error: unknown): void {
+    if (this.#phase === 'closed') return;
+    if (error instanceof ProtocolError) return this.#fail(error, error.wireCode);
+    const message = `a listener failed while a frame was handled: ${error instanceof Error ? error.message : String(error)}`;
+    this.#fail(new MuxError('TRELLIS_ERR_INTERNAL', message, { cause: error }), ErrorCode.INTERNAL_ERROR);
+  }
+
+  /** Routes one frame; throws ProtocolError for anything the protocol forbids. */
+  readonly #onFrame = (frame: Frame): void => {
+    // A frame earlier in the same chunk may have closed the session.
+    if (this.#phase === 'closed') return;
+    if (this.#peerHello === undefined) {
+      if (frame.type !== FrameType.HELLO) throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', 'a frame came before HELLO');
+      this.#onHello(frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.DATA:
+      case FrameType.WINDOW:
+      case FrameType.FIN:
+      case FrameType.RESET:
+        this.#streams.route(frame);
+        return;
+      case FrameType.OPEN:
+        this.#onOpen(frame);
+        return;
+      case FrameType.PING:
+        this.#writer.send({ type: FrameType.PONG, nonce: frame.nonce });
+        return;
+      case FrameType.PONG:
+        this.#pings.onPong(frame.nonce);
+        return;
+      case FrameType.GOAWAY:
+        this.#onGoAway(frame);
+        return;
+      case FrameType.HELLO:
+        throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', 'a second HELLO');
+    }
+  };
+
+  #onHello(hello: HelloFrame): void {
+    clearTimeout(this.#helloTimer);
+    this.#negotiatedVersion = negotiateVersion(localHello(this.#init.initialWindowBytes), hello);
+    this.#peerHello = hello;
+    this.#writer.release();
+    // Only streams opened here exist yet: the peer cannot OPEN before its HELLO.
+    for (const stream of this.#streams.values()) stream.receiveCredit(hello.initialWindowBytes);
+    this.emit('ready');
+    this.#closeIfDrained();
+  }
+
+  #onOpen(open: OpenFrame): void {
+    const streamId = open.streamId;
+    this.#streams.acceptPeerStreamId(streamId);
+    if (this.#phase !== 'active') return this.#refuse(streamId, ErrorCode.GOING_AWAY, 'the link is going away');
+    if (this.#streams.peerStreamsActive >= this.#init.maxConcurrentStreams) {
+      return this.#refuse(streamId, ErrorCode.RESOURCE_EXHAUSTED, `at most ${this.#init.maxConcurrentStreams} streams at once`);
+    }
+    const onStream = this.#init.onStream;
+    if (onStream === undefined) return this.#refuse(streamId, ErrorCode.UNKNOWN_SERVICE, 'this end serves no streams');
+    const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
+    const stream = new MuxStream(streamId, open.service, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    this.#streams.addPeer(stream);
+    onStream(stream, open.service);
+  }
+
+  #refuse(streamId: number, code: ErrorCode, message: string): void {
+    this.#writer.send({ type: FrameType.RESET, streamId, code, message });
+    // DATA may follow the OPEN at once: it is in flight already.
+    this.#streams.rememberRefused(streamId);
+  }
+
+  #onGoAway(goAway: GoAwayFrame): void {
+    if (this.#phase === 'active') this.#phase = 'draining';
+    this.emit('goaway', goAway.code, goAway.message);
+    if (goAway.code === ErrorCode.NONE || goAway.code === ErrorCode.GOING_AWAY) {
+      this.#closeIfDrained();
+      return;
+    }
+    // Any other code: the peer has given up on the link and is closing it.
+    const error = new MuxError('TRELLIS_ERR_PEER_GOAWAY', `the peer closed the link: ${errorCodeName(goAway.code)} ${goAway.message}`, {
+      wireCode: goAway.code,
+    });
+    this.#writer.end();
+    this.#terminate(error);
+  }
+
+  #onStreamClosed(stream: MuxStream, resetHere: boolean): void {
+    this.#streams.remove(stream, resetHere);
+    this.#writer.forgetWaiter(stream);
+    this.#closeIfDrained();
+  }
+
+  /** After a GOAWAY either way, the link closes gracefully once no stream is left. */
+  #closeIfDrained(): void {
+    if (this.#phase !== 'draining' || this.#peerHello === undefined || this.#streams.size > 0) return;
+    this.#writer.end();
+    this.#terminate(undefined);
+  }
+
+  readonly #onHelloTimeout = (): void => {
+    this.#fail(new MuxError('TRELLIS_ERR_HELLO_TIMEOUT', `no HELLO within ${this.#init.helloTimeoutMs} ms`), ErrorCode.PROTOCOL_ERROR);
+  };
+
+  readonly #onSocketEnd = (): void => this.#linkLost('the peer ended the link', undefined, true);
+  readonly #onSocketError = (error: Error): void => this.#linkLost(`the link failed: ${error.message}`, error, false);
+  readonly #onSocketClose = (): void => this.#linkLost('the link closed', undefined, false);
+
+  #linkLost(message: string, cause: Error | undefined, peerEnded: boolean): void {
+    if (this.#phase === 'closed') return;
+    // After the peer's FIN, ours lets it read what is queued; otherwise the socket is gone.
+    if (peerEnded) this.#writer.end();
+    else this.#writer.destroy();
+    this.#terminate(new MuxError('TRELLIS_ERR_LINK_CLOSED', message, { cause }));
+  }
+
+  /** Tells the peer why (GOAWAY with the wire code) and closes the link. */
+  #fail(error: TrellisError, wireCode: number): void {
+    if (this.#phase === 'closed') return;
+    this.#writer.sendNow({ type: FrameType.GOAWAY, code: wireCode, message: wireMessage(error.message) });
+    this.#writer.end();
+    this.#terminate(error);
+  }
+
+  /** The session is over for its users: streams aborted, pings failed, 'close' emitted. */
+  #terminate(error: TrellisError | undefined): void {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'closed';
+    clearTimeout(this.#helloTimer);
+    const reason = error?.message ?? 'the session closed';
+    for (const stream of this.#streams.takeAll()) stream.abort(reason);
+    this.#pings.failAll(error ?? new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session closed'));
+    this.emit('close', error);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The streams of one session: id allocation by role, the id rules for the peer's OPENs, and
+ * a bounded memory of streams reset here whose late frames are ignored.
+ */
+
+import { FrameType, Limits, ProtocolError } from '../../proto/index.js';
+import type { DataFrame, FinFrame, ResetFrame, WindowFrame } from '../../proto/index.js';
+import { RecentStreamIds } from './recent-stream-ids.js';
+import type { MuxStream } from './stream.js';
+
+/** Open streams by id, in both directions. */
+export class StreamTable {
+  readonly #streams = new Map<number, MuxStream>();
+  /** Streams reset or refused here, whose in-flight frames from the peer are ignored. */
+  readonly #recentlyReset = new RecentStreamIds();
+  /** Stream ids of the peer have this remainder modulo 2. */
+  readonly #peerParity: number;
+  #nextLocalStreamId: number;
+  #lastPeerStreamId = 0;
+  #peerStreamsActive = 0;
+  #openedStreams = 0;
+
+  /** The dialer's streams have odd ids, the acceptor's even ones. */
+  constructor(role: 'dialer' | 'acceptor') {
+    this.#peerParity = role === 'dialer' ? 0 : 1;
+    this.#nextLocalStreamId = role === 'dialer' ? 1 : 2;
+  }
+
+  /** The id the next stream opened here gets, or undefined once ids are exhausted. */
+  peekLocalStreamId(): number | undefined {
+    return this.#nextLocalStreamId <= Limits.MAX_STREAM_ID ? this.#nextLocalStreamId : undefined;
+  }
+
+  /** Adds a stream opened here with the id from {@link StreamTable.peekLocalStreamId}. */
+  addLocal(stream: MuxStream): void {
+    this.#nextLocalStreamId = stream.id + 2;
+    this.#streams.set(stream.id, stream);
+    this.#openedStreams++;
+  }
+
+  /**
+   * Checks the id of the peer's OPEN: the peer's parity, and above every id it used before
+   * (which rules out reuse without remembering closed streams).
+   * @throws ProtocolError `TRELLIS_ERR_STREAM_ID`.
+   */
+  acceptPeerStreamId(streamId: number): void {
+    if (streamId % 2 !== this.#peerParity) {
+      throw new ProtocolError('TRELLIS_ERR_STREAM_ID', `OPEN of stream ${streamId}, an id of this end's parity`);
+    }
+    if (streamId <= this.#lastPeerStreamId) {
+      throw new ProtocolError('TRELLIS_ERR_STREAM_ID', `OPEN of stream ${streamId}, not above the last one (${this.#lastPeerStreamId})`);
+    }
+    this.#lastPeerStreamId = streamId;
+  }
+
+  /** Adds a stream the peer opened (its id passed {@link StreamTable.acceptPeerStreamId}). */
+  addPeer(stream: MuxStream): void {
+    this.#streams.set(stream.id, stream);
+    this.#peerStreamsActive++;
+    this.#openedStreams++;
+  }
+
+  /** Forgets a closed stream; one reset here is remembered so its late frames are ignored. */
+  remove(stream: MuxStream, resetHere: boolean): void {
+    if (!this.#streams.delete(stream.id)) return;
+    if (stream.id % 2 === this.#peerParity) this.#peerStreamsActive--;
+    if (resetHere) this.#recentlyReset.add(stream.id);
+  }
+
+  /** Remembers a stream refused before it entered the table: DATA may follow its OPEN. */
+  rememberRefused(streamId: number): void {
+    this.#recentlyReset.add(streamId);
+  }
+
+  /**
+   * Hands a stream's frame to its stream.
+   * @throws ProtocolError for DATA beyond credit or after FIN, a second FIN, and for DATA or
+   *   FIN on a stream that is not open (`TRELLIS_ERR_STREAM_ID`) unless it was reset here
+   *   just now: those crossed the reset and are ignored.
+   */
+  route(frame: DataFrame | WindowFrame | FinFrame | ResetFrame): void {
+    const stream = this.#streams.get(frame.streamId);
+    switch (frame.type) {
+      case FrameType.DATA:
+        if (stream !== undefined) stream.receiveData(frame.payload);
+        else this.#checkLateFrame(frame.streamId, 'DATA');
+        return;
+      case FrameType.FIN:
+        if (stream !== undefined) stream.receiveFin();
+        else this.#checkLateFrame(frame.streamId, 'FIN');
+        return;
+      case FrameType.WINDOW:
+        // For a stream not open, the WINDOW crossed this end's FIN or reset: nothing to do.
+        stream?.receiveCredit(frame.creditBytes);
+        return;
+      case FrameType.RESET:
+        // For a stream not open, both ends reset it at once: nothing to do.
+        stream?.receiveReset(frame.code, frame.message);
+        return;
+    }
+  }
+
+  #checkLateFrame(streamId: number, what: string): void {
+    if (this.#recentlyReset.has(streamId)) return;
+    throw new ProtocolError('TRELLIS_ERR_STREAM_ID', `${what} on stream ${streamId}, which is not open`);
+  }
+
+  /** Removes and returns every stream. */
+  takeAll(): MuxStream[] {
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    this.#peerStreamsActive = 0;
+    return streams;
+  }
+
+  values(): IterableIterator<MuxStream> {
+    return this.#streams.values();
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  /** Streams the peer opened that are open now. */
+  get peerStreamsActive(): number {
+    return this.#peerStreamsActive;
+  }
+
+  /** Streams opened since the session started, both directions. */
+  get openedStreams(): number {
+    return this.#openedStreams;
+  }
+}
