@@ -1,5 +1,6 @@
 // Lint rules: the recommended sets of ESLint and typescript-eslint (type-aware), on all sources.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -19,6 +20,7 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: globals.node },
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],

@@ -29,6 +29,6 @@ export function createCsrPem(privateKeyPem: string, commonName: string): string 
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
   csr.setSubject([{ name: 'commonName', value: commonName }]);
-  csr.sign(forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  csr.sign(forge.pki.privateKeyFromPem(privateKeyPem), forge.md.sha256.create());
   return forge.pki.certificationRequestToPem(csr);
 }

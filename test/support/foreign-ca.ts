@@ -18,6 +18,6 @@ export function makeForeignIdentity(service: string, trustDomain = 'trellis.loca
     { name: 'subjectAltName', altNames: [{ type: 6, value: `spiffe://${trustDomain}/svc/${service}` }] },
     { name: 'extKeyUsage', clientAuth: true, serverAuth: true },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
   return Promise.resolve({ key: keyPem, cert: forge.pki.certificateToPem(cert) });
 }
