@@ -16,4 +16,5 @@ fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 npm run --silent lint
-node --test --test-concurrency=1 --test-timeout=300000 dist/test/
+mapfile -t tests < <(find dist/test -name "*.test.js" | sort)
+node --test --test-concurrency=1 --test-timeout=300000 "${tests[@]}"
