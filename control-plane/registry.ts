@@ -53,6 +53,14 @@ export class Registry {
     return this.config.apply([[key, { ...current, healthy }]]);
   }
 
+  /** The sidecar is draining: its endpoint goes now. Ignored unless `holder` holds the lease. */
+  deregister(holder: object, service: string, sidecarId: string): Promise<number> {
+    if (this.holders.get(sidecarId) !== holder) return Promise.resolve(this.config.version);
+    this.holders.delete(sidecarId);
+    this.cancelLease(sidecarId);
+    return this.config.apply([[endpointKey(service, sidecarId), null]]);
+  }
+
   /** `holder`'s session ended: its endpoint now lives for `leaseTtlMs` unless it registers again. */
   release(holder: object, service: string, sidecarId: string): void {
     if (this.holders.get(sidecarId) !== holder) return;

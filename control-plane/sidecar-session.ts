@@ -126,6 +126,10 @@ export class SidecarSession implements PushTarget {
         return;
       case 'renew':
         return this.renew(message.csrPem);
+      case 'deregister':
+        this.logger.info('sidecar deregistered (draining)');
+        this.track(registry.deregister(this, service, sidecarId), 'deregister');
+        return;
     }
   }
 

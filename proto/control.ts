@@ -143,7 +143,14 @@ const registerMessageSchema = z.object({
 const ackMessageSchema = z.object({ type: z.literal('ack'), version: versionSchema });
 const renewMessageSchema = z.object({ type: z.literal('renew'), csrPem: pemSchema });
 const healthMessageSchema = z.object({ type: z.literal('health'), healthy: z.boolean() });
-const sidecarMessageSchema = z.discriminatedUnion('type', [registerMessageSchema, ackMessageSchema, renewMessageSchema, healthMessageSchema]);
+const deregisterMessageSchema = z.object({ type: z.literal('deregister') });
+const sidecarMessageSchema = z.discriminatedUnion('type', [
+  registerMessageSchema,
+  ackMessageSchema,
+  renewMessageSchema,
+  healthMessageSchema,
+  deregisterMessageSchema,
+]);
 
 /** Sent first on the channel; (re)places this sidecar's endpoint. Health starts `true`. */
 export type RegisterMessage = z.infer<typeof registerMessageSchema>;
@@ -153,6 +160,8 @@ export type AckMessage = z.infer<typeof ackMessageSchema>;
 export type RenewMessage = z.infer<typeof renewMessageSchema>;
 /** The sidecar's app became (un)healthy. */
 export type HealthMessage = z.infer<typeof healthMessageSchema>;
+/** The sidecar is draining: remove its endpoint now rather than when its lease ends. */
+export type DeregisterMessage = z.infer<typeof deregisterMessageSchema>;
 export type SidecarMessage = z.infer<typeof sidecarMessageSchema>;
 
 const rawEntrySchema = z.tuple([z.string().max(1024), z.unknown()]);

@@ -48,8 +48,20 @@ export interface Sidecar {
   readonly credentials: Credentials;
   readonly config: MeshConfig;
   isReady(): boolean;
+  /**
+   * Graceful drain: deregisters, waits `propagationMs` for peers to stop picking this
+   * endpoint, stops accepting, sends GOAWAY on every link, and lets open streams finish until
+   * `deadlineMs` has passed since the call; then closes. Resolves with whether every stream
+   * finished in time.
+   */
+  drain(options?: { propagationMs?: number; deadlineMs?: number }): Promise<{ complete: boolean }>;
   close(): Promise<void>;
 }
+
+/** @default 1000 — time for the endpoint's removal to reach the peers before GOAWAY. */
+const DEFAULT_DRAIN_PROPAGATION_MS = 1000;
+/** @default 30_000 */
+const DEFAULT_DRAIN_DEADLINE_MS = 30_000;
 
 /** Starts a sidecar: joins (or reuses its saved identity), listens, and follows the control plane. */
 export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
@@ -148,12 +160,31 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       credentials,
       config,
       isReady,
+      drain: async ({ propagationMs = DEFAULT_DRAIN_PROPAGATION_MS, deadlineMs = DEFAULT_DRAIN_DEADLINE_MS } = {}) => {
+        const deadline = Date.now() + deadlineMs;
+        logger.info({ propagationMs, deadlineMs }, 'draining');
+        session.deregister();
+        await delay(Math.min(propagationMs, deadlineMs));
+        outbound.stopAccepting();
+        void linkListener.close();
+        links.drain();
+        inbound.drain();
+        const finished = Promise.all([outbound.whenIdle(), inbound.whenIdle()]).then(() => true);
+        const complete = await Promise.race([finished, delay(Math.max(0, deadline - Date.now())).then(() => false)]);
+        logger.info({ complete, unfinishedConnections: outbound.activeConnections, unfinishedInboundLinks: inbound.activeLinks }, 'drained');
+        await close();
+        return { complete };
+      },
       close,
     };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 async function obtainCredentials(init: SidecarInit, stateDir: SidecarStateDir | undefined) {

@@ -3,7 +3,7 @@ import { SERVICE_NAME_PATTERN } from '../../proto/control.js';
 import { parseJoinToken } from '../../proto/tokens.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
-import { parseControlPlaneUrl, parseFlags, required, UsageError } from '../args.js';
+import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { createLogger } from '../logger.js';
 import { untilSignal } from '../signals.js';
 
@@ -22,7 +22,11 @@ Runs a sidecar next to one instance of a service.
   --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
   --data-dir DIR            keeps the key, certificate and last config across restarts
   --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
-  --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1)`;
+  --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1)
+  --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
+                            a second signal stops at once
+  --drain-delay DURATION    on SIGTERM/SIGINT, how long to wait after deregistering before refusing
+                            new streams, so that peers stop picking this endpoint (default 1s)`;
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
@@ -37,6 +41,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     advertise: { type: 'string' },
     zone: { type: 'string' },
     weight: { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    'drain-delay': { type: 'string' },
   });
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
@@ -51,6 +57,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const upstreams = (values.upstream ?? []).map((spec) => parseUpstream(spec));
   const weight = values.weight === undefined ? 1 : Number(values.weight);
   if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new UsageError(`--weight must be a whole number 1..1000, got "${values.weight}"`);
+  const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
+  const drainPropagationMs = values['drain-delay'] === undefined ? undefined : parseDurationMs(values['drain-delay'], '--drain-delay');
   const sidecar = await startSidecar({
     service,
     controlPlaneUrls: urls,
@@ -71,7 +79,12 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   if (sidecar.adminAddress !== undefined) lines.push(`  admin on http://${sidecar.adminAddress}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   await untilSignal();
-  await sidecar.close();
+  // A second signal while draining means "now".
+  void untilSignal().then(async () => {
+    await sidecar.close();
+    process.exit(0);
+  });
+  await sidecar.drain({ deadlineMs: drainDeadlineMs, propagationMs: drainPropagationMs });
   return 0;
 }
 

@@ -36,6 +36,7 @@ export class ControlSession extends EventEmitter {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #connected = false;
+  #deregistered = false;
 
   constructor(init: ControlSessionInit) {
     super();
@@ -55,6 +56,15 @@ export class ControlSession extends EventEmitter {
     if (this.#socket?.readyState !== WebSocket.OPEN) return false;
     this.#socket.send(encodeControlMessage(message));
     return true;
+  }
+
+  /**
+   * Draining: asks the control plane to remove this endpoint now. The channel stays up (config
+   * keeps arriving) but is not re-established, since registering again would undo this.
+   */
+  deregister(): void {
+    this.#deregistered = true;
+    this.send({ type: 'deregister' });
   }
 
   close(): void {
@@ -88,6 +98,10 @@ export class ControlSession extends EventEmitter {
     });
     this.#socket = socket;
     socket.on('open', () => {
+      if (this.#deregistered) {
+        socket.close(1000, 'draining');
+        return;
+      }
       this.#attempt = 0;
       this.#connected = true;
       logger.info({ controlPlane: base }, 'control plane connected');
@@ -117,7 +131,7 @@ export class ControlSession extends EventEmitter {
   }
 
   #scheduleReconnect(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#deregistered) return;
     this.#attempt += 1;
     const exponential = Math.min(MAX_RECONNECT_DELAY_MS, MIN_RECONNECT_DELAY_MS * 2 ** Math.min(this.#attempt, 10));
     // Jitter spreads the reconnects of many sidecars after a control-plane restart.

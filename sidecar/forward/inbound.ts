@@ -6,6 +6,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import { Session } from '../mux/index.js';
 import type { HostPort } from '../net/address.js';
+import { ActiveSet } from './active-set.js';
 import { joinSocketToStream } from './join.js';
 
 export interface InboundInit {
@@ -26,7 +27,7 @@ export interface InboundInit {
  */
 export class InboundHandler {
   readonly #init: InboundInit;
-  readonly #sessions = new Set<Session>();
+  readonly #sessions = new ActiveSet<Session>();
 
   constructor(init: InboundInit) {
     this.#init = init;
@@ -54,9 +55,18 @@ export class InboundHandler {
     for (const session of this.#sessions) session.goAway();
   }
 
+  /** Inbound links open now. */
+  get activeLinks(): number {
+    return this.#sessions.size;
+  }
+
+  /** Resolves once every inbound link has closed (after a drain: once their streams are done). */
+  whenIdle(): Promise<void> {
+    return this.#sessions.whenEmpty();
+  }
+
   close(): void {
-    for (const session of this.#sessions) session.close();
-    this.#sessions.clear();
+    for (const session of [...this.#sessions]) session.close();
   }
 
   #onStream(stream: MuxStream, service: string, peerService: string): void {
