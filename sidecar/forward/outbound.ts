@@ -8,6 +8,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import type { HostPort } from '../net/address.js';
 import { formatHostPort } from '../net/address.js';
+import { ActiveSet } from './active-set.js';
 import { joinSocketToStream } from './join.js';
 
 export interface OutboundInit {
@@ -35,7 +36,7 @@ export interface UpstreamListener {
 export class OutboundForwarder {
   readonly #init: OutboundInit;
   readonly #servers = new Set<net.Server>();
-  readonly #sockets = new Set<net.Socket>();
+  readonly #sockets = new ActiveSet<net.Socket>();
 
   constructor(init: OutboundInit) {
     this.#init = init;
@@ -60,6 +61,16 @@ export class OutboundForwarder {
   stopAccepting(): void {
     for (const server of this.#servers) server.close();
     this.#servers.clear();
+  }
+
+  /** Connections being forwarded now. */
+  get activeConnections(): number {
+    return this.#sockets.size;
+  }
+
+  /** Resolves once every forwarded connection has finished. */
+  whenIdle(): Promise<void> {
+    return this.#sockets.whenEmpty();
   }
 
   /** Stops accepting and aborts every forwarded connection. */
