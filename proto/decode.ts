@@ -24,6 +24,20 @@ export interface DecoderLimits {
   maxDataPayloadBytes: number;
 }
 
+/** Limits, and how DATA payloads are handed out. */
+export interface DecoderOptions extends DecoderLimits {
+  /**
+   * Hand a DATA payload that spans chunks out in pieces, each a view of the chunk it arrived
+   * in, rather than copied into one buffer: consecutive DATA frames of one stream then carry
+   * the frame's payload in order. A byte-stream consumer (the multiplexer) loses nothing, and
+   * the decoder allocates nothing per byte, which keeps the garbage collector quiet at line
+   * rate (every allocated payload buffer counts as external memory, and V8 runs a full mark
+   * for every 64 MB of it).
+   * @default false
+   */
+  payloadPieces: boolean;
+}
+
 /** What the decoder waits for next. */
 const READ_LENGTH = 0;
 const READ_HEADER = 1;
@@ -39,11 +53,13 @@ const NO_BYTE = -1;
  *
  * A DATA payload that lies wholly inside one pushed chunk is handed out as a view of that
  * chunk (no copy): the caller must not reuse a chunk's memory while its payloads are alive.
- * A payload split across chunks is copied once into a buffer of exactly its size.
+ * A payload split across chunks is copied once into a buffer of exactly its size, or, with
+ * `payloadPieces`, handed out as several DATA frames, each a view of the chunk it came in.
  */
 export class FrameDecoder {
   readonly #maxHeaderBytes: number;
   readonly #maxDataPayloadBytes: number;
+  readonly #payloadPieces: boolean;
   // Plain msgpack; 64-bit integers come out as numbers so that range checks, not types,
   // decide whether a value is acceptable.
   readonly #unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
@@ -65,9 +81,10 @@ export class FrameDecoder {
   #failure: { error: unknown } | null = null;
 
   /** @throws RangeError for limits outside what the wire format can express. */
-  constructor(limits: Partial<DecoderLimits> = {}) {
+  constructor(limits: Partial<DecoderOptions> = {}) {
     this.#maxHeaderBytes = limits.maxHeaderBytes ?? Limits.MAX_HEADER_BYTES;
     this.#maxDataPayloadBytes = limits.maxDataPayloadBytes ?? Limits.MAX_DATA_PAYLOAD_BYTES;
+    this.#payloadPieces = limits.payloadPieces ?? false;
     if (!Number.isInteger(this.#maxHeaderBytes) || this.#maxHeaderBytes < 1 || this.#maxHeaderBytes > 0xffff) {
       throw new RangeError('maxHeaderBytes must be an integer in 1..65535');
     }
@@ -106,7 +123,8 @@ export class FrameDecoder {
       case READ_HEADER:
         return this.#headerFilled;
       case READ_PAYLOAD:
-        return this.#payloadFilled;
+        // Pieces are handed out as they arrive: nothing of the payload is held then.
+        return this.#payload === null ? 0 : this.#payloadFilled;
     }
   }
 
@@ -153,6 +171,10 @@ export class FrameDecoder {
           break;
         }
         case READ_PAYLOAD: {
+          if (this.#payloadPieces) {
+            offset = this.#emitPiece(chunk, offset, onFrame);
+            break;
+          }
           const payloadLength = this.#payloadLength;
           if (this.#payload === null) {
             // Nothing of the payload is held yet: when the header ended the previous chunk,
@@ -214,6 +236,18 @@ export class FrameDecoder {
     this.#payloadLength = payloadLength;
     this.#state = READ_PAYLOAD;
     return offset;
+  }
+
+  /** In `payloadPieces` mode: hands out what `chunk` holds of the current payload as a view. */
+  #emitPiece(chunk: Buffer, offset: number, onFrame: (frame: Frame) => void): number {
+    const take = Math.min(this.#payloadLength - this.#payloadFilled, chunk.length - offset);
+    this.#payloadFilled += take;
+    if (this.#payloadFilled === this.#payloadLength) {
+      this.#payloadFilled = 0;
+      this.#state = READ_LENGTH;
+    }
+    onFrame({ type: FrameType.DATA, streamId: this.#streamId, payload: chunk.subarray(offset, offset + take) });
+    return offset + take;
   }
 
   #checkHeaderLength(headerLength: number): void {

@@ -17,7 +17,7 @@ export async function joinMesh(urls: string[], token: JoinToken, rawToken: strin
     throw new TrellisError('TRELLIS_ERR_TOKEN_EXPIRED', `the join token expired at ${new Date(token.expiresAt).toISOString()}`);
   }
   const keys = await generateSidecarKeyPair();
-  const csrPem = createCsrPem(keys.privateKeyPem, service);
+  const csrPem = await createCsrPem(keys.privateKeyPem, service);
   let lastError: unknown;
   for (const url of urls) {
     try {

@@ -1,6 +1,5 @@
 import { createPublicKey, generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -24,7 +23,10 @@ export async function generateSidecarKeyPair(): Promise<KeyPairPem> {
  * A PKCS#10 request for the key pair of `privateKeyPem`, signed with it. The control plane
  * decides the identity in the certificate; the subject here is informational.
  */
-export function createCsrPem(privateKeyPem: string, commonName: string): string {
+export async function createCsrPem(privateKeyPem: string, commonName: string): Promise<string> {
+  // Loaded on demand: joins and renewals are rare, and every module kept in the heap makes
+  // each garbage collection of a busy sidecar slower.
+  const { default: forge } = await import('node-forge');
   const publicKeyPem = createPublicKey(privateKeyPem).export({ type: 'spki', format: 'pem' }).toString();
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);

@@ -40,10 +40,15 @@ export class CertificateRenewer {
 
   #renew(): void {
     const { privateKeyPem, sidecarId } = this.#credentials.current;
-    const csrPem = createCsrPem(privateKeyPem, sidecarId);
-    if (this.#session.send({ type: 'renew', csrPem })) this.#logger.info('certificate renewal requested');
-    else this.#logger.warn('control plane away: certificate renewal will be retried');
+    // Retried unless a new certificate arrives first (which reschedules).
     this.#timer = setTimeout(() => this.#renew(), RENEW_RETRY_MS);
     this.#timer.unref();
+    createCsrPem(privateKeyPem, sidecarId).then(
+      (csrPem) => {
+        if (this.#session.send({ type: 'renew', csrPem })) this.#logger.info('certificate renewal requested');
+        else this.#logger.warn('control plane away: certificate renewal will be retried');
+      },
+      (error: Error) => this.#logger.error({ err: error.message }, 'cannot make a renewal request'),
+    );
   }
 }

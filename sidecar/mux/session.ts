@@ -40,7 +40,7 @@ type SessionPhase = 'active' | 'draining' | 'closed';
 export class Session extends EventEmitter {
   readonly #init: ResolvedSessionInit;
   readonly #writer: FrameWriter;
-  readonly #decoder = new FrameDecoder();
+  readonly #decoder = new FrameDecoder({ payloadPieces: true });
   readonly #link: StreamLink;
   readonly #streams: StreamTable;
   readonly #pings = new PingTracker();
