@@ -1,25 +1,25 @@
 import { TrellisError } from '../proto/errors.js';
 import { UsageError } from './args.js';
-import { controlPlaneCommand } from './commands/control-plane.js';
-import { policyCommand } from './commands/policy.js';
-import { sidecarCommand } from './commands/sidecar.js';
-import { tokenCommand } from './commands/token.js';
 
 const usage = `Usage: trellis <command> [flags]
 
 Commands:
   control-plane   run the control plane (CA, registry, config)
   sidecar         run a sidecar next to a service instance
+  run             run a command next to its own sidecar (trellis run [flags] -- CMD ARGS...)
   token create    create a join token for a service
   policy          allow or deny calls between services
 
 Run 'trellis <command> --help' for a command's flags.`;
 
+// Each command is loaded only when run: a sidecar's heap then holds no control-plane code
+// (the CA's libraries among it), which keeps its garbage collections short.
 const commands: Record<string, (args: string[]) => Promise<number>> = {
-  'control-plane': controlPlaneCommand,
-  sidecar: sidecarCommand,
-  token: tokenCommand,
-  policy: policyCommand,
+  'control-plane': async (args) => (await import('./commands/control-plane.js')).controlPlaneCommand(args),
+  sidecar: async (args) => (await import('./commands/sidecar.js')).sidecarCommand(args),
+  run: async (args) => (await import('./commands/run.js')).runCommand(args),
+  token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
+  policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
 };
 
 async function main(argv: string[]): Promise<number> {

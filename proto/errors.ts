@@ -29,6 +29,8 @@ export const ErrorCode = {
   RESOURCE_EXHAUSTED: 10,
   /** An internal failure. */
   INTERNAL_ERROR: 11,
+  /** No bytes crossed the stream either way for the sidecar's idle timeout. */
+  IDLE_TIMEOUT: 12,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

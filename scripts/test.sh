@@ -4,13 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests drive as real clients and servers.
+# Debian packages the tests drive as real clients and servers: curl and python3 (proxy and
+# `trellis run` tests), redis (redis-cli through the mesh), and the benchmark's peers for its
+# quick-mode test (stunnel, HAProxy, redis-benchmark, iperf3). Command:package pairs.
 need=()
-command -v curl >/dev/null || need+=(curl)
-command -v openssl >/dev/null || need+=(openssl)
+for pair in curl:curl openssl:openssl python3:python3 redis-server:redis-server redis-cli:redis-tools \
+  redis-benchmark:redis-tools stunnel4:stunnel4 haproxy:haproxy iperf3:iperf3; do
+  command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair##*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(printf "%s\n" "${need[@]}" | sort -u) >/dev/null
 fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund

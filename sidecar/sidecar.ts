@@ -3,14 +3,19 @@ import { TrellisError } from '../proto/errors.js';
 import type { JoinToken } from '../proto/tokens.js';
 import type { AdminServer } from './admin-server.js';
 import { startAdminServer } from './admin-server.js';
+import type { BalancingOptions } from './balancer/index.js';
 import { HashRingBalancer } from './balancer/index.js';
 import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
+import type { AppHealth, HealthCheckOptions } from './health/index.js';
+import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
 import { Credentials } from './identity/credentials.js';
 import { SidecarStateDir } from './identity/state-dir.js';
 import { InboundHandler } from './forward/inbound.js';
 import type { UpstreamListener } from './forward/outbound.js';
+import type { ProxyListener } from './forward/proxy/index.js';
+import { startProxyListener } from './forward/proxy/index.js';
 import { OutboundForwarder } from './forward/outbound.js';
 import { joinMesh } from './join.js';
 import { LinkManager } from './links/link-manager.js';
@@ -33,11 +38,21 @@ export interface SidecarInit {
   /** The local app that inbound streams reach. */
   app?: HostPort;
   upstreams: { service: string; local: HostPort }[];
+  /** A SOCKS5 and HTTP proxy port through which apps reach `<service>.mesh`. */
+  proxy?: HostPort;
   admin?: HostPort;
   /** Keeps identity and last config across restarts. */
   dataDir?: string;
   zone?: string;
   weight?: number;
+  /** Hash policies, bounded load, ejection of failing endpoints, stream limits. */
+  balancing?: BalancingOptions;
+  /** Time to dial a link to another sidecar (TCP and TLS). @default 5000 */
+  connectTimeoutMs?: number;
+  /** Outbound streams with no bytes either way for this long are reset (IDLE_TIMEOUT). @default none */
+  idleTimeoutMs?: number;
+  /** Active checks of `app`, reported to the control plane; ignored without `app`. */
+  health?: HealthCheckOptions;
   logger: Logger;
 }
 
@@ -45,6 +60,8 @@ export interface Sidecar {
   readonly linkAddress: string;
   readonly adminAddress: string | undefined;
   readonly upstreams: readonly UpstreamListener[];
+  /** The proxy port's bound `host:port`, when one was asked for. */
+  readonly proxyAddress: string | undefined;
   readonly credentials: Credentials;
   readonly config: MeshConfig;
   isReady(): boolean;
@@ -75,7 +92,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   metrics.certExpiry(credentials.current.expiresAt);
   credentials.on('change', () => metrics.certExpiry(credentials.current.expiresAt));
   const config = new MeshConfig();
-  const balancer = new HashRingBalancer();
+  const balancer = new HashRingBalancer({ ...init.balancing, observer: metrics });
   config.on('services', (services: Set<string>) => {
     for (const service of services) balancer.update(service, config.endpoints(service));
   });
@@ -92,7 +109,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     });
   }
 
-  const transport = new TlsLinkTransport(credentials);
+  const transport = new TlsLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs });
   const links = new LinkManager({ transport, metrics, logger });
   const inbound = new InboundHandler({
     service: init.service,
@@ -101,11 +118,21 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     metrics,
     logger,
   });
-  const outbound = new OutboundForwarder({ balancer, links, metrics, logger });
+  const outbound = new OutboundForwarder({
+    balancer,
+    links,
+    metrics,
+    logger,
+    hashPolicies: init.balancing?.hashPolicies,
+    idleTimeoutMs: init.idleTimeoutMs,
+  });
 
   const closers: (() => Promise<void> | void)[] = [];
-  const close = async (): Promise<void> => {
-    for (const closer of closers.reverse()) await closer();
+  let closing: Promise<void> | undefined;
+  // Idempotent: a drain ends in close(), and a caller may close again.
+  const close = (): Promise<void> => (closing ??= closeAll());
+  const closeAll = async (): Promise<void> => {
+    for (const closer of [...closers].reverse()) await closer();
   };
   try {
     const linkListener: LinkListener = await transport.listen(init.listen.host, init.listen.port, (link) => inbound.accept(link));
@@ -113,6 +140,12 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     const upstreams: UpstreamListener[] = [];
     closers.push(() => outbound.close(), () => links.close());
     for (const upstream of init.upstreams) upstreams.push(await outbound.listen(upstream.service, upstream.local));
+    let proxy: ProxyListener | undefined;
+    if (init.proxy !== undefined) {
+      const proxyListener = await startProxyListener({ listen: init.proxy, forwarder: outbound, logger });
+      closers.push(() => proxyListener.close());
+      proxy = proxyListener;
+    }
 
     const session = new ControlSession({
       urls: init.controlPlaneUrls,
@@ -123,6 +156,12 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     });
     session.start();
     closers.push(() => session.close());
+    let appHealth: AppHealth | undefined;
+    if (init.health !== undefined && init.app !== undefined) {
+      const checks = startAppHealthChecks({ app: init.app, options: init.health, channel: session, logger });
+      closers.push(() => checks.stop());
+      appHealth = checks;
+    }
     const renewer = new CertificateRenewer({ credentials, session, logger });
     closers.push(() => renewer.stop());
     if (stateDir !== undefined) {
@@ -146,7 +185,9 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
           configVersion: config.version,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
           linkAddress: linkListener.address,
-          upstreams: upstreams.map((u) => ({ service: u.service, address: u.address, endpoints: config.endpoints(u.service) })),
+          upstreams: upstreams.map((u) => ({ service: u.service, address: u.address, endpoints: config.endpoints(u.service), load: balancer.endpointStats(u.service) })),
+          appHealthy: appHealth?.healthy,
+          proxyAddress: proxy?.address,
           outboundLinks: links.size,
         }),
       });
@@ -157,6 +198,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       linkAddress: linkListener.address,
       adminAddress: admin?.address,
       upstreams,
+      proxyAddress: proxy?.address,
       credentials,
       config,
       isReady,
@@ -166,6 +208,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
         session.deregister();
         await delay(Math.min(propagationMs, deadlineMs));
         outbound.stopAccepting();
+        proxy?.stopAccepting();
         void linkListener.close();
         links.drain();
         inbound.drain();

@@ -5,11 +5,13 @@ import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { createLogger } from '../logger.js';
+import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { untilSignal } from '../signals.js';
 
 export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen HOST:PORT
-                       [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--admin HOST:PORT]
+                       [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--proxy HOST:PORT] [--admin HOST:PORT]
                        [--data-dir DIR] [--advertise HOST:PORT] [--zone ZONE] [--weight N]
+                       [outbound traffic and health flags, below]
 
 Runs a sidecar next to one instance of a service.
   --service NAME            this instance's service
@@ -19,6 +21,8 @@ Runs a sidecar next to one instance of a service.
   --listen HOST:PORT        mTLS link listener for other sidecars
   --app HOST:PORT           the local app that callers of NAME reach
   --upstream SVC=HOST:PORT  a local port whose connections go to service SVC (repeatable)
+  --proxy HOST:PORT         a SOCKS5 and HTTP proxy port reaching <service>.mesh (the port in
+                            <service>.mesh:PORT is ignored); other names are refused
   --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
   --data-dir DIR            keeps the key, certificate and last config across restarts
   --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
@@ -26,7 +30,7 @@ Runs a sidecar next to one instance of a service.
   --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
                             a second signal stops at once
   --drain-delay DURATION    on SIGTERM/SIGINT, how long to wait after deregistering before refusing
-                            new streams, so that peers stop picking this endpoint (default 1s)`;
+                            new streams, so that peers stop picking this endpoint (default 1s)${trafficFlagsHelp}`;
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
@@ -36,11 +40,13 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     listen: { type: 'string' },
     app: { type: 'string' },
     upstream: { type: 'string', multiple: true },
+    proxy: { type: 'string' },
     admin: { type: 'string' },
     'data-dir': { type: 'string' },
     advertise: { type: 'string' },
     zone: { type: 'string' },
     weight: { type: 'string' },
+    ...trafficFlagOptions,
     'drain-timeout': { type: 'string' },
     'drain-delay': { type: 'string' },
   });
@@ -57,6 +63,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const upstreams = (values.upstream ?? []).map((spec) => parseUpstream(spec));
   const weight = values.weight === undefined ? 1 : Number(values.weight);
   if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new UsageError(`--weight must be a whole number 1..1000, got "${values.weight}"`);
+  const traffic = parseTrafficFlags(values, values.app !== undefined);
   const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
   const drainPropagationMs = values['drain-delay'] === undefined ? undefined : parseDurationMs(values['drain-delay'], '--drain-delay');
   const sidecar = await startSidecar({
@@ -67,15 +74,18 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     advertise: values.advertise === undefined ? undefined : (parseHostPort(values.advertise, '--advertise'), values.advertise),
     app: values.app === undefined ? undefined : parseHostPort(values.app, '--app'),
     upstreams,
+    proxy: values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy'),
     admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
     dataDir: values['data-dir'],
     zone: values.zone,
     weight,
+    ...traffic,
     logger: createLogger(`sidecar:${service}`),
   });
   if (!sidecar.isReady()) await once(sidecar.config, 'version');
   const lines = [`sidecar ${service} ready: links on ${sidecar.linkAddress}`];
   for (const upstream of sidecar.upstreams) lines.push(`  upstream ${upstream.service} on ${upstream.address}`);
+  if (sidecar.proxyAddress !== undefined) lines.push(`  proxy on ${sidecar.proxyAddress} (SOCKS5 and HTTP, for <service>.mesh)`);
   if (sidecar.adminAddress !== undefined) lines.push(`  admin on http://${sidecar.adminAddress}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   await untilSignal();

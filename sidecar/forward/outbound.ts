@@ -2,14 +2,18 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode, errorCodeName } from '../../proto/errors.js';
-import type { Balancer } from '../balancer/balancer.js';
+import type { Balancer, StreamLease } from '../balancer/balancer.js';
+import type { HashPolicy } from '../balancer/hash-policy.js';
+import { hashKeyOf } from '../balancer/hash-policy.js';
 import type { LinkManager } from '../links/link-manager.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import type { HostPort } from '../net/address.js';
 import { formatHostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
+import { IdleStreamSweeper } from './idle-streams.js';
 import { joinSocketToStream } from './join.js';
+import { NoRouteError } from './no-route.js';
 
 export interface OutboundInit {
   balancer: Balancer;
@@ -18,6 +22,25 @@ export interface OutboundInit {
   logger: Logger;
   /** How many ring candidates to try when a link dial fails. @default 3 */
   maxDialAttempts?: number;
+  /** What makes the ring key of a connection, per destination service. @default source-ip-port for every service */
+  hashPolicies?: ReadonlyMap<string, HashPolicy>;
+  /** A stream with no bytes either way for this long is reset with IDLE_TIMEOUT. @default none */
+  idleTimeoutMs?: number;
+}
+
+/** How {@link OutboundForwarder.forwardConnection} takes over a connection accepted elsewhere (a proxy port). */
+export interface ForwardConnectionOptions {
+  /**
+   * The ring key when the service has no hash policy of its own (`--hash`): the connection's
+   * source `address:port`, as for upstream ports. A policy set for the service takes precedence.
+   */
+  key: string;
+  /** Bytes already read from the socket (after a proxy handshake): sent to the service first, in order. */
+  initialBytes?: Buffer;
+  /** The stream is open: write the proxy's success reply here; nothing from the service has reached the socket yet. */
+  onOpen?: () => void;
+  /** No endpoint could be reached: answer the client here and close (otherwise the socket is reset). */
+  onNoRoute?: (error: Error) => void;
 }
 
 /** A local listener that sends every accepted connection to one service of the mesh. */
@@ -30,22 +53,27 @@ export interface UpstreamListener {
 
 /**
  * The source side: each connection accepted on an upstream port becomes a stream to an
- * endpoint of the service, picked on the hash ring by the connection's source address and
- * port, over a long-lived link to that endpoint's sidecar.
+ * endpoint of the service, picked by the balancer with a key from the service's hash policy,
+ * over a long-lived link to that endpoint's sidecar. The endpoint's behaviour (dial failures,
+ * an unreachable app, an answer) goes back to the balancer, which ejects endpoints that keep
+ * failing.
  */
 export class OutboundForwarder {
   readonly #init: OutboundInit;
   readonly #servers = new Set<net.Server>();
   readonly #sockets = new ActiveSet<net.Socket>();
+  readonly #idleStreams: IdleStreamSweeper | undefined;
 
   constructor(init: OutboundInit) {
     this.#init = init;
+    const { idleTimeoutMs, metrics } = init;
+    this.#idleStreams = idleTimeoutMs === undefined ? undefined : new IdleStreamSweeper({ idleTimeoutMs, onIdleReset: () => metrics.idleStreamReset() });
   }
 
   /** Listens on `local` for connections to `service`. Rejects if the port is taken. */
   async listen(service: string, local: HostPort): Promise<UpstreamListener> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
-    server.on('connection', (socket) => this.#forward(service, socket));
+    server.on('connection', (socket) => this.forwardConnection(service, socket, { key: `${socket.remoteAddress}:${socket.remotePort}` }));
     server.listen(local.port, local.host);
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
     this.#servers.add(server);
@@ -79,52 +107,97 @@ export class OutboundForwarder {
     for (const socket of this.#sockets) socket.destroy();
   }
 
-  #forward(service: string, socket: net.Socket): void {
+  /**
+   * Sends a connection accepted elsewhere to `service`, as an upstream port does with its own.
+   * The socket must be paused; it is resumed once its stream is open.
+   */
+  forwardConnection(service: string, socket: net.Socket, options: ForwardConnectionOptions): void {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     // Until the stream exists the socket stays paused (pauseOnConnect): its bytes wait in the kernel.
     socket.on('error', () => undefined);
-    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const policy = this.#init.hashPolicies?.get(service);
+    const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
     this.#openStream(service, key).then(
-      (stream) => {
+      ({ stream, lease }) => {
         if (socket.destroyed) {
           stream.reset(ErrorCode.STREAM_ABORTED, 'app connection closed before the stream opened');
           return;
         }
-        this.#track(stream);
+        this.#track(service, stream, lease);
+        options.onOpen?.();
         joinSocketToStream(socket, stream, this.#init.metrics);
+        this.#idleStreams?.watch(stream, socket);
+        const initialBytes = options.initialBytes;
+        if (initialBytes !== undefined && initialBytes.length > 0) {
+          this.#init.metrics.bytes('out', initialBytes.length);
+          // Out of credit already: the stream's 'drain' resumes the socket (joinSocketToStream).
+          if (!stream.write(initialBytes)) return;
+        }
         socket.resume();
       },
       (error: Error) => {
-        this.#init.logger.warn({ service, err: error.message }, 'no route for connection');
-        this.#init.metrics.streamError(errorCodeName(ErrorCode.APP_UNREACHABLE));
-        socket.resetAndDestroy();
+        const code = (error as Partial<NoRouteError>).code;
+        this.#init.logger.warn({ service, code, err: error.message }, 'no route for connection');
+        this.#init.metrics.streamError(errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
+        if (options.onNoRoute !== undefined) options.onNoRoute(error);
+        else socket.resetAndDestroy();
       },
     );
   }
 
-  async #openStream(service: string, key: string): Promise<MuxStream> {
+  async #openStream(service: string, key: string): Promise<{ stream: MuxStream; lease: StreamLease }> {
     const { balancer, links, logger } = this.#init;
-    const candidates = balancer.candidates(service, key, this.#init.maxDialAttempts ?? 3);
-    if (candidates.length === 0) throw new Error(`service "${service}" has no healthy endpoint`);
+    const tried = new Set<string>();
     let lastError: unknown;
-    for (const endpoint of candidates) {
+    for (let attempt = 0; attempt < (this.#init.maxDialAttempts ?? 3); attempt++) {
+      const picked = balancer.pick(service, key, tried);
+      if (!picked.ok) {
+        if (picked.reason === 'all-full') {
+          throw new NoRouteError('TRELLIS_ERR_ENDPOINTS_FULL', `every endpoint of "${service}" is at its stream limit; refusing the connection`, ErrorCode.RESOURCE_EXHAUSTED);
+        }
+        if (lastError !== undefined) break;
+        throw new NoRouteError('TRELLIS_ERR_NO_ENDPOINT', `service "${service}" has no healthy endpoint`, ErrorCode.APP_UNREACHABLE);
+      }
+      const { lease } = picked;
+      tried.add(lease.endpoint.sidecarId);
       try {
-        return await links.openStream({ address: endpoint.address, service }, service);
+        const stream = await links.openStream({ address: lease.endpoint.address, service }, service);
+        stream.once('close', () => lease.release());
+        return { stream, lease };
       } catch (error) {
+        lease.release();
         lastError = error;
-        logger.warn({ service, endpoint: endpoint.address, err: (error as Error).message }, 'link dial failed; trying the next endpoint');
+        logger.warn({ service, endpoint: lease.endpoint.address, err: (error as Error).message }, 'link dial failed; trying the next endpoint');
+        this.#endpointFailed(service, lease);
       }
     }
-    throw lastError instanceof Error ? lastError : new Error(String(lastError));
+    const message = lastError instanceof Error ? lastError.message : String(lastError);
+    throw new NoRouteError('TRELLIS_ERR_NO_ENDPOINT', `no endpoint of "${service}" could be reached: ${message}`, ErrorCode.APP_UNREACHABLE, { cause: lastError });
   }
 
-  #track(stream: MuxStream): void {
+  #endpointFailed(service: string, lease: StreamLease): void {
+    const ejection = lease.failed();
+    if (ejection === undefined) return;
+    this.#init.logger.warn({ service, endpoint: lease.endpoint.address, sidecarId: lease.endpoint.sidecarId, ...ejection }, 'endpoint keeps failing; ejected');
+  }
+
+  #track(service: string, stream: MuxStream, lease: StreamLease): void {
     const { metrics } = this.#init;
     metrics.streamOpened('outbound');
     stream.once('close', () => metrics.streamClosed('outbound'));
+    // Bytes or a clean FIN from the peer mean its app took the stream: the endpoint works.
+    let answered = false;
+    const onAnswer = (): void => {
+      if (answered) return;
+      answered = true;
+      lease.succeeded();
+    };
+    stream.once('data', onAnswer);
+    stream.once('end', onAnswer);
     stream.once('reset', (code: number, _message: string, local: boolean) => {
       if (local) metrics.streamError(errorCodeName(code));
+      else if (code === ErrorCode.APP_UNREACHABLE && !answered) this.#endpointFailed(service, lease);
     });
   }
 }

@@ -1,7 +1,8 @@
+import type { BalancerObserver } from '../balancer/balancer.js';
 import type { ForwardObserver } from '../forward/join.js';
 
 /** Where the sidecar reports what it does. The Prometheus adapter is one implementation. */
-export interface SidecarMetrics extends ForwardObserver {
+export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   streamOpened(direction: 'inbound' | 'outbound'): void;
   streamClosed(direction: 'inbound' | 'outbound'): void;
   /** A stream ended with an error code (by name, e.g. APP_UNREACHABLE). */
@@ -13,6 +14,8 @@ export interface SidecarMetrics extends ForwardObserver {
   linksActive(count: number): void;
   /** A link closed because the peer broke the protocol, by ProtocolError code. */
   protocolViolation(code: string): void;
+  /** An outbound stream was reset because no bytes crossed it for the idle timeout. */
+  idleStreamReset(): void;
   certExpiry(expiresAtMs: number): void;
   configVersion(version: number): void;
   /** Text exposition for `/metrics`. */

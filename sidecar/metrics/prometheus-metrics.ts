@@ -14,6 +14,9 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #linkRttSeconds: Gauge<'peer'>;
   readonly #linksActive: Gauge;
   readonly #protocolViolations: Counter<'code'>;
+  readonly #endpointEjections: Counter<'upstream'>;
+  readonly #boundedLoadSkips: Counter<'upstream'>;
+  readonly #idleStreamResets: Counter;
   readonly #certExpiry: Gauge;
   readonly #configVersion: Gauge;
 
@@ -74,6 +77,23 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       labelNames: ['code'],
       registers,
     });
+    this.#endpointEjections = new Counter({
+      name: 'trellis_sidecar_endpoint_ejections_total',
+      help: 'Endpoints taken out of rotation after consecutive failures, by upstream service.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.#boundedLoadSkips = new Counter({
+      name: 'trellis_sidecar_bounded_load_skips_total',
+      help: 'Endpoints passed over because they were above their load bound, by upstream service.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.#idleStreamResets = new Counter({
+      name: 'trellis_sidecar_idle_stream_resets_total',
+      help: 'Outbound streams reset because no bytes crossed them for the idle timeout.',
+      registers,
+    });
     this.#certExpiry = new Gauge({
       name: 'trellis_sidecar_cert_expiry_timestamp_seconds',
       help: 'When the sidecar certificate expires (Unix seconds).',
@@ -113,6 +133,15 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   protocolViolation(code: string): void {
     this.#protocolViolations.inc({ code });
+  }
+  endpointEjected(service: string): void {
+    this.#endpointEjections.inc({ upstream: service });
+  }
+  boundedLoadSkipped(service: string): void {
+    this.#boundedLoadSkips.inc({ upstream: service });
+  }
+  idleStreamReset(): void {
+    this.#idleStreamResets.inc();
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));

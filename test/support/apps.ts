@@ -11,8 +11,8 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-async function listen(server: net.Server, counter: { accepted: number }): Promise<TestApp> {
-  server.listen(0, '127.0.0.1');
+async function listen(server: net.Server, counter: { accepted: number }, requestedPort = 0): Promise<TestApp> {
+  server.listen(requestedPort, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
   const sockets = new Set<net.Socket>();
@@ -46,9 +46,10 @@ export function startEchoApp(): Promise<TestApp> {
 
 /**
  * Answers each connection with `name\n`, which tells which endpoint served it; then echoes, or
- * with `closeFirst` half-closes at once (so the app side closes first).
+ * with `closeFirst` half-closes at once (so the app side closes first). `port` (default 0)
+ * brings an app back on the port it had.
  */
-export function startNamedApp(name: string, options: { closeFirst?: boolean } = {}): Promise<TestApp> {
+export function startNamedApp(name: string, options: { closeFirst?: boolean; port?: number } = {}): Promise<TestApp> {
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on('error', () => undefined);
     if (options.closeFirst === true) {
@@ -59,7 +60,7 @@ export function startNamedApp(name: string, options: { closeFirst?: boolean } = 
     socket.write(`${name}\n`);
     socket.pipe(socket);
   });
-  return listen(server, { accepted: 0 });
+  return listen(server, { accepted: 0 }, options.port);
 }
 
 /**
