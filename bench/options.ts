@@ -1,0 +1,138 @@
+/** Command-line options of `npm run bench` and the sizes of a full and a quick run. */
+import { parseArgs } from 'node:util';
+import type { ContenderId, WorkloadId } from './results.js';
+import { CONTENDER_IDS, WORKLOAD_IDS } from './results.js';
+
+/** How much work each workload does; every loop of the harness is bounded by these. */
+export interface BenchSizes {
+  /**
+   * Rounds of the data-path workloads (bulk, rr50, rr1, churn), contenders taking turns; each
+   * figure is the median. Load from elsewhere on a shared machine comes and goes, and this
+   * spreads it over the contenders.
+   */
+  repeats: number;
+  /** iperf3 test length. */
+  bulkSeconds: number;
+  /** redis-benchmark `-n` per command (SET and GET) with 50 connections. */
+  rr50Requests: number;
+  /** redis-benchmark `-n` for GET over one connection. */
+  rr1Requests: number;
+  /** redis-benchmark `-n` for PING_INLINE with a new connection per request. */
+  churnRequests: number;
+  /** Concurrent connections held through one proxy pair. */
+  streams: number;
+  /** Bytes each held connection sends and gets echoed. */
+  streamPayloadBytes: number;
+  /** Wait after the one connection before idle memory is read. */
+  idleSettleSeconds: number;
+  /** Simulated sidecars per control-plane run, one run per entry. */
+  controlPlaneSidecars: number[];
+  /** Policy changes timed per control-plane run. */
+  policyRounds: number;
+  /** Time spent in each micro-benchmark case. */
+  microSeconds: number;
+}
+
+export const FULL_SIZES: BenchSizes = {
+  repeats: 3,
+  bulkSeconds: 5,
+  rr50Requests: 100_000,
+  rr1Requests: 20_000,
+  churnRequests: 10_000,
+  streams: 10_000,
+  streamPayloadBytes: 1024,
+  idleSettleSeconds: 5,
+  controlPlaneSidecars: [1_000, 5_000],
+  policyRounds: 3,
+  microSeconds: 1,
+};
+
+/** About two minutes in all: a first look, with figures noisier than a full run's. */
+export const QUICK_SIZES: BenchSizes = {
+  repeats: 1,
+  bulkSeconds: 2,
+  rr50Requests: 20_000,
+  rr1Requests: 5_000,
+  churnRequests: 2_000,
+  streams: 2_000,
+  streamPayloadBytes: 1024,
+  idleSettleSeconds: 2,
+  controlPlaneSidecars: [500],
+  policyRounds: 2,
+  microSeconds: 0.5,
+};
+
+/** Small enough for a test (`--quick --tiny`), large enough that every code path runs. */
+export const TINY_SIZES: BenchSizes = {
+  repeats: 1,
+  bulkSeconds: 1,
+  rr50Requests: 2_000,
+  rr1Requests: 500,
+  churnRequests: 300,
+  streams: 200,
+  streamPayloadBytes: 1024,
+  idleSettleSeconds: 1,
+  controlPlaneSidecars: [50],
+  policyRounds: 1,
+  microSeconds: 0.2,
+};
+
+export type SizesName = 'full' | 'quick' | 'tiny';
+
+export interface BenchOptions {
+  mode: 'full' | 'quick';
+  sizesName: SizesName;
+  sizes: BenchSizes;
+  workloads: WorkloadId[];
+  contenders: ContenderId[];
+  /** Directory the JSON and markdown results go to. */
+  outDir: string;
+}
+
+export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--out DIR]
+  --quick          small sizes (about two minutes)
+  --tiny           with --quick: the smallest sizes, for the harness's own test
+  --only           workloads among: ${WORKLOAD_IDS.join(', ')}
+  --contenders     contenders among: ${CONTENDER_IDS.join(', ')} (trellis is always run)
+  --out DIR        where <date>.json and <date>.md go (default bench/results)`;
+
+/** @throws Error with a one-line reason for a bad flag. */
+export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      tiny: { type: 'boolean', default: false },
+      only: { type: 'string', multiple: true },
+      contenders: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help === true) throw new Error(USAGE);
+  const mode = values.quick === true ? 'quick' : 'full';
+  if (values.tiny === true && mode !== 'quick') throw new Error('--tiny goes with --quick');
+  const sizesName: SizesName = values.tiny === true ? 'tiny' : mode;
+  const workloads = pickList(values.only, WORKLOAD_IDS, '--only');
+  const contenders = pickList(values.contenders, CONTENDER_IDS, '--contenders');
+  // Every figure is a ratio to Trellis's, so Trellis always runs.
+  if (!contenders.includes('trellis')) contenders.push('trellis');
+  return {
+    mode,
+    sizesName,
+    sizes: { full: FULL_SIZES, quick: QUICK_SIZES, tiny: TINY_SIZES }[sizesName],
+    workloads,
+    contenders: CONTENDER_IDS.filter((id) => contenders.includes(id)),
+    outDir: values.out ?? defaultOutDir,
+  };
+}
+
+function pickList<T extends string>(given: string[] | undefined, known: readonly T[], flag: string): T[] {
+  if (given === undefined) return [...known];
+  const names = given.flatMap((value) => value.split(',')).map((name) => name.trim()).filter((name) => name !== '');
+  for (const name of names) {
+    if (!(known as readonly string[]).includes(name)) throw new Error(`${flag}: unknown "${name}" (known: ${known.join(', ')})`);
+  }
+  return known.filter((id) => names.includes(id));
+}

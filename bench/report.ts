@@ -1,0 +1,143 @@
+/**
+ * The results as a JSON file and a markdown table: every Trellis figure beside each other
+ * contender's same figure and as a ratio to it, with the issue's targets marked met or not.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BenchSizes } from './options.js';
+import type { BenchResults, Cell, ContenderId, MetricRow, Target, TargetResult } from './results.js';
+import { CONTENDER_TITLES, isMeasured } from './results.js';
+
+/** Streams a sidecar must hold for the memory target to apply. */
+const STREAMS_TARGET_COUNT = 10_000;
+/** Simulated sidecars the propagation target is stated for. */
+const CONTROL_PLANE_TARGET_SIDECARS = 5_000;
+const MAX_OBSERVATIONS_SHOWN = 40;
+
+/** The goals Trellis is held to, for the sizes of this run. */
+export function targetsFor(sizes: BenchSizes): Target[] {
+  const targets: Target[] = [
+    { metric: 'bulk.throughput', kind: 'relative', versus: 'stunnel', factor: 1.0, text: '≥ 1.0× stunnel' },
+    { metric: 'rr50.set.rps', kind: 'relative', versus: 'haproxy', factor: 1.5, text: '≥ 1.5× HAProxy' },
+    { metric: 'rr50.get.rps', kind: 'relative', versus: 'haproxy', factor: 1.5, text: '≥ 1.5× HAProxy' },
+    { metric: 'rr1.get.p50', kind: 'relative', versus: 'stunnel', factor: 1.0, text: '≤ stunnel' },
+    { metric: 'churn.rps', kind: 'relative', versus: 'stunnel', factor: 10, text: '≥ 10× stunnel' },
+    { metric: 'idle.rss.client', kind: 'absolute', bound: 50, text: '≤ 50 MB' },
+    { metric: 'idle.rss.server', kind: 'absolute', bound: 50, text: '≤ 50 MB' },
+  ];
+  if (sizes.streams >= STREAMS_TARGET_COUNT) {
+    targets.push({ metric: 'streams.peak_rss.client', kind: 'absolute', bound: 200, text: '≤ 200 MB' });
+    targets.push({ metric: 'streams.peak_rss.server', kind: 'absolute', bound: 200, text: '≤ 200 MB' });
+  }
+  if (sizes.controlPlaneSidecars.includes(CONTROL_PLANE_TARGET_SIDECARS)) {
+    targets.push({ metric: `cp.${CONTROL_PLANE_TARGET_SIDECARS}.policy_p99`, kind: 'absolute', bound: 2000, text: '≤ 2 s' });
+  }
+  for (const sidecars of sizes.controlPlaneSidecars) {
+    targets.push({ metric: `cp.${sidecars}.certs_per_s`, kind: 'absolute', bound: 500, text: '≥ 500 certs/s' });
+  }
+  return targets;
+}
+
+/** Trellis's figure divided by `versus`'s, when both are measured. */
+export function ratioToTrellis(row: MetricRow, versus: ContenderId): number | undefined {
+  const [mine, theirs] = [row.cells.trellis, row.cells[versus]];
+  return isMeasured(mine) && isMeasured(theirs) && theirs !== 0 ? mine / theirs : undefined;
+}
+
+export function evaluateTargets(rows: readonly MetricRow[], targets: readonly Target[]): TargetResult[] {
+  return targets.map((target) => {
+    const row = rows.find((candidate) => candidate.metric === target.metric);
+    const base = { metric: target.metric, text: target.text };
+    if (row === undefined) return { ...base, verdict: 'not measured', measured: 'not run' };
+    const compare = (value: number, bound: number): boolean => (row.better === 'higher' ? value >= bound : value <= bound);
+    if (target.kind === 'relative') {
+      const ratio = ratioToTrellis(row, target.versus);
+      if (ratio === undefined) return { ...base, verdict: 'not measured', measured: 'no ratio (a figure is missing)' };
+      return { ...base, verdict: compare(ratio, target.factor) ? 'met' : 'not met', measured: `${formatRatio(ratio)}` };
+    }
+    const value = row.cells.trellis;
+    if (!isMeasured(value)) return { ...base, verdict: 'not measured', measured: String(value) };
+    return { ...base, verdict: compare(value, target.bound) ? 'met' : 'not met', measured: `${formatNumber(value)} ${row.unit}` };
+  });
+}
+
+/** Three significant digits: more would be noise on a shared machine. */
+export function formatNumber(value: number): string {
+  const rounded = Number(value.toPrecision(3));
+  return Math.abs(rounded) >= 1000 ? rounded.toLocaleString('en-US') : String(rounded);
+}
+
+function formatRatio(ratio: number): string {
+  return `${ratio >= 100 ? ratio.toFixed(0) : ratio.toPrecision(2)}×`;
+}
+
+function formatCell(cell: Cell): string {
+  return isMeasured(cell) ? formatNumber(cell) : escapeCell(cell);
+}
+
+function escapeCell(text: string): string {
+  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+}
+
+export function renderMarkdown(results: BenchResults): string {
+  const others = results.contenders.filter((id) => id !== 'trellis');
+  const { machine } = results;
+  const repeats = Number(results.sizes['repeats'] ?? 1);
+  const lines = [
+    `# Trellis benchmark, ${results.startedAt} (${results.mode} run, ${results.sizesName} sizes, ${Math.round(results.durationSeconds)} s)`,
+    '',
+    `Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.kernel}; ` +
+      `Node ${machine.node} (OpenSSL ${machine.nodeOpenssl}); system ${machine.systemOpenssl}; ` +
+      `${Object.values(machine.tools).join(', ')}; at most ${machine.openFilesLimit} open files per process.`,
+    '',
+    `Sizes: ${Object.entries(results.sizes).map(([key, value]) => `${key} ${Array.isArray(value) ? value.join('+') : value}`).join(', ')}.`,
+    '',
+    `Mutual TLS check, a TLS client without a certificate at each server side: ${
+      Object.entries(results.mtlsChecks).map(([id, verdict]) => `${CONTENDER_TITLES[id as ContenderId]} ${verdict}`).join('; ') || 'not run'
+    }.`,
+    '',
+    `Load average (1 min) as each workload started: ${Object.entries(results.loadAverages).map(([id, load]) => `${id} ${load.toFixed(1)}`).join(', ')} (on ${machine.cores} cores; above that, other work shared the machine).`,
+    '',
+    'Ratios are Trellis ÷ the other contender. Where lower is better (ms, s, MB, ns) a ratio below 1 favours Trellis; elsewhere above 1 does.' +
+      (repeats > 1 ? ` bulk, rr50, rr1 and churn figures are medians of ${repeats} rounds (contenders taking turns); every round is in the JSON.` : ''),
+    '',
+  ];
+  const header = ['figure', 'unit', 'Trellis', ...others.flatMap((id) => [CONTENDER_TITLES[id], `Trellis ÷ ${CONTENDER_TITLES[id]}`]), 'target'];
+  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`);
+  const verdicts = new Map(results.targets.map((target) => [target.metric, target]));
+  let workload: string | undefined;
+  for (const row of results.rows) {
+    if (row.workload !== workload) {
+      workload = row.workload;
+      lines.push(`| **${row.workload}** |${header.slice(1).map(() => ' ').join('|')}|`);
+    }
+    const cells = [escapeCell(row.label), row.unit, formatCell(row.cells.trellis)];
+    for (const id of others) {
+      const ratio = ratioToTrellis(row, id);
+      cells.push(formatCell(row.cells[id]), ratio === undefined ? '' : formatRatio(ratio));
+    }
+    const target = verdicts.get(row.metric);
+    cells.push(target === undefined ? '' : `${target.text}: **${target.verdict}** (${escapeCell(target.measured)})`);
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  const count = (verdict: string): number => results.targets.filter((target) => target.verdict === verdict).length;
+  lines.push('', `Targets: ${count('met')} met, ${count('not met')} not met, ${count('not measured')} not measured.`);
+  if (results.observations.length > 0) {
+    lines.push('', '## Observations', '');
+    for (const note of results.observations.slice(0, MAX_OBSERVATIONS_SHOWN)) lines.push(`- ${note.replaceAll('\n', ' ').slice(0, 400)}`);
+    if (results.observations.length > MAX_OBSERVATIONS_SHOWN) lines.push(`- … ${results.observations.length - MAX_OBSERVATIONS_SHOWN} more in the JSON file`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes `<stamp>.json` and `<stamp>.md` into `outDir`; returns both paths. */
+export async function writeResults(outDir: string, results: BenchResults): Promise<{ jsonPath: string; markdownPath: string; markdown: string }> {
+  await mkdir(outDir, { recursive: true });
+  const stamp = results.startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+  const jsonPath = join(outDir, `${stamp}.json`);
+  const markdownPath = join(outDir, `${stamp}.md`);
+  const markdown = renderMarkdown(results);
+  await writeFile(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(markdownPath, markdown);
+  return { jsonPath, markdownPath, markdown };
+}

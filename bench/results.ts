@@ -1,0 +1,87 @@
+/**
+ * The shape of a benchmark run's results, shared by the workloads (which fill it), the report
+ * (which renders it) and the test (which checks its structure).
+ */
+import type { MachineInfo } from './system.js';
+
+/** The contenders, in the order of the report's columns after Trellis. */
+export const CONTENDER_IDS = ['direct', 'trellis', 'stunnel', 'haproxy'] as const;
+export type ContenderId = (typeof CONTENDER_IDS)[number];
+
+export const CONTENDER_TITLES: Record<ContenderId, string> = {
+  direct: 'direct',
+  trellis: 'Trellis',
+  stunnel: 'stunnel',
+  haproxy: 'HAProxy',
+};
+
+export const WORKLOAD_IDS = ['bulk', 'rr50', 'rr1', 'churn', 'streams', 'idle', 'control-plane', 'micro'] as const;
+export type WorkloadId = (typeof WORKLOAD_IDS)[number];
+
+/**
+ * One figure of one contender: a positive number in the row's unit, or a sentence saying why
+ * there is no number (the contender cannot run the workload, or it failed, and how).
+ */
+export type Cell = number | string;
+
+/** One line of the table: one figure measured for every contender. */
+export interface MetricRow {
+  workload: WorkloadId;
+  /** Stable id, e.g. `rr50.get.rps`; targets refer to it. */
+  metric: string;
+  label: string;
+  unit: string;
+  /** Which way is good; decides how a ratio reads. */
+  better: 'higher' | 'lower';
+  cells: Record<ContenderId, Cell>;
+  /** Every round's figure, when the workload measured more than one round (the cell is their median). */
+  samples?: Partial<Record<ContenderId, number[]>>;
+}
+
+/** A goal for one Trellis figure: against another contender's figure, or an absolute bound. */
+export type Target =
+  | { metric: string; kind: 'relative'; versus: ContenderId; factor: number; text: string }
+  | { metric: string; kind: 'absolute'; bound: number; text: string };
+
+export type TargetVerdict = 'met' | 'not met' | 'not measured';
+
+export interface TargetResult {
+  metric: string;
+  text: string;
+  verdict: TargetVerdict;
+  /** The Trellis figure, or its ratio to the other contender, that decided the verdict. */
+  measured: string;
+}
+
+/** Everything one run produced; written as JSON beside the markdown table. */
+export interface BenchResults {
+  startedAt: string;
+  durationSeconds: number;
+  mode: 'full' | 'quick';
+  /** Which set of sizes: a quick run may use the tiny ones of the harness's test. */
+  sizesName: 'full' | 'quick' | 'tiny';
+  machine: MachineInfo;
+  /** The sizes the run used (requests, streams, simulated sidecars, seconds). */
+  sizes: Record<string, number | number[]>;
+  contenders: ContenderId[];
+  workloads: WorkloadId[];
+  rows: MetricRow[];
+  /** Per proxy contender: how its server side refused a TLS client without a certificate. */
+  mtlsChecks: Partial<Record<ContenderId, string>>;
+  targets: TargetResult[];
+  /** The machine's 1-minute load average as each workload started: other work on a shared machine shows here. */
+  loadAverages: Partial<Record<WorkloadId, number>>;
+  /** Anything odd seen during the run (errors printed by a contender, failed cells). */
+  observations: string[];
+}
+
+/** A row whose cells all start as "not run", for workloads to fill. */
+export function emptyRow(workload: WorkloadId, metric: string, label: string, unit: string, better: 'higher' | 'lower'): MetricRow {
+  const cells = Object.fromEntries(CONTENDER_IDS.map((id) => [id, 'not run (left out by --contenders)'])) as Record<ContenderId, Cell>;
+  return { workload, metric, label, unit, better, cells };
+}
+
+/** True for a cell that holds a measurement. */
+export function isMeasured(cell: Cell): cell is number {
+  return typeof cell === 'number' && Number.isFinite(cell);
+}

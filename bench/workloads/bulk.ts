@@ -1,0 +1,47 @@
+/** Bulk throughput: one iperf3 stream through the contender for a few seconds. */
+import { startIperfServer } from '../apps.js';
+import { LOOPBACK } from '../net.js';
+import { toolPath } from '../system.js';
+import type { Workload, WorkloadContext } from './workload.js';
+import { measureEachContender, rowsOf } from './workload.js';
+
+/** Extra time iperf3 gets beyond its test length (connection set-up, results exchange). */
+const IPERF_SLACK_MS = 30_000;
+
+interface IperfReport {
+  error?: string;
+  end?: { sum_received?: { bits_per_second?: number } };
+}
+
+export const bulkWorkload: Workload = {
+  id: 'bulk',
+  title: 'bulk throughput (iperf3, one stream)',
+  async run(context: WorkloadContext) {
+    const rows = rowsOf('bulk', [{ metric: 'bulk.throughput', label: 'bulk throughput, 1 stream', unit: 'GB/s', better: 'higher' }]);
+    const server = await startIperfServer(context.supervisor, context.tools);
+    const seconds = context.sizes.bulkSeconds;
+    try {
+      await measureEachContender(context, 'bulk', rows, server.port, async (pair) => {
+        // The control connection and the data connection both go through the proxy port.
+        const args = ['-c', LOOPBACK, '-p', String(pair.clientPort), '-t', String(seconds), '-J', '--connect-timeout', '10000'];
+        const result = await context.supervisor.run('iperf3 client', toolPath(context.tools, 'iperf3'), args, seconds * 1000 + IPERF_SLACK_MS);
+        const report = parseIperfReport(result.stdout);
+        if (report.error !== undefined) throw new Error(`iperf3: ${report.error}`);
+        const bitsPerSecond = report.end?.sum_received?.bits_per_second;
+        if (bitsPerSecond === undefined || !(bitsPerSecond > 0)) throw new Error(`iperf3 reported no throughput: ${result.stderr.trim()}`);
+        return { 'bulk.throughput': bitsPerSecond / 8 / 1e9 };
+      }, context.sizes.repeats);
+    } finally {
+      await server.process.stop();
+    }
+    return rows;
+  },
+};
+
+function parseIperfReport(stdout: string): IperfReport {
+  try {
+    return JSON.parse(stdout) as IperfReport;
+  } catch {
+    throw new Error(`iperf3 printed no JSON report: ${stdout.slice(0, 200)}`);
+  }
+}
