@@ -7,6 +7,7 @@
  */
 import { pack, unpack } from 'msgpackr';
 import { z } from 'zod';
+import { SERVICE_NAME_PATTERN } from './names.js';
 import { ValidationError } from './errors.js';
 
 /** Trust domain used when none is configured. */
@@ -17,8 +18,8 @@ export const SIDECAR_CHANNEL_PATH = '/v1/sidecar';
 export const MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
 /** Largest REST request body, in bytes. */
 export const MAX_API_BODY_BYTES = 64 * 1024;
-/** Service names are DNS labels, 1..63 characters: they appear in `<service>.mesh` and URIs. */
-export const SERVICE_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Service names: see names.ts. */
+export { SERVICE_NAME_PATTERN } from './names.js';
 
 /** Stable codes of control-plane errors, in REST error bodies and `error` messages. */
 export const ControlErrorCode = {

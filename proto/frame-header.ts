@@ -6,13 +6,7 @@
 import { ErrorCode, ProtocolError } from './errors.js';
 import { FrameType, Limits } from './frames.js';
 import type { Frame } from './frames.js';
-
-/**
- * A service name is a DNS label (it appears in `<service>.mesh` names and SPIFFE ids). The
- * same rule as the control-plane messages'; kept here so the link codec depends on nothing
- * but frames and errors.
- */
-const SERVICE_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+import { SERVICE_NAME_PATTERN } from './names.js';
 
 const MAX_UINT16 = 0xffff;
 const MAX_UINT32 = 0xffffffff;

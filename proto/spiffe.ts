@@ -1,4 +1,4 @@
-import { SERVICE_NAME_PATTERN } from './control.js';
+import { SERVICE_NAME_PATTERN } from './names.js';
 
 /**
  * SPIFFE identities of the mesh: `spiffe://<trust-domain>/svc/<service>` for a service's

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
-import { SERVICE_NAME_PATTERN } from './control.js';
+import { SERVICE_NAME_PATTERN } from './names.js';
 
 /** Prefix of a join token (version 1). */
 export const JOIN_TOKEN_PREFIX = 'trellis-join-v1.';
