@@ -142,7 +142,12 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     for (const upstream of init.upstreams) upstreams.push(await outbound.listen(upstream.service, upstream.local));
     let proxy: ProxyListener | undefined;
     if (init.proxy !== undefined) {
-      const proxyListener = await startProxyListener({ listen: init.proxy, forwarder: outbound, logger });
+      const proxyListener = await startProxyListener({
+        listen: init.proxy,
+        forwarder: outbound,
+        logger,
+        onRefused: (reason) => metrics.proxyRefused(reason),
+      });
       closers.push(() => proxyListener.close());
       proxy = proxyListener;
     }

@@ -16,6 +16,8 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   protocolViolation(code: string): void;
   /** An outbound stream was reset because no bytes crossed it for the idle timeout. */
   idleStreamReset(): void;
+  /** A client of the proxy port turned away (a name outside `.mesh`, a bad handshake, no route). */
+  proxyRefused(reason: string): void;
   certExpiry(expiresAtMs: number): void;
   configVersion(version: number): void;
   /** Text exposition for `/metrics`. */

@@ -18,6 +18,7 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #boundedLoadSkips: Counter<'upstream'>;
   readonly #idleStreamResets: Counter;
   readonly #certExpiry: Gauge;
+  readonly #proxyRefusals: Counter<'reason'>;
   readonly #configVersion: Gauge;
 
   constructor(labels: { service: string; sidecarId?: string }) {
@@ -94,6 +95,12 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       help: 'Outbound streams reset because no bytes crossed them for the idle timeout.',
       registers,
     });
+    this.#proxyRefusals = new Counter({
+      name: 'trellis_sidecar_proxy_refusals_total',
+      help: 'Clients of the proxy port turned away, by reason (not-mesh, socks4, bad-handshake, no-route).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#certExpiry = new Gauge({
       name: 'trellis_sidecar_cert_expiry_timestamp_seconds',
       help: 'When the sidecar certificate expires (Unix seconds).',
@@ -142,6 +149,9 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   idleStreamReset(): void {
     this.#idleStreamResets.inc();
+  }
+  proxyRefused(reason: string): void {
+    this.#proxyRefusals.inc({ reason });
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));

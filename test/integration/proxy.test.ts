@@ -8,7 +8,7 @@ import { startEchoApp } from '../support/apps.js';
 import type { HttpTestApp } from '../support/http-app.js';
 import { startHttpApp } from '../support/http-app.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, removeDirs, startControlPlane, startSidecar } from '../support/mesh.js';
+import { createToken, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
 
 /** curl's exit code for a refused proxy handshake (CURLE_PROXY, curl 7.73 and later) or a failed CONNECT. */
 const CURL_PROXY_REFUSED = [97, 56];
@@ -84,6 +84,7 @@ describe('proxy port (SOCKS5 and HTTP) with curl', () => {
 
   it('refuses names outside .mesh in every mode, logs them, and opens no socket to them', async () => {
     const acceptedBefore = api.accepted;
+    const refusalsBefore = await scrapeMetric(web, 'trellis_sidecar_proxy_refusals_total', { reason: 'not-mesh' });
     const decoyUrl = `http://127.0.0.1:${decoy.port}/`;
     const localhostUrl = `http://localhost:${decoy.port}/`;
     for (const args of [
@@ -106,6 +107,8 @@ describe('proxy port (SOCKS5 and HTTP) with curl', () => {
     assert.equal(decoy.accepted, 0, 'no refused name was ever dialled');
     assert.equal(api.accepted, acceptedBefore);
     assert.match(web.proc.stderr(), /proxy refused a destination outside the mesh/);
+    // Five refusals in the first loop, one more SOCKS5, four over plain HTTP.
+    assert.equal(await scrapeMetric(web, 'trellis_sidecar_proxy_refusals_total', { reason: 'not-mesh' }), refusalsBefore + 10);
   });
 
   it('answers 502 for a mesh service with no endpoint, and SOCKS5 "host unreachable"', async () => {

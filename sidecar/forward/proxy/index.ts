@@ -4,7 +4,7 @@
  */
 export { startProxyListener, DEFAULT_PROXY_HANDSHAKE_TIMEOUT_MS } from './proxy-listener.js';
 export type { ProxyListener, ProxyListenerInit } from './proxy-listener.js';
-export type { ConnectionForwarder } from './proxy-connection.js';
+export type { ConnectionForwarder, ProxyRefusal } from './proxy-connection.js';
 export { ProxyError } from './errors.js';
 export type { ProxyErrorCode } from './errors.js';
 export type { HandshakeStep, ProxyHandshake, ProxyRequest, ProxyTarget } from './handshake.js';

@@ -16,7 +16,12 @@ export interface ProxyConnectionContext {
   forwarder: ConnectionForwarder;
   logger: Logger;
   handshakeTimeoutMs: number;
+  /** Told of every client the proxy turns away, by reason, for metrics. */
+  onRefused?: (reason: ProxyRefusal) => void;
 }
+
+/** Why a proxy client was turned away. */
+export type ProxyRefusal = 'not-mesh' | 'socks4' | 'bad-handshake' | 'no-route';
 
 /** How long a refused client gets to read its error reply and close before the socket is destroyed. */
 const REPLY_LINGER_MS = 2_000;
@@ -43,7 +48,9 @@ export function handleProxyConnection(socket: net.Socket, context: ProxyConnecti
   };
   const fail = (error: ProxyError): void => {
     stopReading();
-    if (error.code !== 'TRELLIS_ERR_PROXY_NOT_MESH') {
+    if (error.code === 'TRELLIS_ERR_PROXY_NOT_MESH') context.onRefused?.('not-mesh');
+    else {
+      context.onRefused?.(error.code === 'TRELLIS_ERR_PROXY_NO_ROUTE' ? 'no-route' : 'bad-handshake');
       logger.info({ client, protocol: handshake?.protocol, code: error.code, err: error.message }, 'proxy handshake failed');
     }
     closeAfterReply(socket, handshake?.failureReply(error));
@@ -53,6 +60,7 @@ export function handleProxyConnection(socket: net.Socket, context: ProxyConnecti
       if (chunk[0] === SOCKS4_VERSION) {
         stopReading();
         logger.info({ client }, 'proxy refused a SOCKS4 client: only SOCKS5 is spoken');
+        context.onRefused?.('socks4');
         closeAfterReply(socket, SOCKS4_REJECTED_REPLY);
         return;
       }

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../../net/address.js';
 import { formatHostPort } from '../../net/address.js';
-import type { ConnectionForwarder } from './proxy-connection.js';
+import type { ConnectionForwarder, ProxyRefusal } from './proxy-connection.js';
 import { handleProxyConnection } from './proxy-connection.js';
 
 /** How long a client has to finish its SOCKS5 or HTTP handshake. */
@@ -17,6 +17,8 @@ export interface ProxyListenerInit {
   logger: Logger;
   /** @default DEFAULT_PROXY_HANDSHAKE_TIMEOUT_MS */
   handshakeTimeoutMs?: number;
+  /** Told of every client the proxy turns away, by reason. */
+  onRefused?: (reason: ProxyRefusal) => void;
 }
 
 /** A running proxy port. */
@@ -36,7 +38,12 @@ export interface ProxyListener {
  */
 export async function startProxyListener(init: ProxyListenerInit): Promise<ProxyListener> {
   const sockets = new Set<net.Socket>();
-  const context = { forwarder: init.forwarder, logger: init.logger, handshakeTimeoutMs: init.handshakeTimeoutMs ?? DEFAULT_PROXY_HANDSHAKE_TIMEOUT_MS };
+  const context = {
+    forwarder: init.forwarder,
+    logger: init.logger,
+    handshakeTimeoutMs: init.handshakeTimeoutMs ?? DEFAULT_PROXY_HANDSHAKE_TIMEOUT_MS,
+    onRefused: init.onRefused,
+  };
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
