@@ -63,6 +63,8 @@ export class OutboundForwarder {
   readonly #servers = new Set<net.Server>();
   readonly #sockets = new ActiveSet<net.Socket>();
   readonly #idleStreams: IdleStreamSweeper | undefined;
+  /** Dial errors already counted against their endpoint (see #openStream). */
+  readonly #countedDialErrors = new WeakSet<object>();
 
   constructor(init: OutboundInit) {
     this.#init = init;
@@ -169,7 +171,11 @@ export class OutboundForwarder {
         lease.release();
         lastError = error;
         logger.warn({ service, endpoint: lease.endpoint.address, err: (error as Error).message }, 'link dial failed; trying the next endpoint');
-        this.#endpointFailed(service, lease);
+        // Connections waiting on one shared dial all get its error: one failure, not one each.
+        if (typeof error !== 'object' || error === null || !this.#countedDialErrors.has(error)) {
+          if (typeof error === 'object' && error !== null) this.#countedDialErrors.add(error);
+          this.#endpointFailed(service, lease);
+        }
       }
     }
     const message = lastError instanceof Error ? lastError.message : String(lastError);
