@@ -1,3 +1,4 @@
+import { joinResponseSchema, parseWithSchema } from '../proto/control.js';
 import type { JoinToken } from '../proto/tokens.js';
 import { fetchPinnedCa, request } from './control/api-client.js';
 import type { CredentialsInit } from './identity/credentials.js';
@@ -22,11 +23,9 @@ export async function joinMesh(urls: string[], token: JoinToken, rawToken: strin
   for (const url of urls) {
     try {
       const caPem = await fetchPinnedCa(url, token.caFingerprint);
-      const answer = (await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', '/v1/join', {
-        token: rawToken,
-        csrPem,
-        service,
-      })) as { sidecarId: string; certPem: string; caPems: string[]; trustDomain: string; expiresAt: number };
+      const raw = await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', '/v1/join', { token: rawToken, csrPem, service });
+      // Verified TLS says who answered, not that the answer is well formed.
+      const answer = parseWithSchema(joinResponseSchema, raw, 'join answer from the control plane');
       return {
         trustDomain: answer.trustDomain,
         service,

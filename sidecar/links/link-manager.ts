@@ -87,7 +87,7 @@ export class LinkManager {
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
       metrics.linksActive(this.#sessions.size);
       if (error !== undefined) {
-        if (error.code.startsWith('TRELLIS_ERR_') && error.name === 'ProtocolError') metrics.protocolViolation(error.code);
+        if (error.name === 'ProtocolError') metrics.protocolViolation(error.code);
         logger.warn({ peer: target.address, code: error.code, err: error.message }, 'link closed with an error');
       } else {
         logger.debug({ peer: target.address }, 'link closed');
