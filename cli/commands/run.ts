@@ -8,6 +8,7 @@ import { parseHostPort } from '../../sidecar/net/address.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { parseControlPlaneUrl, parseFlags, required, UsageError } from '../args.js';
+import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
@@ -76,6 +77,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Set once the sidecar exists, so that it is closed however the run ends (unless it drained).
   const running: { sidecar?: Sidecar } = {};
   try {
+    tuneGarbageCollectorForForwarding();
     const starting = startSidecar({
       service,
       controlPlaneUrls: urls,

@@ -4,6 +4,7 @@ import { parseJoinToken } from '../../proto/tokens.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
+import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { untilSignal } from '../signals.js';
@@ -66,6 +67,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const traffic = parseTrafficFlags(values, values.app !== undefined);
   const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
   const drainPropagationMs = values['drain-delay'] === undefined ? undefined : parseDurationMs(values['drain-delay'], '--drain-delay');
+  tuneGarbageCollectorForForwarding();
   const sidecar = await startSidecar({
     service,
     controlPlaneUrls: urls,
