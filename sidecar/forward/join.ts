@@ -59,8 +59,23 @@ export function joinSocketToStream(
   });
 
   stream.on('drain', () => socket.resume());
+  // Payloads for the app are gathered until the end of the event loop's I/O phase and leave in
+  // one vectored write: TLS hands them over one record (16 KiB) at a time, and a write per
+  // record cost a syscall and a wakeup of the app each (the receiving sidecar's CPU per GiB
+  // fell by a quarter; bench/NOTES.md). Flow control is unchanged: a corked socket's
+  // write() returns false past its high-water mark and credit waits for 'drain'.
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
   stream.on('data', (payload: Buffer) => {
     observer.bytes('in', payload.length);
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(uncork);
+    }
     if (socket.write(payload)) {
       stream.consumed(payload.length + unconsumedBytes);
       unconsumedBytes = 0;
