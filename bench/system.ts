@@ -151,3 +151,29 @@ export async function readThreadCount(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 0);
 }
+
+/** Clock ticks per second of /proc/PID/stat's times (`getconf CLK_TCK`; 100 on Linux when unknown). */
+export function clockTicksPerSecond(): number {
+  try {
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+  } catch {
+    return 100;
+  }
+}
+
+/**
+ * CPU seconds (user + system) that `pid` has used so far, from /proc/PID/stat. A pair's CPU
+ * for a fixed amount of work barely moves with other load on the machine, unlike its
+ * throughput. `ticksPerSecond` comes from {@link clockTicksPerSecond}.
+ * @throws Error when the process is gone.
+ */
+export async function readProcessCpuSeconds(pid: number, ticksPerSecond: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 (utime) and 15 (stime) of the whole line are 12 and 13 after the name.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  if (!Number.isFinite(ticks)) throw new Error(`no CPU times for pid ${pid}`);
+  return ticks / ticksPerSecond;
+}

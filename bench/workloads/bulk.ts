@@ -1,7 +1,7 @@
 /** Bulk throughput: one iperf3 stream through the contender for a few seconds. */
 import { startIperfServer } from '../apps.js';
 import { LOOPBACK } from '../net.js';
-import { toolPath } from '../system.js';
+import { clockTicksPerSecond, readProcessCpuSeconds, toolPath } from '../system.js';
 import type { Workload, WorkloadContext } from './workload.js';
 import { measureEachContender, rowsOf } from './workload.js';
 
@@ -10,26 +10,38 @@ const IPERF_SLACK_MS = 30_000;
 
 interface IperfReport {
   error?: string;
-  end?: { sum_received?: { bits_per_second?: number } };
+  end?: { sum_received?: { bits_per_second?: number; bytes?: number } };
 }
 
 export const bulkWorkload: Workload = {
   id: 'bulk',
   title: 'bulk throughput (iperf3, one stream)',
   async run(context: WorkloadContext) {
-    const rows = rowsOf('bulk', [{ metric: 'bulk.throughput', label: 'bulk throughput, 1 stream', unit: 'GB/s', better: 'higher' }]);
+    const rows = rowsOf('bulk', [
+      { metric: 'bulk.throughput', label: 'bulk throughput, 1 stream', unit: 'GB/s', better: 'higher' },
+      { metric: 'bulk.cpu_per_gb', label: 'bulk: CPU of both proxy sides per GB', unit: 'CPU s/GB', better: 'lower' },
+    ]);
+    const ticksPerSecond = clockTicksPerSecond();
     const server = await startIperfServer(context.supervisor, context.tools);
     const seconds = context.sizes.bulkSeconds;
     try {
       await measureEachContender(context, 'bulk', rows, server.port, async (pair) => {
         // The control connection and the data connection both go through the proxy port.
+        const pids = pair.sides === undefined ? [] : [pair.sides.client.pid, pair.sides.server.pid];
+        const cpuSeconds = async (): Promise<number> => (await Promise.all(pids.map((pid) => readProcessCpuSeconds(pid, ticksPerSecond)))).reduce((sum, seconds) => sum + seconds, 0);
+        const cpuBefore = await cpuSeconds();
         const args = ['-c', LOOPBACK, '-p', String(pair.clientPort), '-t', String(seconds), '-J', '--connect-timeout', '10000'];
         const result = await context.supervisor.run('iperf3 client', toolPath(context.tools, 'iperf3'), args, seconds * 1000 + IPERF_SLACK_MS);
         const report = parseIperfReport(result.stdout);
         if (report.error !== undefined) throw new Error(`iperf3: ${report.error}`);
         const bitsPerSecond = report.end?.sum_received?.bits_per_second;
         if (bitsPerSecond === undefined || !(bitsPerSecond > 0)) throw new Error(`iperf3 reported no throughput: ${result.stderr.trim()}`);
-        return { 'bulk.throughput': bitsPerSecond / 8 / 1e9 };
+        const cpuUsed = (await cpuSeconds()) - cpuBefore;
+        const bytes = report.end?.sum_received?.bytes ?? 0;
+        return {
+          'bulk.throughput': bitsPerSecond / 8 / 1e9,
+          'bulk.cpu_per_gb': pair.sides === undefined ? 'n/a (no proxy)' : bytes > 0 ? cpuUsed / (bytes / 1e9) : 'no bytes received',
+        };
       }, context.sizes.repeats);
     } finally {
       await server.process.stop();
