@@ -12,6 +12,13 @@ import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from 
 const DEFAULT_DIAL_TIMEOUT_MS = 5000;
 
 /**
+ * TLS 1.3 suites in order of preference, on both ends. AES-128-GCM first: with AES-NI it
+ * costs fewer rounds per byte than AES-256-GCM (the default pick) at a security level that
+ * TLS 1.3 mandates for every implementation; the others stay for peers that lack it.
+ */
+const LINK_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+
+/**
  * Links over TLS 1.3 with certificates from the mesh CA on both sides. The server accepts
  * only clients whose certificate chains to the trust bundle; the client accepts only a
  * server whose certificate carries the SPIFFE id of the service it meant to reach.
@@ -62,6 +69,8 @@ export class TlsLinkTransport implements LinkTransport {
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.3',
+      // The suite is the server's pick from its own order (see LINK_CIPHER_SUITES).
+      honorCipherOrder: true,
     });
     this.#credentials.on('change', () => server.setSecureContext(this.#contextOptions()));
     const { trustDomain } = this.#credentials.current;
@@ -90,7 +99,7 @@ export class TlsLinkTransport implements LinkTransport {
 
   #contextOptions(): tls.SecureContextOptions {
     const { privateKeyPem, certPem, caPems } = this.#credentials.current;
-    return { key: privateKeyPem, cert: certPem, ca: caPems };
+    return { key: privateKeyPem, cert: certPem, ca: caPems, ciphers: LINK_CIPHER_SUITES };
   }
 
   #createContext(): tls.SecureContext {

@@ -82,6 +82,17 @@ describe('security', () => {
     });
   }
 
+  it('the link listener speaks TLS 1.3 and picks AES-128-GCM even when the client prefers AES-256', async () => {
+    const [host, port] = vault.linkAddress.split(':');
+    // Node's default client list puts TLS_AES_256_GCM_SHA384 first; the listener's order wins.
+    const socket = tls.connect({ host, port: Number(port), rejectUnauthorized: false, ...(await makeForeignIdentity('vault')) });
+    socket.on('error', () => undefined); // the foreign certificate is refused right after
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    assert.equal(socket.getProtocol(), 'TLSv1.3');
+    assert.equal(socket.getCipher().name, 'TLS_AES_128_GCM_SHA256');
+    socket.destroy();
+  });
+
   it('refuses a malformed token, an expired token and a token for another service', async () => {
     const dataDir = join(await mkdtemp(join(tmpdir(), 'trellis-sc-')), 'state');
     const run = (token: string, service: string) =>
