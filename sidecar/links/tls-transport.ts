@@ -16,6 +16,9 @@ const DEFAULT_DIAL_TIMEOUT_MS = 5000;
  * costs fewer rounds per byte than AES-256-GCM (the default pick) at a security level that
  * TLS 1.3 mandates for every implementation; the others stay for peers that lack it.
  */
+/** Session tickets kept for re-dials, one per peer; the oldest goes first beyond this. */
+const MAX_CACHED_SESSIONS = 1024;
+
 const LINK_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 /**
@@ -27,22 +30,34 @@ export class TlsLinkTransport implements LinkTransport {
   readonly #credentials: Credentials;
   readonly #dialTimeoutMs: number;
   #clientContext: tls.SecureContext;
+  /**
+   * The last TLS session ticket of each peer (by address and service), so that a link dialled
+   * again (after a drop or the peer's restart) resumes: no certificate exchange or RSA
+   * signature on either side. Tickets expire at the peer (Node's default is 300 s).
+   */
+  readonly #sessions = new Map<string, Buffer>();
 
   constructor(credentials: Credentials, init: { dialTimeoutMs?: number } = {}) {
     this.#credentials = credentials;
     this.#dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     this.#clientContext = this.#createContext();
-    credentials.on('change', () => (this.#clientContext = this.#createContext()));
+    credentials.on('change', () => {
+      this.#clientContext = this.#createContext();
+      // A resumed session would carry on under the old certificate: handshake afresh.
+      this.#sessions.clear();
+    });
   }
 
   async dial(target: LinkTarget): Promise<AuthenticatedLink> {
     const { host, port } = parseHostPort(target.address);
     const { trustDomain } = this.#credentials.current;
     const expectedId = serviceSpiffeId(trustDomain, target.service);
+    const sessionKey = `${target.service}@${target.address}`;
     const socket = tls.connect({
       host,
       port,
       secureContext: this.#clientContext,
+      session: this.#sessions.get(sessionKey),
       minVersion: 'TLSv1.3',
       // The peer is named by its SPIFFE id, not by a host name.
       checkServerIdentity: (_host, certificate) =>
@@ -51,12 +66,16 @@ export class TlsLinkTransport implements LinkTransport {
           : new TrellisError('TRELLIS_ERR_PEER_IDENTITY', `link peer ${target.address} is not ${expectedId}`),
     });
     socket.setNoDelay(true);
+    socket.on('session', (session: Buffer) => this.#rememberSession(sessionKey, session));
     const timer = setTimeout(
       () => socket.destroy(new TrellisError('TRELLIS_ERR_DIAL_TIMEOUT', `link dial to ${target.address} timed out after ${this.#dialTimeoutMs} ms`)),
       this.#dialTimeoutMs,
     );
     try {
       await once(socket, 'secureConnect');
+    } catch (error) {
+      this.#sessions.delete(sessionKey);
+      throw error;
     } finally {
       clearTimeout(timer);
     }
@@ -95,6 +114,15 @@ export class TlsLinkTransport implements LinkTransport {
       address: formatHostPort(host, bound.port),
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     };
+  }
+
+  #rememberSession(key: string, session: Buffer): void {
+    this.#sessions.delete(key);
+    this.#sessions.set(key, session);
+    if (this.#sessions.size > MAX_CACHED_SESSIONS) {
+      const oldest = this.#sessions.keys().next().value;
+      if (oldest !== undefined) this.#sessions.delete(oldest);
+    }
   }
 
   #contextOptions(): tls.SecureContextOptions {
