@@ -1,9 +1,9 @@
 /** Bulk throughput: one iperf3 stream through the contender for a few seconds. */
 import { startIperfServer } from '../apps.js';
 import { LOOPBACK } from '../net.js';
-import { clockTicksPerSecond, readProcessCpuSeconds, toolPath } from '../system.js';
+import { clockTicksPerSecond, toolPath } from '../system.js';
 import type { Workload, WorkloadContext } from './workload.js';
-import { measureEachContender, rowsOf } from './workload.js';
+import { measureEachContender, proxyCpuMeter, rowsOf } from './workload.js';
 
 /** Extra time iperf3 gets beyond its test length (connection set-up, results exchange). */
 const IPERF_SLACK_MS = 30_000;
@@ -27,20 +27,19 @@ export const bulkWorkload: Workload = {
     try {
       await measureEachContender(context, 'bulk', rows, server.port, async (pair) => {
         // The control connection and the data connection both go through the proxy port.
-        const pids = pair.sides === undefined ? [] : [pair.sides.client.pid, pair.sides.server.pid];
-        const cpuSeconds = async (): Promise<number> => (await Promise.all(pids.map((pid) => readProcessCpuSeconds(pid, ticksPerSecond)))).reduce((sum, seconds) => sum + seconds, 0);
-        const cpuBefore = await cpuSeconds();
+        const cpu = proxyCpuMeter(pair, ticksPerSecond);
+        await cpu.start();
         const args = ['-c', LOOPBACK, '-p', String(pair.clientPort), '-t', String(seconds), '-J', '--connect-timeout', '10000'];
         const result = await context.supervisor.run('iperf3 client', toolPath(context.tools, 'iperf3'), args, seconds * 1000 + IPERF_SLACK_MS);
         const report = parseIperfReport(result.stdout);
         if (report.error !== undefined) throw new Error(`iperf3: ${report.error}`);
         const bitsPerSecond = report.end?.sum_received?.bits_per_second;
         if (bitsPerSecond === undefined || !(bitsPerSecond > 0)) throw new Error(`iperf3 reported no throughput: ${result.stderr.trim()}`);
-        const cpuUsed = (await cpuSeconds()) - cpuBefore;
+        const cpuSeconds = await cpu.stop();
         const bytes = report.end?.sum_received?.bytes ?? 0;
         return {
           'bulk.throughput': bitsPerSecond / 8 / 1e9,
-          'bulk.cpu_per_gb': pair.sides === undefined ? 'n/a (no proxy)' : bytes > 0 ? cpuUsed / (bytes / 1e9) : 'no bytes received',
+          'bulk.cpu_per_gb': cpuSeconds === undefined ? 'n/a (no proxy)' : bytes > 0 ? cpuSeconds / (bytes / 1e9) : 'no bytes received',
         };
       }, context.sizes.repeats);
     } finally {

@@ -5,9 +5,9 @@
 import { startRedis } from '../apps.js';
 import type { WorkloadId } from '../results.js';
 import { LOOPBACK } from '../net.js';
-import { toolPath } from '../system.js';
+import { clockTicksPerSecond, toolPath } from '../system.js';
 import type { RowSpec, Workload, WorkloadContext } from './workload.js';
-import { measureEachContender, rowsOf } from './workload.js';
+import { measureEachContender, proxyCpuMeter, rowsOf } from './workload.js';
 
 /** A bound on a redis-benchmark run: generous, so only a stall reaches it. */
 const BASE_TIMEOUT_MS = 60_000;
@@ -51,6 +51,10 @@ interface RedisWorkloadSpec {
   /** redis-benchmark arguments besides host, port and CSV output. */
   args(requests: number): string[];
   requests(context: WorkloadContext): number;
+  /** Requests (or connections) redis-benchmark makes in all, for `requests` per test. */
+  operations(requests: number): number;
+  /** The row of the proxy pair's CPU per operation. */
+  cpuRow: RowSpec;
   /** Figures by metric id from the parsed lines. */
   figures(lines: RedisBenchmarkLine[]): Record<string, number>;
 }
@@ -60,17 +64,22 @@ function redisWorkload(spec: RedisWorkloadSpec): Workload {
     id: spec.id,
     title: spec.title,
     async run(context: WorkloadContext) {
-      const rows = rowsOf(spec.id, spec.rows);
+      const rows = rowsOf(spec.id, [...spec.rows, spec.cpuRow]);
       const redis = await startRedis(context.supervisor, context.tools);
       const requests = spec.requests(context);
+      const ticksPerSecond = clockTicksPerSecond();
       try {
         await measureEachContender(context, spec.id, rows, redis.port, async (pair) => {
           const args = ['-h', LOOPBACK, '-p', String(pair.clientPort), '--csv', '--precision', '3', ...spec.args(requests)];
           const timeoutMs = BASE_TIMEOUT_MS + requests * TIMEOUT_PER_REQUEST_MS * 2;
+          const cpu = proxyCpuMeter(pair, ticksPerSecond);
+          await cpu.start();
           const result = await context.supervisor.run('redis-benchmark', toolPath(context.tools, 'redis-benchmark'), args, timeoutMs, { manyFiles: true });
           const lines = parseRedisBenchmarkCsv(result.stdout);
           if (result.code !== 0 || lines.length === 0) throw new Error(`redis-benchmark exited ${result.code}: ${(result.stderr.trim() || result.stdout.trim()).slice(0, 300)}`);
-          return spec.figures(lines);
+          const cpuSeconds = await cpu.stop();
+          const microsPerOperation = cpuSeconds === undefined ? 'n/a (no proxy)' : (cpuSeconds * 1e6) / spec.operations(requests);
+          return { ...spec.figures(lines), [spec.cpuRow.metric]: microsPerOperation };
         }, context.sizes.repeats);
       } finally {
         await redis.process.stop();
@@ -99,6 +108,8 @@ export const manyConnectionsWorkload = redisWorkload({
   ],
   args: (requests) => ['-t', 'set,get', '-c', '50', '-n', String(requests)],
   requests: (context) => context.sizes.rr50Requests,
+  operations: (requests) => 2 * requests,
+  cpuRow: { metric: 'rr50.cpu_per_request', label: '50 conns: CPU of both proxy sides per request', unit: 'CPU µs', better: 'lower' },
   figures: (lines) => {
     const [set, get] = [line(lines, 'SET'), line(lines, 'GET')];
     return {
@@ -122,6 +133,8 @@ export const oneConnectionWorkload = redisWorkload({
   ],
   args: (requests) => ['-t', 'get', '-c', '1', '-n', String(requests)],
   requests: (context) => context.sizes.rr1Requests,
+  operations: (requests) => requests,
+  cpuRow: { metric: 'rr1.cpu_per_request', label: '1 conn: CPU of both proxy sides per request', unit: 'CPU µs', better: 'lower' },
   figures: (lines) => {
     const get = line(lines, 'GET');
     return { 'rr1.get.p50': get.p50Ms, 'rr1.get.p99': get.p99Ms, 'rr1.get.rps': get.rps };
@@ -137,6 +150,8 @@ export const churnWorkload = redisWorkload({
   ],
   args: (requests) => ['-k', '0', '-c', '20', '-t', 'ping_inline', '-n', String(requests)],
   requests: (context) => context.sizes.churnRequests,
+  operations: (requests) => requests,
+  cpuRow: { metric: 'churn.cpu_per_connection', label: 'churn: CPU of both proxy sides per connection', unit: 'CPU µs', better: 'lower' },
   figures: (lines) => {
     const ping = line(lines, 'PING_INLINE');
     return { 'churn.rps': ping.rps, 'churn.p99': ping.p99Ms };

@@ -6,6 +6,7 @@ import { emptyRow, isMeasured } from '../results.js';
 import { median } from '../stats.js';
 import type { ProcessSupervisor } from '../supervisor.js';
 import type { ToolPaths } from '../system.js';
+import { readProcessCpuSeconds } from '../system.js';
 
 export interface WorkloadContext {
   supervisor: ProcessSupervisor;
@@ -123,3 +124,22 @@ export function shortError(error: unknown): string {
   return text.length > MAX_CELL_TEXT_CHARS ? `${text.slice(0, MAX_CELL_TEXT_CHARS)}…` : text;
 }
 
+
+/**
+ * A meter of the CPU seconds (user + system) both proxy sides of a pair use, read from
+ * /proc: `start()` before the load, `stop()` after it. For the direct path (no proxy) it gives
+ * undefined.
+ */
+export function proxyCpuMeter(pair: RunningContender, ticksPerSecond: number): { start(): Promise<void>; stop(): Promise<number | undefined> } {
+  const pids = pair.sides === undefined ? [] : [pair.sides.client.pid, pair.sides.server.pid];
+  const read = async (): Promise<number> => (await Promise.all(pids.map((pid) => readProcessCpuSeconds(pid, ticksPerSecond)))).reduce((sum, seconds) => sum + seconds, 0);
+  let before = 0;
+  return {
+    async start() {
+      before = await read();
+    },
+    async stop() {
+      return pids.length === 0 ? undefined : (await read()) - before;
+    },
+  };
+}
