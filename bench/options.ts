@@ -13,6 +13,8 @@ export interface BenchSizes {
   repeats: number;
   /** iperf3 test length. */
   bulkSeconds: number;
+  /** Bytes echoed, alone and beside a stalled connection (head-of-line workload). */
+  holBytes: number;
   /** redis-benchmark `-n` per command (SET and GET) with 50 connections. */
   rr50Requests: number;
   /** redis-benchmark `-n` for GET over one connection. */
@@ -36,6 +38,7 @@ export interface BenchSizes {
 export const FULL_SIZES: BenchSizes = {
   repeats: 3,
   bulkSeconds: 5,
+  holBytes: 256 * 1024 * 1024,
   rr50Requests: 100_000,
   rr1Requests: 20_000,
   churnRequests: 10_000,
@@ -51,6 +54,7 @@ export const FULL_SIZES: BenchSizes = {
 export const QUICK_SIZES: BenchSizes = {
   repeats: 1,
   bulkSeconds: 2,
+  holBytes: 64 * 1024 * 1024,
   rr50Requests: 20_000,
   rr1Requests: 5_000,
   churnRequests: 2_000,
@@ -66,6 +70,7 @@ export const QUICK_SIZES: BenchSizes = {
 export const TINY_SIZES: BenchSizes = {
   repeats: 1,
   bulkSeconds: 1,
+  holBytes: 8 * 1024 * 1024,
   rr50Requests: 2_000,
   rr1Requests: 500,
   churnRequests: 300,

@@ -18,6 +18,7 @@ const MAX_OBSERVATIONS_SHOWN = 40;
 export function targetsFor(sizes: BenchSizes): Target[] {
   const targets: Target[] = [
     { metric: 'bulk.throughput', kind: 'relative', versus: 'stunnel', factor: 1.0, text: '≥ 1.0× stunnel' },
+    { metric: 'hol.ratio', kind: 'absolute', bound: 0.9, text: '≥ 0.9 (within 10 % of alone)' },
     { metric: 'rr50.set.rps', kind: 'relative', versus: 'haproxy', factor: 1.5, text: '≥ 1.5× HAProxy' },
     { metric: 'rr50.get.rps', kind: 'relative', versus: 'haproxy', factor: 1.5, text: '≥ 1.5× HAProxy' },
     { metric: 'rr1.get.p50', kind: 'relative', versus: 'stunnel', factor: 1.0, text: '≤ stunnel' },

@@ -15,7 +15,7 @@ export const CONTENDER_TITLES: Record<ContenderId, string> = {
   haproxy: 'HAProxy',
 };
 
-export const WORKLOAD_IDS = ['bulk', 'rr50', 'rr1', 'churn', 'streams', 'idle', 'control-plane', 'micro'] as const;
+export const WORKLOAD_IDS = ['bulk', 'hol', 'rr50', 'rr1', 'churn', 'streams', 'idle', 'control-plane', 'micro'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 /**

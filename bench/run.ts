@@ -23,6 +23,7 @@ import { manyFilesLimit, ProcessSupervisor } from './supervisor.js';
 import { describeMachine, ensureTools, REQUIRED_TOOLS, toolPath } from './system.js';
 import { bulkWorkload } from './workloads/bulk.js';
 import { controlPlaneWorkload } from './workloads/control-plane.js';
+import { headOfLineWorkload } from './workloads/head-of-line.js';
 import { idleWorkload } from './workloads/idle.js';
 import { microWorkload } from './workloads/micro.js';
 import { churnWorkload, manyConnectionsWorkload, oneConnectionWorkload } from './workloads/redis-benchmark.js';
@@ -33,6 +34,7 @@ import { shortError } from './workloads/workload.js';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ALL_WORKLOADS: readonly Workload[] = [
   bulkWorkload,
+  headOfLineWorkload,
   manyConnectionsWorkload,
   oneConnectionWorkload,
   churnWorkload,
