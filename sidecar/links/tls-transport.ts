@@ -11,14 +11,14 @@ import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from 
 /** @default 5000 */
 const DEFAULT_DIAL_TIMEOUT_MS = 5000;
 
+/** Session tickets kept for re-dials, one per peer; the oldest goes first beyond this. */
+const MAX_CACHED_SESSIONS = 1024;
+
 /**
  * TLS 1.3 suites in order of preference, on both ends. AES-128-GCM first: with AES-NI it
  * costs fewer rounds per byte than AES-256-GCM (the default pick) at a security level that
  * TLS 1.3 mandates for every implementation; the others stay for peers that lack it.
  */
-/** Session tickets kept for re-dials, one per peer; the oldest goes first beyond this. */
-const MAX_CACHED_SESSIONS = 1024;
-
 const LINK_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 /**
@@ -32,8 +32,14 @@ export class TlsLinkTransport implements LinkTransport {
   #clientContext: tls.SecureContext;
   /**
    * The last TLS session ticket of each peer (by address and service), so that a link dialled
-   * again (after a drop or the peer's restart) resumes: no certificate exchange or RSA
-   * signature on either side. Tickets expire at the peer (Node's default is 300 s).
+   * again (after a drop) resumes: no certificate exchange or RSA signature on either side.
+   * Tickets expire at the peer (Node's default is 300 s).
+   *
+   * Node runs no checkServerIdentity on a resumed session and shows no peer certificate then:
+   * the peer's identity rests on the ticket, which only the listener that issued it can
+   * accept, and that listener proved `expectedId` when it did. A listener's ticket keys are
+   * its own (random per process), so a restarted peer, or another process at the same
+   * address, makes a full handshake, checked as above.
    */
   readonly #sessions = new Map<string, Buffer>();
 
@@ -53,6 +59,7 @@ export class TlsLinkTransport implements LinkTransport {
     const { trustDomain } = this.#credentials.current;
     const expectedId = serviceSpiffeId(trustDomain, target.service);
     const sessionKey = `${target.service}@${target.address}`;
+    const wrongPeer = (): TrellisError => new TrellisError('TRELLIS_ERR_PEER_IDENTITY', `link peer ${target.address} is not ${expectedId}`);
     const socket = tls.connect({
       host,
       port,
@@ -60,10 +67,7 @@ export class TlsLinkTransport implements LinkTransport {
       session: this.#sessions.get(sessionKey),
       minVersion: 'TLSv1.3',
       // The peer is named by its SPIFFE id, not by a host name.
-      checkServerIdentity: (_host, certificate) =>
-        peerSpiffeIds(certificate).includes(expectedId)
-          ? undefined
-          : new TrellisError('TRELLIS_ERR_PEER_IDENTITY', `link peer ${target.address} is not ${expectedId}`),
+      checkServerIdentity: (_host, certificate) => (peerSpiffeIds(certificate).includes(expectedId) ? undefined : wrongPeer()),
     });
     socket.setNoDelay(true);
     socket.on('session', (session: Buffer) => this.#rememberSession(sessionKey, session));
