@@ -4,8 +4,14 @@ import type { SidecarMetrics } from './metrics.js';
 /** Sidecar metrics in a prom-client registry of their own (one per sidecar, never global). */
 export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly registry = new Registry();
-  readonly #bytesIn: Counter.Internal;
-  readonly #bytesOut: Counter.Internal;
+  /**
+   * Bytes counted since the last scrape. The hot path adds to plain numbers; the counter
+   * takes them when scraped. (A prom-client child counter hashes and validates its labels on
+   * every `inc`, once per forwarded chunk: 5 % of a sidecar's allocations under a
+   * one-connection request load.)
+   */
+  #unscrapedBytesIn = 0;
+  #unscrapedBytesOut = 0;
   readonly #streamsOpened: Counter<'direction'>;
   readonly #streamsActive: Gauge<'direction'>;
   readonly #streamErrors: Counter<'code'>;
@@ -25,15 +31,24 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ service: labels.service });
     collectDefaultMetrics({ register: this.registry, prefix: 'trellis_sidecar_process_' });
-    const bytes = new Counter({
+    const takeUnscrapedBytes = (): { in: number; out: number } => {
+      const taken = { in: this.#unscrapedBytesIn, out: this.#unscrapedBytesOut };
+      this.#unscrapedBytesIn = 0;
+      this.#unscrapedBytesOut = 0;
+      return taken;
+    };
+    new Counter({
       name: 'trellis_sidecar_bytes_total',
       help: 'Payload bytes forwarded, by direction (out: from the local app, in: to it).',
       labelNames: ['direction'],
       registers,
+      collect() {
+        const taken = takeUnscrapedBytes();
+        // Both series exist from the first scrape, at 0 until bytes flow.
+        this.inc({ direction: 'in' }, taken.in);
+        this.inc({ direction: 'out' }, taken.out);
+      },
     });
-    // Bound children: the hot path must not look labels up per chunk.
-    this.#bytesIn = bytes.labels('in');
-    this.#bytesOut = bytes.labels('out');
     this.#streamsOpened = new Counter({
       name: 'trellis_sidecar_streams_opened_total',
       help: 'Streams opened, by direction.',
@@ -114,7 +129,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
 
   bytes(direction: 'in' | 'out', count: number): void {
-    (direction === 'in' ? this.#bytesIn : this.#bytesOut).inc(count);
+    if (direction === 'in') this.#unscrapedBytesIn += count;
+    else this.#unscrapedBytesOut += count;
   }
   streamOpened(direction: 'inbound' | 'outbound'): void {
     this.#streamsOpened.inc({ direction });
