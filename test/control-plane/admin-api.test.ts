@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeAdminToken, parseAdminToken } from '../../proto/tokens.js';
-import { adminTokenOf, assertError, call, createJoinToken, startTestControlPlane, tempDir } from './helpers.js';
+import { adminTokenOf, assertError, call, createJoinToken, startTestControlPlane, tempDir, withTestControlPlane } from './helpers.js';
 
 describe('admin API', () => {
   it('rejects a missing, malformed, unknown or join token with 401', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path);
-    try {
+    await withTestControlPlane({}, async (cp, dir) => {
       const admin = parseAdminToken(await adminTokenOf(cp));
       const joinToken = await createJoinToken(cp, dir.path, 'db');
       const wrongSecret = encodeAdminToken({ ...admin, secret: Buffer.alloc(32, 1).toString('base64url') });
@@ -18,25 +16,17 @@ describe('admin API', () => {
         }
       }
       assertError(await call(cp, dir.path, 'POST', '/v1/tokens', { body: { service: 'db' }, token: wrongSecret }), 401, 'TRELLIS_ERR_UNAUTHORIZED');
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 
   it('answers unknown routes with 404 and wrong methods with 405', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path);
-    try {
+    await withTestControlPlane({}, async (cp, dir) => {
       assertError(await call(cp, dir.path, 'GET', '/v1/nothing'), 404, 'TRELLIS_ERR_NOT_FOUND');
       assertError(await call(cp, dir.path, 'DELETE', '/v1/trust-bundle'), 405, 'TRELLIS_ERR_METHOD_NOT_ALLOWED');
       const token = await adminTokenOf(cp);
       assertError(await call(cp, dir.path, 'POST', '/v1/tokens', { body: { service: 'db', ttlSeconds: 0 }, token }), 400, 'TRELLIS_ERR_INVALID');
       assertError(await call(cp, dir.path, 'DELETE', '/v1/policies/rules', { body: { from: 'a', to: 'b' }, token }), 404, 'TRELLIS_ERR_NOT_FOUND');
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 
   it('changes policies, bumping the version, and keeps them across a restart', async () => {

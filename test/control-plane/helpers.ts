@@ -31,6 +31,27 @@ export function startTestControlPlane(dataDir: string, overrides: Partial<Contro
   return startControlPlane({ dataDir, listenHost: '127.0.0.1', listenPort: 0, logger: silentLogger, pushCoalesceMs: 5, ...overrides });
 }
 
+/**
+ * Runs `run` against a control plane started for it on a fresh data directory, then closes
+ * the control plane and removes the directory, whatever `run` did.
+ */
+export async function withTestControlPlane(
+  overrides: Partial<ControlPlaneInit>,
+  run: (cp: ControlPlane, dir: { path: string }) => Promise<void>,
+): Promise<void> {
+  const dir = await tempDir();
+  try {
+    const cp = await startTestControlPlane(dir.path, overrides);
+    try {
+      await run(cp, dir);
+    } finally {
+      await cp.close();
+    }
+  } finally {
+    await dir.remove();
+  }
+}
+
 export async function caPemOf(dataDir: string): Promise<string> {
   return readFile(join(dataDir, 'ca.crt'), 'utf8');
 }

@@ -16,6 +16,7 @@ import {
   makeCsr,
   startTestControlPlane,
   tempDir,
+  withTestControlPlane,
 } from './helpers.js';
 
 type Joined = JoinResponse & { keyPem: string };
@@ -29,9 +30,7 @@ async function connectRegistered(cp: ControlPlane, caPem: string, joined: Joined
 
 describe('sidecar channel', () => {
   it('sends a snapshot after register, then coalesced deltas; renews certificates', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path);
-    try {
+    await withTestControlPlane({}, async (cp, dir) => {
       const caPem = await caPemOf(dir.path);
       const token = await adminTokenOf(cp);
       const db = await joinAs(cp, dir.path, 'db');
@@ -74,10 +73,7 @@ describe('sidecar channel', () => {
       assert.match(metrics, /trellis_cp_sidecars_lagging 1/);
       assert.match(metrics, /trellis_cp_push_messages_total\{type="snapshot"\} 1/);
       await client.close();
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 
   it('refuses clients without a certificate or with one from another CA', async () => {
@@ -99,9 +95,7 @@ describe('sidecar channel', () => {
   });
 
   it('answers an invalid message with an error and closes with 1008', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path);
-    try {
+    await withTestControlPlane({}, async (cp, dir) => {
       const caPem = await caPemOf(dir.path);
       const db = await joinAs(cp, dir.path, 'db');
       const garbage = new ChannelClient(cp, caPem, db);
@@ -121,16 +115,11 @@ describe('sidecar channel', () => {
       text.ws.send('{"type":"register"}');
       assert.equal((await text.waitFor(isError)).code, 'TRELLIS_ERR_INVALID');
       assert.equal(await text.closed, 1008);
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 
   it('removes an endpoint when its lease runs out after the session closes', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path, { leaseTtlMs: 300 });
-    try {
+    await withTestControlPlane({ leaseTtlMs: 300 }, async (cp, dir) => {
       const caPem = await caPemOf(dir.path);
       const db = await joinAs(cp, dir.path, 'db');
       const web = await joinAs(cp, dir.path, 'web');
@@ -145,10 +134,7 @@ describe('sidecar channel', () => {
       assert.ok(removed.version > added.version);
       assert.ok(Date.now() - closedAt >= 250, 'removed before the lease ran out');
       await watcher.close();
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 
   it('after a restart, stored endpoints get a fresh lease and go if their sidecar does not return', async () => {
@@ -177,9 +163,7 @@ describe('sidecar channel', () => {
   });
 
   it('lets a sidecar re-register from a new session, closing the older one (4000)', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path, { leaseTtlMs: 200 });
-    try {
+    await withTestControlPlane({ leaseTtlMs: 200 }, async (cp, dir) => {
       const caPem = await caPemOf(dir.path);
       const db = await joinAs(cp, dir.path, 'db');
       const older = await connectRegistered(cp, caPem, db, '127.0.0.1:7401');
@@ -192,16 +176,11 @@ describe('sidecar channel', () => {
       const endpoints = (services.json as { services: Record<string, Array<{ address: string; connected: boolean }>> }).services.db;
       assert.deepEqual(endpoints?.map((e) => [e.address, e.connected]), [['127.0.0.1:7409', true]]);
       await newer.close();
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 
   it('terminates a session that stops answering pings', async () => {
-    const dir = await tempDir();
-    const cp = await startTestControlPlane(dir.path, { pingIntervalMs: 100, leaseTtlMs: 50 });
-    try {
+    await withTestControlPlane({ pingIntervalMs: 100, leaseTtlMs: 50 }, async (cp, dir) => {
       const caPem = await caPemOf(dir.path);
       const db = await joinAs(cp, dir.path, 'db');
       const web = await joinAs(cp, dir.path, 'web');
@@ -215,9 +194,6 @@ describe('sidecar channel', () => {
       await watcher.waitFor((m): m is Extract<typeof m, { type: 'delta' }> => isDelta(m) && m.changes.some(([k, v]) => k === key && v === null));
       silent.ws.terminate();
       await watcher.close();
-    } finally {
-      await cp.close();
-      await dir.remove();
-    }
+    });
   });
 });
