@@ -3,22 +3,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { HandshakeStep, ProxyErrorCode } from '../../sidecar/forward/proxy/index.js';
+import { proxyErrorCodeOf } from '../support/proxy-errors.js';
 import { HttpProxyHandshake, MAX_HTTP_HEAD_BYTES, meshServiceOf, ProxyError } from '../../sidecar/forward/proxy/index.js';
 
 function pushByteByByte(handshake: HttpProxyHandshake, bytes: Buffer): HandshakeStep {
   let last: HandshakeStep = {};
   for (let index = 0; index < bytes.length && last.request === undefined; index += 1) last = handshake.push(bytes.subarray(index, index + 1));
   return last;
-}
-
-function errorCodeOf(action: () => unknown): ProxyErrorCode | undefined {
-  try {
-    action();
-  } catch (error) {
-    assert.ok(error instanceof ProxyError, `expected a ProxyError, got ${String(error)}`);
-    return error.code;
-  }
-  return undefined;
 }
 
 function parse(head: string): HandshakeStep {
@@ -87,7 +78,7 @@ describe('HTTP proxy handshake', () => {
   });
 
   it('answers a refused name with 403 and a text body', () => {
-    const error = errorCodeOf(() => meshServiceOf('example.com'));
+    const error = proxyErrorCodeOf(() => meshServiceOf('example.com'));
     assert.equal(error, 'TRELLIS_ERR_PROXY_NOT_MESH');
     const reply = new HttpProxyHandshake().failureReply(new ProxyError('TRELLIS_ERR_PROXY_NOT_MESH', '"example.com" is not a mesh name')).toString();
     assert.match(reply, /^HTTP\/1\.1 403 Forbidden\r\n/);
@@ -98,15 +89,15 @@ describe('HTTP proxy handshake', () => {
   it('stops at the head size limit, however the bytes arrive, holding no more than the limit', () => {
     const oversized = Buffer.from(`GET http://api.mesh/ HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HTTP_HEAD_BYTES)}\r\n\r\n`);
     const byteByByte = new HttpProxyHandshake();
-    assert.equal(errorCodeOf(() => pushByteByByte(byteByByte, oversized)), 'TRELLIS_ERR_PROXY_HEAD_TOO_LARGE');
+    assert.equal(proxyErrorCodeOf(() => pushByteByByte(byteByByte, oversized)), 'TRELLIS_ERR_PROXY_HEAD_TOO_LARGE');
     assert.equal(byteByByte.bufferedBytes, MAX_HTTP_HEAD_BYTES);
-    assert.equal(errorCodeOf(() => new HttpProxyHandshake().push(oversized)), 'TRELLIS_ERR_PROXY_HEAD_TOO_LARGE');
+    assert.equal(proxyErrorCodeOf(() => new HttpProxyHandshake().push(oversized)), 'TRELLIS_ERR_PROXY_HEAD_TOO_LARGE');
     // A head of exactly the limit passes; one byte more does not.
     const prefix = 'GET http://api.mesh/ HTTP/1.1\r\nX-Big: ';
     const exact = (size: number): string => `${prefix}${'a'.repeat(size - prefix.length - 4)}\r\n\r\n`;
     assert.equal(exact(MAX_HTTP_HEAD_BYTES).length, MAX_HTTP_HEAD_BYTES);
     assert.ok(parse(exact(MAX_HTTP_HEAD_BYTES)).request !== undefined);
-    assert.equal(errorCodeOf(() => parse(exact(MAX_HTTP_HEAD_BYTES + 1))), 'TRELLIS_ERR_PROXY_HEAD_TOO_LARGE');
+    assert.equal(proxyErrorCodeOf(() => parse(exact(MAX_HTTP_HEAD_BYTES + 1))), 'TRELLIS_ERR_PROXY_HEAD_TOO_LARGE');
   });
 
   it('never crashes nor holds more than the limit on garbage split anywhere', () => {
@@ -147,8 +138,8 @@ describe('mesh names', () => {
 
   it('refuses every other name before anything is dialled', () => {
     for (const name of ['example.com', '127.0.0.1', '::1', 'localhost', 'mesh', '.mesh', 'a.b.mesh', '-api.mesh', 'api_x.mesh', 'api.mesh.example.com', 'api.mesh..', '']) {
-      assert.equal(errorCodeOf(() => meshServiceOf(name)), 'TRELLIS_ERR_PROXY_NOT_MESH', name);
+      assert.equal(proxyErrorCodeOf(() => meshServiceOf(name)), 'TRELLIS_ERR_PROXY_NOT_MESH', name);
     }
-    assert.match(errorCodeOf(() => meshServiceOf('x'.repeat(5000))) ?? '', /NOT_MESH/);
+    assert.match(proxyErrorCodeOf(() => meshServiceOf('x'.repeat(5000))) ?? '', /NOT_MESH/);
   });
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { HandshakeStep, ProxyErrorCode } from '../../sidecar/forward/proxy/index.js';
+import { proxyErrorCodeOf } from '../support/proxy-errors.js';
 import { MAX_SOCKS5_REQUEST_BYTES, ProxyError, Socks5Handshake, Socks5Reply } from '../../sidecar/forward/proxy/index.js';
 
 const GREETING = Buffer.from([0x05, 0x01, 0x00]);
@@ -24,16 +25,6 @@ function feedByteByByte(handshake: Socks5Handshake, bytes: Buffer): { replies: B
     if (last.reply !== undefined) replies.push(last.reply);
   }
   return { replies, last };
-}
-
-function errorCodeOf(action: () => unknown): ProxyErrorCode | undefined {
-  try {
-    action();
-  } catch (error) {
-    assert.ok(error instanceof ProxyError, `expected a ProxyError, got ${String(error)}`);
-    return error.code;
-  }
-  return undefined;
 }
 
 describe('SOCKS5 handshake', () => {
@@ -61,10 +52,10 @@ describe('SOCKS5 handshake', () => {
 
   it('refuses clients that insist on authentication with "no acceptable method"', () => {
     const handshake = new Socks5Handshake();
-    const code = errorCodeOf(() => handshake.push(Buffer.from([0x05, 0x01, 0x02])));
+    const code = proxyErrorCodeOf(() => handshake.push(Buffer.from([0x05, 0x01, 0x02])));
     assert.equal(code, 'TRELLIS_ERR_PROXY_NO_ACCEPTABLE_METHOD');
     assert.deepEqual(handshake.failureReply(new ProxyError(code, '')), Buffer.from([0x05, 0xff]));
-    assert.equal(errorCodeOf(() => new Socks5Handshake().push(Buffer.from([0x05, 0x00]))), 'TRELLIS_ERR_PROXY_NO_ACCEPTABLE_METHOD');
+    assert.equal(proxyErrorCodeOf(() => new Socks5Handshake().push(Buffer.from([0x05, 0x00]))), 'TRELLIS_ERR_PROXY_NO_ACCEPTABLE_METHOD');
   });
 
   it('refuses BIND and UDP ASSOCIATE, unknown address types and empty names, with the matching reply code', () => {
@@ -78,7 +69,7 @@ describe('SOCKS5 handshake', () => {
     for (const [request, expectedCode, replyCode] of cases) {
       const handshake = new Socks5Handshake();
       handshake.push(GREETING);
-      const code = errorCodeOf(() => feedByteByByte(handshake, request));
+      const code = proxyErrorCodeOf(() => feedByteByByte(handshake, request));
       assert.equal(code, expectedCode, `request ${request.toString('hex')}`);
       assert.equal(handshake.failureReply(new ProxyError(code, ''))?.[1], replyCode);
     }
