@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { HandshakeStep, ProxyErrorCode } from '../../sidecar/forward/proxy/index.js';
-import { proxyErrorCodeOf } from '../support/proxy-errors.js';
 import { HttpProxyHandshake, MAX_HTTP_HEAD_BYTES, meshServiceOf, ProxyError } from '../../sidecar/forward/proxy/index.js';
+import { proxyErrorCodeOf } from '../support/proxy-errors.js';
 
 function pushByteByByte(handshake: HttpProxyHandshake, bytes: Buffer): HandshakeStep {
   let last: HandshakeStep = {};

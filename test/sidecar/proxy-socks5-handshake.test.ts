@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { HandshakeStep, ProxyErrorCode } from '../../sidecar/forward/proxy/index.js';
-import { proxyErrorCodeOf } from '../support/proxy-errors.js';
 import { MAX_SOCKS5_REQUEST_BYTES, ProxyError, Socks5Handshake, Socks5Reply } from '../../sidecar/forward/proxy/index.js';
+import { proxyErrorCodeOf } from '../support/proxy-errors.js';
 
 const GREETING = Buffer.from([0x05, 0x01, 0x00]);
 const METHOD_SELECTED = Buffer.from([0x05, 0x00]);
