@@ -12,6 +12,10 @@ Creates a join token bound to one service and prints only the token on stdout.
 
 export async function tokenCommand(args: string[]): Promise<number> {
   const [verb, ...rest] = args;
+  if (verb === '--help' || verb === '-h') {
+    process.stdout.write(`${tokenHelp}\n`);
+    return 0;
+  }
   if (verb !== 'create') throw new UsageError(verb === undefined ? 'missing a token subcommand (create)' : `unknown token subcommand "${verb}"`);
   const { values } = parseFlags(rest, {
     service: { type: 'string' },
