@@ -7,8 +7,9 @@
  */
 import { pack, unpack } from 'msgpackr';
 import { z } from 'zod';
-import { SERVICE_NAME_PATTERN } from './names.js';
+import { GATEWAY_KEY_PATTERN, SERVICE_NAME_PATTERN, SIDECAR_ID_PATTERN } from './names.js';
 import { ValidationError } from './errors.js';
+import { Limits } from './frames.js';
 
 /** Trust domain used when none is configured. */
 export const DEFAULT_TRUST_DOMAIN = 'trellis.local';
@@ -33,6 +34,8 @@ export const ControlErrorCode = {
   TOKEN_EXPIRED: 'TRELLIS_ERR_TOKEN_EXPIRED',
   /** The join token was issued for another service. */
   TOKEN_WRONG_SERVICE: 'TRELLIS_ERR_TOKEN_WRONG_SERVICE',
+  /** A gateway token used to join as a sidecar, or a service token used to start a gateway. */
+  TOKEN_WRONG_KIND: 'TRELLIS_ERR_TOKEN_WRONG_KIND',
   /** The CSR cannot be parsed, its signature is bad, or its key is too weak. */
   BAD_CSR: 'TRELLIS_ERR_BAD_CSR',
   /** An admin route was called without a valid admin token. */
@@ -55,7 +58,7 @@ export type ControlErrorCode = (typeof ControlErrorCode)[keyof typeof ControlErr
 // ---- fields ----
 
 export const serviceNameSchema = z.string().regex(SERVICE_NAME_PATTERN, 'not a valid service name (lowercase letters, digits and inner dashes, at most 63)');
-export const sidecarIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'not a valid sidecar id');
+export const sidecarIdSchema = z.string().regex(SIDECAR_ID_PATTERN, 'not a valid sidecar id');
 export const policyActionSchema = z.enum(['allow', 'deny']);
 /** A rule's source: a service name, or `*` for every caller. */
 export const policySourceSchema = z.union([z.literal('*'), serviceNameSchema]);
@@ -67,6 +70,27 @@ const addressSchema = z
     const port = Number(hostPortPattern.exec(s)?.[2] ?? 0);
     return port >= 1 && port <= 65535;
   }, 'not host:port');
+/** `tls://HOST:PORT` or `wss://HOST:PORT[/PATH]`: where a link listener is reached, and over what. */
+export const LINK_URL_PATTERN = /^(tls|wss):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})(\/[A-Za-z0-9._~\/-]{0,200})?$/;
+export const linkUrlSchema = z
+  .string()
+  .max(300)
+  .refine((s) => {
+    const match = LINK_URL_PATTERN.exec(s);
+    const port = Number(match?.[3] ?? 0);
+    // A path only makes sense for WebSocket links.
+    return port >= 1 && port <= 65535 && (match?.[4] === undefined || match[1] === 'wss');
+  }, 'not tls://HOST:PORT or wss://HOST:PORT[/PATH]');
+/** A link address: `host:port` (TLS, as in version 1) or a link URL. */
+const linkAddressSchema = z.union([addressSchema, linkUrlSchema]);
+export const zoneNameSchema = z.string().regex(SERVICE_NAME_PATTERN, 'not a valid zone name (lowercase letters, digits and inner dashes, at most 63)');
+export const gatewayNameSchema = z.string().regex(SERVICE_NAME_PATTERN, 'not a valid gateway name (lowercase letters, digits and inner dashes, at most 63)');
+export const gatewayKeySchema = z.string().regex(GATEWAY_KEY_PATTERN, 'not a gateway key <zone>/<name>');
+/** Most addresses a gateway advertises; most candidate paths in one route. */
+export const MAX_GATEWAY_ADDRESSES = 8;
+export const MAX_ROUTE_PATHS = 16;
+/** Most gateways one gateway reports links to. */
+export const MAX_GATEWAY_LINKS = 256;
 const versionSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const pemSchema = z.string().min(1).max(64 * 1024);
 
@@ -76,7 +100,7 @@ const pemSchema = z.string().min(1).max(64 * 1024);
 export const endpointValueSchema = z.object({
   sidecarId: sidecarIdSchema,
   service: serviceNameSchema,
-  address: addressSchema,
+  address: linkAddressSchema,
   zone: z.string().regex(/^[A-Za-z0-9._-]{0,63}$/, 'not a valid zone'),
   weight: z.number().int().min(1).max(1000),
   healthy: z.boolean(),
@@ -86,11 +110,37 @@ export const policyDefaultValueSchema = z.object({ action: policyActionSchema })
 /** `policy/rule/<from>/<to>`: calls from `from` (or anyone, `*`) to `to` are allowed or denied. */
 export const policyRuleValueSchema = z.object({ from: policySourceSchema, to: serviceNameSchema, action: policyActionSchema });
 
+/**
+ * `gateway/<zone>/<name>`: a gateway, the addresses it advertises (tried in order; none for a
+ * gateway nobody can reach) and the gateways of other zones it holds live links to.
+ */
+export const gatewayValueSchema = z.object({
+  zone: zoneNameSchema,
+  name: gatewayNameSchema,
+  gatewayId: sidecarIdSchema,
+  addresses: z.array(linkUrlSchema).max(MAX_GATEWAY_ADDRESSES),
+  links: z.array(gatewayKeySchema).max(MAX_GATEWAY_LINKS),
+});
+/** A path: the gateways a tunnel crosses, from the source zone's to the destination zone's. */
+export const routePathSchema = z
+  .array(gatewayKeySchema)
+  .min(1)
+  .max(Limits.MAX_TUNNEL_HOPS)
+  .refine((path) => new Set(path).size === path.length, 'a path crosses a gateway twice');
+/** `route/<from>/<to>`: the candidate paths from zone `from` to zone `to`, best first. */
+export const routeValueSchema = z.object({
+  from: zoneNameSchema,
+  to: zoneNameSchema,
+  paths: z.array(routePathSchema).max(MAX_ROUTE_PATHS),
+});
+
 export type EndpointValue = z.infer<typeof endpointValueSchema>;
+export type GatewayValue = z.infer<typeof gatewayValueSchema>;
+export type RouteValue = z.infer<typeof routeValueSchema>;
 export type PolicyAction = z.infer<typeof policyActionSchema>;
 export type PolicyDefaultValue = z.infer<typeof policyDefaultValueSchema>;
 export type PolicyRuleValue = z.infer<typeof policyRuleValueSchema>;
-export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue;
+export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue | GatewayValue | RouteValue;
 /** One config entry, `[key, value]`. */
 export type ConfigEntry = [key: string, value: ConfigValue];
 /** One change in a delta; `null` means the key was deleted. */
@@ -99,12 +149,20 @@ export type ConfigChange = [key: string, value: ConfigValue | null];
 export const POLICY_DEFAULT_KEY = 'policy/default';
 export const ENDPOINT_KEY_PREFIX = 'endpoint/';
 export const POLICY_RULE_KEY_PREFIX = 'policy/rule/';
+export const GATEWAY_KEY_PREFIX = 'gateway/';
+export const ROUTE_KEY_PREFIX = 'route/';
 
 export function endpointKey(service: string, sidecarId: string): string {
   return `${ENDPOINT_KEY_PREFIX}${service}/${sidecarId}`;
 }
 export function policyRuleKey(from: string, to: string): string {
   return `${POLICY_RULE_KEY_PREFIX}${from}/${to}`;
+}
+export function gatewayEntryKey(zone: string, name: string): string {
+  return `${GATEWAY_KEY_PREFIX}${zone}/${name}`;
+}
+export function routeKey(from: string, to: string): string {
+  return `${ROUTE_KEY_PREFIX}${from}/${to}`;
 }
 
 /**
@@ -125,6 +183,12 @@ export function parseConfigEntry(key: string, value: unknown): ConfigValue | und
   } else if (parts[0] === 'policy' && parts[1] === 'rule') {
     const rule = parseWithSchema(policyRuleValueSchema, value, `config entry "${key}"`);
     [parsed, expectedKey] = [rule, policyRuleKey(rule.from, rule.to)];
+  } else if (parts[0] === 'gateway') {
+    const gateway = parseWithSchema(gatewayValueSchema, value, `config entry "${key}"`);
+    [parsed, expectedKey] = [gateway, gatewayEntryKey(gateway.zone, gateway.name)];
+  } else if (parts[0] === 'route') {
+    const route = parseWithSchema(routeValueSchema, value, `config entry "${key}"`);
+    [parsed, expectedKey] = [route, routeKey(route.from, route.to)];
   } else {
     return undefined;
   }
@@ -141,12 +205,24 @@ const registerMessageSchema = z.object({
   zone: endpointValueSchema.shape.zone,
   weight: endpointValueSchema.shape.weight,
 });
+/** A gateway's first message (its zone and name come from its certificate). */
+const registerGatewayMessageSchema = z.object({
+  type: z.literal('register-gateway'),
+  addresses: z.array(linkUrlSchema).max(MAX_GATEWAY_ADDRESSES),
+});
+/** A gateway's live links to gateways of other zones; sent after every change. */
+const gatewayLinksMessageSchema = z.object({
+  type: z.literal('gateway-links'),
+  peers: z.array(gatewayKeySchema).max(MAX_GATEWAY_LINKS),
+});
 const ackMessageSchema = z.object({ type: z.literal('ack'), version: versionSchema });
 const renewMessageSchema = z.object({ type: z.literal('renew'), csrPem: pemSchema });
 const healthMessageSchema = z.object({ type: z.literal('health'), healthy: z.boolean() });
 const deregisterMessageSchema = z.object({ type: z.literal('deregister') });
 const sidecarMessageSchema = z.discriminatedUnion('type', [
   registerMessageSchema,
+  registerGatewayMessageSchema,
+  gatewayLinksMessageSchema,
   ackMessageSchema,
   renewMessageSchema,
   healthMessageSchema,
@@ -155,6 +231,10 @@ const sidecarMessageSchema = z.discriminatedUnion('type', [
 
 /** Sent first on the channel; (re)places this sidecar's endpoint. Health starts `true`. */
 export type RegisterMessage = z.infer<typeof registerMessageSchema>;
+/** Sent first by a gateway: (re)places its `gateway/<zone>/<name>` entry. */
+export type RegisterGatewayMessage = z.infer<typeof registerGatewayMessageSchema>;
+/** The gateways of other zones this gateway holds live links to now. */
+export type GatewayLinksMessage = z.infer<typeof gatewayLinksMessageSchema>;
 /** The sidecar has applied config up to `version`. */
 export type AckMessage = z.infer<typeof ackMessageSchema>;
 /** Asks for a new leaf certificate for the session's identity. */
@@ -264,11 +344,28 @@ export const joinResponseSchema = z.object({
 /** `POST /v1/join` answer. */
 export type JoinResponse = z.infer<typeof joinResponseSchema>;
 
-export const createTokenRequestSchema = z.object({
-  service: serviceNameSchema,
-  ttlSeconds: z.number().int().min(1).max(31_536_000).default(86_400),
+export const joinGatewayRequestSchema = z.object({ token: z.string().max(4096), csrPem: pemSchema, zone: zoneNameSchema, name: gatewayNameSchema });
+/** `POST /v1/join-gateway` body. */
+export type JoinGatewayRequest = z.infer<typeof joinGatewayRequestSchema>;
+export const joinGatewayResponseSchema = z.object({
+  gatewayId: sidecarIdSchema,
+  zone: zoneNameSchema,
+  name: gatewayNameSchema,
+  spiffeId: z.string(),
+  certPem: pemSchema,
+  caPems: z.array(pemSchema).min(1),
+  trustDomain: z.string(),
+  expiresAt: versionSchema,
 });
-/** `POST /v1/tokens` body; `ttlSeconds` defaults to one day. */
+/** `POST /v1/join-gateway` answer. */
+export type JoinGatewayResponse = z.infer<typeof joinGatewayResponseSchema>;
+
+const ttlSecondsSchema = z.number().int().min(1).max(31_536_000).default(86_400);
+export const createTokenRequestSchema = z.union([
+  z.object({ service: serviceNameSchema, ttlSeconds: ttlSecondsSchema }).strict(),
+  z.object({ gateway: gatewayNameSchema, zone: zoneNameSchema, ttlSeconds: ttlSecondsSchema }).strict(),
+]);
+/** `POST /v1/tokens` body: a service join token, or a gateway token; `ttlSeconds` defaults to one day. */
 export type CreateTokenRequest = z.input<typeof createTokenRequestSchema>;
 /** `POST /v1/tokens` answer. */
 export interface CreateTokenResponse { token: string; expiresAt: number }

@@ -31,6 +31,10 @@ export const ErrorCode = {
   INTERNAL_ERROR: 11,
   /** No bytes crossed the stream either way for the sidecar's idle timeout. */
   IDLE_TIMEOUT: 12,
+  /** Version 2: a gateway or destination refused a tunnel (not a published route, wrong hop or peer). */
+  ROUTE_REFUSED: 13,
+  /** Version 2: no path to the destination, or the next hop of a tunnel could not be reached. */
+  NO_ROUTE: 14,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

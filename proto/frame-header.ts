@@ -6,13 +6,13 @@
 import { ErrorCode, ProtocolError } from './errors.js';
 import { FrameType, Limits } from './frames.js';
 import type { Frame } from './frames.js';
-import { SERVICE_NAME_PATTERN } from './names.js';
+import { GATEWAY_KEY_PATTERN, SERVICE_NAME_PATTERN, SIDECAR_ID_PATTERN } from './names.js';
 
 const MAX_UINT16 = 0xffff;
 const MAX_UINT32 = 0xffffffff;
 
 /** Header array lengths, indexed by frame type. */
-const HEADER_ARITY: readonly number[] = [4, 2, 2, 3, 3, 3, 3, 2, 4];
+const HEADER_ARITY: readonly number[] = [4, 2, 2, 3, 3, 3, 3, 2, 4, 5];
 
 /** Throws the error of a field that breaks its rule. */
 function badField(what: string): never {
@@ -52,6 +52,19 @@ function checkService(value: unknown): string {
     badField('service name');
   }
   return value;
+}
+
+function checkTunnelName(value: unknown, pattern: RegExp, what: string): string {
+  if (typeof value !== 'string' || value.length > Limits.MAX_TUNNEL_NAME_BYTES || !pattern.test(value)) badField(what);
+  return value;
+}
+
+/** A TUNNEL path: 1..MAX_TUNNEL_HOPS gateway keys, no gateway twice (a loop). */
+function checkTunnelPath(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > Limits.MAX_TUNNEL_HOPS) badField('tunnel path');
+  const path = value.map((key) => checkTunnelName(key, GATEWAY_KEY_PATTERN, 'tunnel path'));
+  if (new Set(path).size !== path.length) badField('tunnel path');
+  return path;
 }
 
 function checkMessage(value: unknown): string {
@@ -137,6 +150,16 @@ export function controlFrameFromHeader(header: readonly unknown[], type: Exclude
         code: checkErrorCode(header[2]),
         message: checkMessage(header[3]),
       };
+    case FrameType.TUNNEL: {
+      const path = checkTunnelPath(header[2]);
+      return {
+        type,
+        streamId: checkStreamId(header[1]),
+        path,
+        hop: integerIn(header[3], 0, path.length, 'tunnel hop'),
+        target: checkTunnelName(header[4], SIDECAR_ID_PATTERN, 'tunnel target'),
+      };
+    }
   }
 }
 
@@ -168,6 +191,8 @@ export function headerOfFrame(frame: Frame): unknown[] {
       return checked([frame.type, frame.streamId]);
     case FrameType.RESET:
       return checked([frame.type, frame.streamId, frame.code, frame.message]);
+    case FrameType.TUNNEL:
+      return checked([frame.type, frame.streamId, frame.path, frame.hop, frame.target]);
     default:
       throw new ProtocolError('TRELLIS_ERR_UNKNOWN_FRAME_TYPE', 'unknown frame type');
   }

@@ -16,6 +16,8 @@ export const FrameType = {
   WINDOW: 6,
   FIN: 7,
   RESET: 8,
+  /** Protocol version 2: opens a tunnel stream along a path of gateways (see PROTOCOL.md). */
+  TUNNEL: 9,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -86,6 +88,22 @@ export interface ResetFrame {
   message: string;
 }
 
+/**
+ * Opens a tunnel stream (version 2): the stream carries the two end sidecars' own mutual TLS
+ * session, relayed by the gateways of `path`. `hop` is the index in `path` of the gateway that
+ * receives this frame, or `path.length` when the receiver is the destination sidecar itself.
+ */
+export interface TunnelFrame {
+  type: typeof FrameType.TUNNEL;
+  streamId: number;
+  /** Gateway keys (`<zone>/<name>`), from the source's zone to the destination's; 1..MAX_TUNNEL_HOPS. */
+  path: string[];
+  /** 0..path.length: who receives this frame (see above). */
+  hop: number;
+  /** The destination sidecar's id. */
+  target: string;
+}
+
 export type Frame =
   | HelloFrame
   | PingFrame
@@ -95,11 +113,14 @@ export type Frame =
   | DataFrame
   | WindowFrame
   | FinFrame
-  | ResetFrame;
+  | ResetFrame
+  | TunnelFrame;
 
 /** Protocol versions this build speaks. */
 export const PROTOCOL_MIN_VERSION = 1;
-export const PROTOCOL_MAX_VERSION = 1;
+export const PROTOCOL_MAX_VERSION = 2;
+/** The first version with TUNNEL frames and gateway peers. */
+export const TUNNEL_PROTOCOL_VERSION = 2;
 
 /** Limits checked by the decoder before anything is buffered. */
 export const Limits = {
@@ -115,4 +136,8 @@ export const Limits = {
   MAX_STREAM_ID: 0x7fffffff,
   /** Largest credit a single WINDOW frame may grant, and largest window overall. */
   MAX_WINDOW_BYTES: 0x7fffffff,
+  /** Most gateways a tunnel may cross (the hop limit): a path is source-routed and loop-free. */
+  MAX_TUNNEL_HOPS: 4,
+  /** Longest sidecar id or gateway key in a TUNNEL frame, in bytes. */
+  MAX_TUNNEL_NAME_BYTES: 128,
 } as const;

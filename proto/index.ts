@@ -5,3 +5,6 @@ export * from './encode.js';
 export * from './decode.js';
 export * from './control.js';
 export * from './tokens.js';
+export * from './routes.js';
+export * from './spiffe.js';
+export * from './names.js';

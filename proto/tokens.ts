@@ -11,6 +11,10 @@ import { SERVICE_NAME_PATTERN } from './names.js';
 
 /** Prefix of a join token (version 1). */
 export const JOIN_TOKEN_PREFIX = 'trellis-join-v1.';
+/** Prefix of a gateway join token (version 1). */
+export const GATEWAY_TOKEN_PREFIX = 'trellis-gateway-v1.';
+/** Error code when a token of one kind is given where another is needed (gateway for sidecar, or the reverse). */
+export const WRONG_KIND_TOKEN_CODE = 'TRELLIS_ERR_TOKEN_WRONG_KIND';
 /** Prefix of an admin token (version 1). */
 export const ADMIN_TOKEN_PREFIX = 'trellis-admin-v1.';
 /** Longest token text accepted, checked before decoding anything. */
@@ -37,16 +41,31 @@ const joinTokenSchema = z.object({
   expiresAt: z.number().int().nonnegative(),
 });
 
+const gatewayTokenSchema = z.object({
+  ...commonFields,
+  zone: z.string().regex(SERVICE_NAME_PATTERN, 'is not a valid zone name'),
+  gateway: z.string().regex(SERVICE_NAME_PATTERN, 'is not a valid gateway name'),
+  /** Expiry, milliseconds since the epoch. */
+  expiresAt: z.number().int().nonnegative(),
+});
+
 const adminTokenSchema = z.object(commonFields);
 
 /** What a join token says: who may join as which service, until when, and which CA to trust. */
 export type JoinToken = z.infer<typeof joinTokenSchema>;
+/** What a gateway token says: who may start as gateway `gateway` of `zone`, until when, and which CA to trust. */
+export type GatewayToken = z.infer<typeof gatewayTokenSchema>;
 /** What an admin token says; it grants every admin API route. */
 export type AdminToken = z.infer<typeof adminTokenSchema>;
 
 /** Encodes a join token as `trellis-join-v1.<base64url(JSON)>`. */
 export function encodeJoinToken(token: JoinToken): string {
   return encode(JOIN_TOKEN_PREFIX, checked(joinTokenSchema, token, 'join'));
+}
+
+/** Encodes a gateway token as `trellis-gateway-v1.<base64url(JSON)>`. */
+export function encodeGatewayToken(token: GatewayToken): string {
+  return encode(GATEWAY_TOKEN_PREFIX, checked(gatewayTokenSchema, token, 'gateway'));
 }
 
 /** Encodes an admin token as `trellis-admin-v1.<base64url(JSON)>`. */
@@ -59,7 +78,22 @@ export function encodeAdminToken(token: AdminToken): string {
  * @throws ValidationError with code `TRELLIS_ERR_BAD_TOKEN` naming what is wrong.
  */
 export function parseJoinToken(text: string): JoinToken {
+  refuseOtherKind(text, GATEWAY_TOKEN_PREFIX, 'a gateway token cannot join a sidecar: use `trellis gateway`');
   return decode(text, JOIN_TOKEN_PREFIX, joinTokenSchema, 'join');
+}
+
+/**
+ * Parses a gateway token.
+ * @throws ValidationError `TRELLIS_ERR_TOKEN_WRONG_KIND` for a service join token,
+ *   `TRELLIS_ERR_BAD_TOKEN` naming anything else that is wrong.
+ */
+export function parseGatewayToken(text: string): GatewayToken {
+  refuseOtherKind(text, JOIN_TOKEN_PREFIX, 'a service join token cannot start a gateway: create one with `trellis token create --gateway NAME --zone ZONE`');
+  return decode(text, GATEWAY_TOKEN_PREFIX, gatewayTokenSchema, 'gateway');
+}
+
+function refuseOtherKind(text: string, otherPrefix: string, message: string): void {
+  if (typeof text === 'string' && text.trim().startsWith(otherPrefix)) throw new ValidationError(message, WRONG_KIND_TOKEN_CODE);
 }
 
 /**

@@ -1,5 +1,7 @@
 /** Routes for operators, behind the admin token: join tokens, policies, the registry view. */
 import type { CreateTokenResponse } from '../../proto/control.js';
+import { ControlErrorCode } from '../../proto/control.js';
+import { ApiError } from '../errors.js';
 import {
   createTokenRequestSchema,
   deletePolicyRuleRequestSchema,
@@ -30,6 +32,7 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       hasBody: true,
       async handle(body) {
         const request = parseWithSchema(createTokenRequestSchema, body, 'token request');
+        if (!('service' in request)) throw new ApiError(ControlErrorCode.INVALID, 'gateway tokens are not supported yet', 400);
         const created: CreateTokenResponse = await tokens.createJoinToken(request.service, request.ttlSeconds * 1000);
         return { status: 201, json: created };
       },

@@ -17,6 +17,7 @@ const message = fc.oneof(
   fc.string({ maxLength: Limits.MAX_MESSAGE_BYTES }),
 );
 const service = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/);
+const sidecarId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
 const payload = fc.uint8Array({ maxLength: 2048 }).map((bytes) => Buffer.from(bytes));
 
 // Decoded frames are ordinary objects; generated ones must be too for deepEqual to match.
@@ -43,6 +44,9 @@ export const frameArbitraries: Record<keyof typeof FrameType, fc.Arbitrary<Frame
   ),
   FIN: fc.record({ type: fc.constant(FrameType.FIN), streamId }, plain),
   RESET: fc.record({ type: fc.constant(FrameType.RESET), streamId, code: uint32, message }, plain),
+  TUNNEL: fc
+    .tuple(streamId, fc.uniqueArray(fc.tuple(service, service).map(([zone, name]) => `${zone}/${name}`), { minLength: 1, maxLength: Limits.MAX_TUNNEL_HOPS }), fc.nat(), sidecarId)
+    .map(([id, path, hop, target]) => ({ type: FrameType.TUNNEL, streamId: id, path, hop: hop % (path.length + 1), target })),
 };
 
 /** Any valid frame. */
