@@ -6,8 +6,9 @@ const usage = `Usage: trellis <command> [flags]
 Commands:
   control-plane   run the control plane (CA, registry, config)
   sidecar         run a sidecar next to a service instance
+  gateway         run a gateway that relays tunnels between zones
   run             run a command next to its own sidecar (trellis run [flags] -- CMD ARGS...)
-  token create    create a join token for a service
+  token create    create a join token for a service, or a gateway token
   policy          allow or deny calls between services
 
 Run 'trellis <command> --help' for a command's flags.`;
@@ -17,6 +18,7 @@ Run 'trellis <command> --help' for a command's flags.`;
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   'control-plane': async (args) => (await import('./commands/control-plane.js')).controlPlaneCommand(args),
   sidecar: async (args) => (await import('./commands/sidecar.js')).sidecarCommand(args),
+  gateway: async (args) => (await import('./commands/gateway.js')).gatewayCommand(args),
   run: async (args) => (await import('./commands/run.js')).runCommand(args),
   token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),

@@ -1,12 +1,12 @@
 /**
- * What the CA signs and for whom: sidecar leaves from CSRs (the identity comes from the join
- * token or the session's certificate, never from the CSR) and the control plane's own
- * server certificate.
+ * What the CA signs and for whom: sidecar and gateway leaves from CSRs (the identity comes
+ * from the token or the session's certificate, never from the CSR) and the control plane's
+ * own server certificate.
  */
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { ControlErrorCode } from '../proto/control.js';
-import { controlPlaneSpiffeId, serviceSpiffeId } from '../proto/spiffe.js';
+import { controlPlaneSpiffeId, gatewaySpiffeId, serviceSpiffeId } from '../proto/spiffe.js';
 import type { CertificateAuthority, IssuedCertificate } from './ca.js';
 import { generateRsaKeyPair } from './ca.js';
 import { ApiError } from './errors.js';
@@ -20,22 +20,37 @@ export interface SidecarIdentity {
   service: string;
 }
 
+/** Who a gateway certificate is for. */
+export interface GatewayIdentity {
+  /** `gw-<hex>`, made when the gateway joined. */
+  gatewayId: string;
+  zone: string;
+  name: string;
+}
+
 /**
  * Checks a CSR (parseable, self-signature valid, RSA ≥ 2048 bits) and signs a sidecar leaf for
  * `identity`: CN = sidecar id, URI SAN = the service's SPIFFE id, whatever the CSR asks for.
  * @throws ApiError `TRELLIS_ERR_BAD_CSR` (400) saying what is wrong with the CSR.
  */
 export function signSidecarCsr(ca: CertificateAuthority, csrPem: string, identity: SidecarIdentity, ttlMs: number): IssuedCertificate {
+  return signMeshLeaf(ca, csrPem, identity.sidecarId, serviceSpiffeId(ca.trustDomain, identity.service), ttlMs);
+}
+
+/**
+ * Checks a CSR as {@link signSidecarCsr} does and signs a gateway leaf for `identity`:
+ * CN = gateway id, URI SAN = `spiffe://<td>/gw/<zone>/<name>`, with a sidecar leaf's key usages
+ * and lifetime (a gateway both dials and accepts links).
+ * @throws ApiError `TRELLIS_ERR_BAD_CSR` (400) saying what is wrong with the CSR.
+ */
+export function signGatewayCsr(ca: CertificateAuthority, csrPem: string, identity: GatewayIdentity, ttlMs: number): IssuedCertificate {
+  return signMeshLeaf(ca, csrPem, identity.gatewayId, gatewaySpiffeId(ca.trustDomain, identity.zone, identity.name), ttlMs);
+}
+
+/** A leaf with exactly one URI SAN: peers refuse certificates with several (see PROTOCOL.md). */
+function signMeshLeaf(ca: CertificateAuthority, csrPem: string, commonName: string, spiffeId: string, ttlMs: number): IssuedCertificate {
   const publicKey = verifiedCsrPublicKey(csrPem);
-  return ca.issue(
-    publicKey,
-    {
-      commonName: identity.sidecarId,
-      uriSans: [serviceSpiffeId(ca.trustDomain, identity.service)],
-      extKeyUsage: { serverAuth: true, clientAuth: true },
-    },
-    ttlMs,
-  );
+  return ca.issue(publicKey, { commonName, uriSans: [spiffeId], extKeyUsage: { serverAuth: true, clientAuth: true } }, ttlMs);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The control plane's wiring, in one place: data directory, store, CA, tokens, config and
- * registry, the HTTPS listener with its REST routes and the sidecar channel, and metrics.
+ * The control plane's wiring, in one place: data directory, store, CA, tokens, config, the
+ * registries of endpoints and gateways, the HTTPS listener with its REST routes and the
+ * sidecar channel, and metrics.
  */
 import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { issueServerCertificate } from './cert-issuer.js';
 import { ConfigPublisher } from './config-publisher.js';
 import { ConfigState } from './config-state.js';
 import { DataDirError } from './errors.js';
+import { GatewayRegistry } from './gateway-registry.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { PolicyService } from './policies.js';
 import { Registry } from './registry.js';
@@ -95,10 +97,11 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const adminTokenPath = await tokens.ensureAdminToken(init.dataDir, logger);
     const config = await ConfigState.load(store, logger);
     const registry = new Registry(config, leaseTtlMs, logger);
+    const gateways = new GatewayRegistry(config, leaseTtlMs, logger);
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
-    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry })];
+    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     const server = createServer(
       {
@@ -112,7 +115,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       },
       createRequestHandler(routes, { tokens, metrics, logger }),
     );
-    const channel = new SidecarChannel(server, { ca, registry, publisher, metrics, logger, leafTtlMs }, init.pingIntervalMs);
+    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs }, init.pingIntervalMs);
     metrics.setGaugeSource({
       sidecarsConnected: () => channel.connectedCount,
       endpointCounts: () => registry.endpointCounts(),
@@ -126,10 +129,12 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       await channel.close();
       publisher.close();
       registry.close();
+      gateways.close();
       throw new TrellisError(ControlErrorCode.LISTEN, `cannot listen on ${init.listenHost}:${init.listenPort}: ${(err as Error).message}`, { cause: err });
     }
-    // Stored endpoints' leases start once sidecars can reach us again, not while we boot.
+    // Stored endpoints' and gateways' leases start once they can reach us again, not while we boot.
     registry.start();
+    gateways.start();
     const renewTimer = setInterval(() => {
       issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS)
         .then((next) => server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() }))
@@ -155,6 +160,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
           await serverClosed;
           publisher.close();
           registry.close();
+          gateways.close();
           await store.close();
           logger.info('control plane closed');
         })();

@@ -1,7 +1,7 @@
 /**
  * The sidecar channel: WebSocket upgrades at `/v1/sidecar` on the HTTPS listener, accepted
- * only from TLS clients whose certificate chains to the CA and names a sidecar. Refusals are
- * plain HTTP answers sent before any upgrade, so a sidecar sees why.
+ * only from TLS clients whose certificate chains to the CA and names a sidecar or a gateway.
+ * Refusals are plain HTTP answers sent before any upgrade, so a sidecar sees why.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Server } from 'node:https';
@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { ApiErrorBody } from '../proto/control.js';
 import { ControlErrorCode, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../proto/control.js';
-import { sidecarIdentityOf } from './peer-identity.js';
+import { channelIdentityOf } from './peer-identity.js';
 import type { SidecarSessionComponents } from './sidecar-session.js';
 import { SidecarSession } from './sidecar-session.js';
 
@@ -19,15 +19,15 @@ import { SidecarSession } from './sidecar-session.js';
 export const DEFAULT_PING_INTERVAL_MS = 10_000;
 /** WebSocket close code for a server going away (RFC 6455). */
 const CLOSE_GOING_AWAY = 1001;
-/** Private-use close code: a newer session of the same sidecar registered. */
+/** Private-use close code: a newer session of the same sidecar (or gateway) registered. */
 export const CLOSE_REPLACED = 4000;
 
 /** Accepts sidecar sessions and keeps them alive. */
 export class SidecarChannel {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_MESSAGE_BYTES });
   private readonly sessions = new Set<SidecarSession>();
-  /** The registered session of each sidecar id. */
-  private readonly sessionBySidecarId = new Map<string, SidecarSession>();
+  /** The registered session of each owner key (sidecar id, or gateway zone and name). */
+  private readonly sessionByOwner = new Map<string, SidecarSession>();
   private readonly pingTimer: NodeJS.Timeout;
   private readonly logger: Logger;
 
@@ -69,7 +69,7 @@ export class SidecarChannel {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = new URL(req.url ?? '/', 'https://control-plane').pathname;
     if (path !== SIDECAR_CHANNEL_PATH) return refuseUpgrade(socket, 404, ControlErrorCode.NOT_FOUND, `no WebSocket endpoint at ${path}`);
-    const identity = sidecarIdentityOf(socket as TLSSocket, this.components.ca.trustDomain);
+    const identity = channelIdentityOf(socket as TLSSocket, this.components.ca.trustDomain);
     if ('refused' in identity) {
       this.logger.warn({ reason: identity.refused, remote: req.socket.remoteAddress }, 'refused sidecar channel');
       return refuseUpgrade(socket, 401, ControlErrorCode.UNAUTHORIZED, identity.refused);
@@ -79,16 +79,16 @@ export class SidecarChannel {
       this.sessions.add(session);
       ws.once('close', () => {
         this.sessions.delete(session);
-        if (this.sessionBySidecarId.get(identity.sidecarId) === session) this.sessionBySidecarId.delete(identity.sidecarId);
+        if (this.sessionByOwner.get(session.ownerKey) === session) this.sessionByOwner.delete(session.ownerKey);
       });
     });
   }
 
-  /** A sidecar has one channel: a newer registration means the older session is stale. */
+  /** A sidecar (or gateway) has one channel: a newer registration means the older session is stale. */
   private onRegistered(session: SidecarSession): void {
-    const previous = this.sessionBySidecarId.get(session.identity.sidecarId);
-    this.sessionBySidecarId.set(session.identity.sidecarId, session);
-    if (previous !== undefined && previous !== session) previous.close(CLOSE_REPLACED, 'replaced by a newer session of this sidecar');
+    const previous = this.sessionByOwner.get(session.ownerKey);
+    this.sessionByOwner.set(session.ownerKey, session);
+    if (previous !== undefined && previous !== session) previous.close(CLOSE_REPLACED, `replaced by a newer session of this ${session.identity.kind}`);
   }
 }
 

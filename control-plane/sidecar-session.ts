@@ -1,7 +1,7 @@
 /**
- * One sidecar's channel session: msgpack messages over a WebSocket whose TLS client
- * certificate fixed the sidecar's identity. The sidecar registers first; after that it acks
- * config versions, reports health and renews its certificate.
+ * One sidecar's (or gateway's) channel session: msgpack messages over a WebSocket whose TLS
+ * client certificate fixed the identity. The peer registers first; after that it acks config
+ * versions, renews its certificate, and sends what its role allows (see session-roles.ts).
  */
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
@@ -9,12 +9,11 @@ import type { RawData } from 'ws';
 import type { ControlPlaneMessage, SidecarMessage } from '../proto/control.js';
 import { ControlErrorCode, decodeSidecarMessage, encodeControlMessage } from '../proto/control.js';
 import { TrellisError } from '../proto/errors.js';
-import type { CertificateAuthority } from './ca.js';
-import type { SidecarIdentity } from './cert-issuer.js';
-import { signSidecarCsr } from './cert-issuer.js';
 import type { ConfigPublisher, PushTarget } from './config-publisher.js';
 import type { ControlPlaneMetrics } from './metrics.js';
-import type { Registry } from './registry.js';
+import type { ChannelIdentity } from './peer-identity.js';
+import type { SessionRole, SessionRoleComponents } from './session-roles.js';
+import { sessionRoleFor } from './session-roles.js';
 
 /** A session whose unsent bytes exceed this is too slow to keep; it reconnects and resyncs. */
 export const MAX_SESSION_BUFFERED_BYTES = 16 * 1024 * 1024;
@@ -23,18 +22,15 @@ export const CLOSE_POLICY_VIOLATION = 1008;
 const MAX_CLOSE_REASON_BYTES = 123;
 
 /** What a session needs from the rest of the control plane. */
-export interface SidecarSessionComponents {
-  ca: CertificateAuthority;
-  registry: Registry;
+export interface SidecarSessionComponents extends SessionRoleComponents {
   publisher: ConfigPublisher;
   metrics: ControlPlaneMetrics;
   logger: Logger;
-  leafTtlMs: number;
-  /** Called when the session registers, so that an older session of the same sidecar can go. */
+  /** Called when the session registers, so that an older session of the same owner can go. */
   onRegistered?: (session: SidecarSession) => void;
 }
 
-/** The control plane's end of one sidecar channel. */
+/** The control plane's end of one sidecar (or gateway) channel. */
 export class SidecarSession implements PushTarget {
   /** The last config version the sidecar acknowledged. */
   ackedVersion = 0;
@@ -42,13 +38,16 @@ export class SidecarSession implements PushTarget {
   alive = true;
   private registered = false;
   private readonly logger: Logger;
+  private readonly role: SessionRole;
 
   constructor(
     private readonly ws: WebSocket,
-    readonly identity: SidecarIdentity,
+    readonly identity: ChannelIdentity,
     private readonly components: SidecarSessionComponents,
   ) {
-    this.logger = components.logger.child({ sidecarId: identity.sidecarId, service: identity.service });
+    const logger = components.logger.child({ identityKind: identity.kind });
+    this.role = sessionRoleFor(identity, components, logger);
+    this.logger = logger.child(this.role.logFields);
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('pong', () => {
       this.alive = true;
@@ -60,6 +59,11 @@ export class SidecarSession implements PushTarget {
   /** Whether the sidecar has registered (only registered sessions get config). */
   get isRegistered(): boolean {
     return this.registered;
+  }
+
+  /** The channel keeps one registered session per owner key (sidecar id, or gateway zone and name). */
+  get ownerKey(): string {
+    return this.role.ownerKey;
   }
 
   sendEncoded(bytes: Uint8Array): void {
@@ -99,44 +103,37 @@ export class SidecarSession implements PushTarget {
       const code = err instanceof TrellisError ? err.code : ControlErrorCode.INVALID;
       return this.refuse(code, (err as Error).message);
     }
-    if (!this.registered && message.type !== 'register') {
-      return this.refuse(ControlErrorCode.NOT_REGISTERED, `"${message.type}" before "register"`);
+    // Another kind's message first, so that a gateway sending `register` hears it may not,
+    // rather than that it has not registered.
+    if (!this.role.accepts(message.type)) {
+      return this.refuse(ControlErrorCode.INVALID, `a ${this.identity.kind} may not send "${message.type}"`);
+    }
+    if (!this.registered && message.type !== this.role.registerType) {
+      return this.refuse(ControlErrorCode.NOT_REGISTERED, `"${message.type}" before "${this.role.registerType}"`);
     }
     this.handle(message);
   }
 
   private handle(message: SidecarMessage): void {
-    const { registry, publisher } = this.components;
-    const { sidecarId, service } = this.identity;
     switch (message.type) {
-      case 'register': {
-        const registration = { sidecarId, service, address: message.address, zone: message.zone, weight: message.weight };
-        this.track(registry.register(this, registration), 'register');
-        if (!this.registered) this.logger.info({ address: message.address, zone: message.zone }, 'sidecar registered');
-        this.registered = true;
-        publisher.subscribe(this);
-        this.components.onRegistered?.(this);
-        return;
-      }
       case 'ack':
         this.ackedVersion = Math.max(this.ackedVersion, message.version);
         return;
-      case 'health':
-        this.track(registry.setHealthy(this, service, sidecarId, message.healthy), 'health');
-        return;
       case 'renew':
         return this.renew(message.csrPem);
-      case 'deregister':
-        this.logger.info('sidecar deregistered (draining)');
-        this.track(registry.deregister(this, service, sidecarId), 'deregister');
-        return;
+      default:
+        this.track(this.role.handle(this, message), message.type);
     }
+    if (message.type !== this.role.registerType) return;
+    this.registered = true;
+    this.components.publisher.subscribe(this);
+    this.components.onRegistered?.(this);
   }
 
   private renew(csrPem: string): void {
-    const { ca, leafTtlMs, metrics } = this.components;
+    const { ca, metrics } = this.components;
     try {
-      const issued = signSidecarCsr(ca, csrPem, this.identity, leafTtlMs);
+      const issued = this.role.renew(csrPem);
       metrics.certificateIssued('renew');
       this.send({ type: 'certificate', certPem: issued.certPem, caPems: ca.caPems(), expiresAt: issued.expiresAt });
     } catch (err) {
@@ -167,8 +164,8 @@ export class SidecarSession implements PushTarget {
 
   private onClose(): void {
     this.components.publisher.unsubscribe(this);
-    if (this.registered) this.components.registry.release(this, this.identity.service, this.identity.sidecarId);
-    this.logger.info('sidecar channel closed');
+    if (this.registered) this.role.release(this);
+    this.logger.info('channel closed');
   }
 }
 

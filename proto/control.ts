@@ -71,7 +71,7 @@ const addressSchema = z
     return port >= 1 && port <= 65535;
   }, 'not host:port');
 /** `tls://HOST:PORT` or `wss://HOST:PORT[/PATH]`: where a link listener is reached, and over what. */
-export const LINK_URL_PATTERN = /^(tls|wss):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})(\/[A-Za-z0-9._~\/-]{0,200})?$/;
+export const LINK_URL_PATTERN = /^(tls|wss):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})(\/[A-Za-z0-9._~/-]{0,200})?$/;
 export const linkUrlSchema = z
   .string()
   .max(300)

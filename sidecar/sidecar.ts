@@ -19,8 +19,16 @@ import { startProxyListener } from './forward/proxy/index.js';
 import { OutboundForwarder } from './forward/outbound.js';
 import { joinMesh } from './join.js';
 import { LinkManager } from './links/link-manager.js';
-import { TlsLinkTransport } from './links/tls-transport.js';
+import type { Connector } from './links/connector.js';
+import { LinkTls } from './links/link-tls.js';
+import type { LinkUrl } from './links/link-url.js';
+import { parseLinkUrl } from './links/link-url.js';
+import { MeshDialer } from './links/mesh-dialer.js';
+import { createLinkTransport } from './links/transports.js';
 import type { LinkListener } from './links/transport.js';
+import { PathSelector } from './tunnel/path-selector.js';
+import { TunnelAcceptor } from './tunnel/tunnel-acceptor.js';
+import { TunnelDialer } from './tunnel/tunnel-dialer.js';
 import { PrometheusSidecarMetrics } from './metrics/index.js';
 import type { HostPort } from './net/address.js';
 import { decodeConfigEntries } from './config/entries.js';
@@ -31,10 +39,12 @@ export interface SidecarInit {
   controlPlaneUrls: string[];
   /** The join token (raw text and parsed); needed unless the data dir holds a valid identity. */
   token?: { raw: string; parsed: JoinToken };
-  /** Link listener for other sidecars. */
-  listen: HostPort;
-  /** What to register as this sidecar's link address. @default the bound listen address */
+  /** Link listener for other sidecars and this zone's gateways (`tls://…` or `wss://…`). */
+  listen: LinkUrl;
+  /** What to register as this sidecar's link address (`host:port` or a link URL). @default the bound listen address */
   advertise?: string;
+  /** Links to gateways go through this HTTP CONNECT proxy (corporate egress). @default direct */
+  egress?: Connector;
   /** The local app that inbound streams reach. */
   app?: HostPort;
   upstreams: { service: string; local: HostPort }[];
@@ -75,6 +85,18 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
+/** Links to gateways are pinged this often (ms): a dead gateway is noticed within three. */
+const GATEWAY_PING_INTERVAL_MS = 1000;
+
+/**
+ * The address other sidecars dial: `host:port` for a TLS listener, as version-1 sidecars
+ * expect, and the URL for a WebSocket one.
+ */
+function registeredAddress(url: string): string {
+  const parsed = parseLinkUrl(url);
+  return parsed.scheme === 'tls' ? url.slice('tls://'.length) : url;
+}
+
 /** @default 1000 — time for the endpoint's removal to reach the peers before GOAWAY. */
 const DEFAULT_DRAIN_PROPAGATION_MS = 1000;
 /** @default 30_000 */
@@ -109,14 +131,36 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     });
   }
 
-  const transport = new TlsLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs });
-  const links = new LinkManager({ transport, metrics, logger });
-  const inbound = new InboundHandler({
+  const zone = init.zone ?? 'default';
+  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs });
+  const gatewayTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
+  const linkTls = new LinkTls(credentials);
+  const paths = new PathSelector();
+  const gatewayKeyOf = (peer: { kind: string; zone?: string; name?: string }): string => `${peer.zone ?? ''}/${peer.name ?? ''}`;
+  // Links to this zone's gateways carry tunnels: pinged every second so a dead one is noticed fast.
+  const gatewayLinks = new LinkManager({
+    dialer: gatewayTransport,
+    metrics,
+    logger,
+    pingIntervalMs: GATEWAY_PING_INTERVAL_MS,
+    onRtt: (target, rttMs) => paths.observeRtt(gatewayKeyOf(target.peer), rttMs),
+    onLinkDown: (target) => paths.failed(gatewayKeyOf(target.peer)),
+  });
+  const tunnels = new TunnelDialer({ zone, sidecarId, config, gatewayLinks, tls: linkTls, paths, logger });
+  const links = new LinkManager({ dialer: new MeshDialer(transport, tunnels), metrics, logger });
+  const inbound: InboundHandler = new InboundHandler({
     service: init.service,
     app: init.app,
     isAllowed: (from, to) => config.policy.allows(from, to),
     metrics,
     logger,
+    tunnels: new TunnelAcceptor({
+      sidecarId,
+      tls: linkTls,
+      accept: (link) => inbound.accept(link),
+      onRefused: (reason) => metrics.tunnelRefused(reason),
+      logger,
+    }),
   });
   const outbound = new OutboundForwarder({
     balancer,
@@ -135,10 +179,10 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     for (const closer of [...closers].reverse()) await closer();
   };
   try {
-    const linkListener: LinkListener = await transport.listen(init.listen.host, init.listen.port, (link) => inbound.accept(link));
+    const linkListener: LinkListener = await transport.listen(init.listen, (link) => inbound.accept(link));
     closers.push(() => linkListener.close(), () => inbound.close());
     const upstreams: UpstreamListener[] = [];
-    closers.push(() => outbound.close(), () => links.close());
+    closers.push(() => outbound.close(), () => links.close(), () => gatewayLinks.close());
     for (const upstream of init.upstreams) upstreams.push(await outbound.listen(upstream.service, upstream.local));
     let proxy: ProxyListener | undefined;
     if (init.proxy !== undefined) {
@@ -157,7 +201,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       credentials,
       config,
       logger,
-      registration: { address: init.advertise ?? linkListener.address, zone: init.zone ?? 'default', weight: init.weight ?? 1 },
+      registration: { type: 'register', address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 },
     });
     session.start();
     closers.push(() => session.close());
@@ -189,18 +233,21 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
           controlPlaneConnected: session.connected,
           configVersion: config.version,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
-          linkAddress: linkListener.address,
+          zone,
+          linkAddress: registeredAddress(linkListener.url),
+          gatewayRtts: paths.rtts(),
           upstreams: upstreams.map((u) => ({ service: u.service, address: u.address, endpoints: config.endpoints(u.service), load: balancer.endpointStats(u.service) })),
           appHealthy: appHealth?.healthy,
           proxyAddress: proxy?.address,
           outboundLinks: links.size,
+          gatewayLinks: gatewayLinks.size,
         }),
       });
       const adminServer = admin;
       closers.push(() => adminServer.close());
     }
     return {
-      linkAddress: linkListener.address,
+      linkAddress: registeredAddress(linkListener.url),
       adminAddress: admin?.address,
       upstreams,
       proxyAddress: proxy?.address,

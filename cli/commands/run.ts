@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { SERVICE_NAME_PATTERN } from '../../proto/control.js';
 import { parseJoinToken } from '../../proto/tokens.js';
 import type { HostPort } from '../../sidecar/net/address.js';
+import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
@@ -82,8 +83,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       service,
       controlPlaneUrls: urls,
       token: rawToken === undefined ? undefined : { raw: rawToken, parsed: parseJoinToken(rawToken) },
-      listen: values.listen === undefined ? LOOPBACK_ANY_PORT : parseHostPort(values.listen, '--listen'),
-      advertise: values.advertise === undefined ? undefined : (parseHostPort(values.advertise, '--advertise'), values.advertise),
+      listen: parseLinkUrl(values.listen ?? '127.0.0.1:0', '--listen'),
+      advertise: values.advertise === undefined ? undefined : (parseLinkUrl(values.advertise, '--advertise'), values.advertise),
       app: appPort === undefined ? undefined : { host: '127.0.0.1', port: appPort },
       upstreams,
       proxy: LOOPBACK_ANY_PORT,

@@ -1,6 +1,8 @@
 import { once } from 'node:events';
 import { SERVICE_NAME_PATTERN } from '../../proto/control.js';
 import { parseJoinToken } from '../../proto/tokens.js';
+import { egressConnectorFromEnv } from '../../sidecar/links/http-connect-connector.js';
+import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
@@ -9,9 +11,9 @@ import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { untilSignal } from '../signals.js';
 
-export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen HOST:PORT
+export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen URL
                        [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--proxy HOST:PORT] [--admin HOST:PORT]
-                       [--data-dir DIR] [--advertise HOST:PORT] [--zone ZONE] [--weight N]
+                       [--data-dir DIR] [--advertise URL] [--zone ZONE] [--weight N]
                        [outbound traffic and health flags, below]
 
 Runs a sidecar next to one instance of a service.
@@ -19,15 +21,20 @@ Runs a sidecar next to one instance of a service.
   --token TOKEN             a join token for NAME (trellis token create); or env TRELLIS_JOIN_TOKEN;
                             not needed when --data-dir holds a valid identity
   --control-plane URL       https://HOST:PORT; repeat for several replicas
-  --listen HOST:PORT        mTLS link listener for other sidecars
+  --listen URL              link listener for other sidecars and this zone's gateways:
+                            HOST:PORT or tls://HOST:PORT (mTLS), or wss://HOST:PORT[/PATH]
+                            (mTLS inside a WebSocket over HTTPS)
   --app HOST:PORT           the local app that callers of NAME reach
   --upstream SVC=HOST:PORT  a local port whose connections go to service SVC (repeatable)
   --proxy HOST:PORT         a SOCKS5 and HTTP proxy port reaching <service>.mesh (the port in
                             <service>.mesh:PORT is ignored); other names are refused
   --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
   --data-dir DIR            keeps the key, certificate and last config across restarts
-  --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
-  --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1)
+  --advertise URL           the link address other sidecars dial (default: the bound --listen)
+  --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1); callers in
+                            other zones reach this sidecar through gateways (default zone: default)
+  --egress-proxy URL        dial this zone's gateways through an HTTP CONNECT proxy (http://HOST:PORT);
+                            default: HTTPS_PROXY when set
   --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
                             a second signal stops at once
   --drain-delay DURATION    on SIGTERM/SIGINT, how long to wait after deregistering before refusing
@@ -50,6 +57,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     ...trafficFlagOptions,
     'drain-timeout': { type: 'string' },
     'drain-delay': { type: 'string' },
+    'egress-proxy': { type: 'string' },
   });
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
@@ -60,7 +68,10 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const urls = (values['control-plane'] ?? []).map((url) => parseControlPlaneUrl(url));
   if (urls.length === 0) throw new UsageError('missing --control-plane');
   const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
-  const listen = parseHostPort(required(values.listen, '--listen'), '--listen');
+  const listen = parseLinkUrl(required(values.listen, '--listen'), '--listen');
+  if (values.zone !== undefined && !SERVICE_NAME_PATTERN.test(values.zone)) {
+    throw new UsageError(`--zone "${values.zone}" is not a valid zone name (lowercase letters, digits and '-', at most 63)`);
+  }
   const upstreams = (values.upstream ?? []).map((spec) => parseUpstream(spec));
   const weight = values.weight === undefined ? 1 : Number(values.weight);
   if (!Number.isInteger(weight) || weight < 1 || weight > 1000) throw new UsageError(`--weight must be a whole number 1..1000, got "${values.weight}"`);
@@ -73,7 +84,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     controlPlaneUrls: urls,
     token: rawToken === undefined ? undefined : { raw: rawToken, parsed: parseJoinToken(rawToken) },
     listen,
-    advertise: values.advertise === undefined ? undefined : (parseHostPort(values.advertise, '--advertise'), values.advertise),
+    advertise: values.advertise === undefined ? undefined : (parseLinkUrl(values.advertise, '--advertise'), values.advertise),
     app: values.app === undefined ? undefined : parseHostPort(values.app, '--app'),
     upstreams,
     proxy: values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy'),
@@ -81,6 +92,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     dataDir: values['data-dir'],
     zone: values.zone,
     weight,
+    egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
     ...traffic,
     logger: createLogger(`sidecar:${service}`),
   });

@@ -1,7 +1,5 @@
-/** Routes for operators, behind the admin token: join tokens, policies, the registry view. */
+/** Routes for operators, behind the admin token: join and gateway tokens, policies, the registry views. */
 import type { CreateTokenResponse } from '../../proto/control.js';
-import { ControlErrorCode } from '../../proto/control.js';
-import { ApiError } from '../errors.js';
 import {
   createTokenRequestSchema,
   deletePolicyRuleRequestSchema,
@@ -9,6 +7,7 @@ import {
   putPolicyRuleRequestSchema,
   setDefaultPolicyRequestSchema,
 } from '../../proto/control.js';
+import type { GatewayRegistry } from '../gateway-registry.js';
 import type { PolicyService } from '../policies.js';
 import type { Registry } from '../registry.js';
 import type { TokenService } from '../token-service.js';
@@ -19,11 +18,12 @@ export interface AdminRouteComponents {
   tokens: TokenService;
   policies: PolicyService;
   registry: Registry;
+  gateways: GatewayRegistry;
 }
 
-/** `POST /v1/tokens`, `/v1/policies…`, `GET /v1/services`. */
+/** `POST /v1/tokens`, `/v1/policies…`, `GET /v1/services`, `GET /v1/gateways`. */
 export function adminRoutes(components: AdminRouteComponents): Route[] {
-  const { tokens, policies, registry } = components;
+  const { tokens, policies, registry, gateways } = components;
   return [
     {
       method: 'POST',
@@ -32,8 +32,9 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       hasBody: true,
       async handle(body) {
         const request = parseWithSchema(createTokenRequestSchema, body, 'token request');
-        if (!('service' in request)) throw new ApiError(ControlErrorCode.INVALID, 'gateway tokens are not supported yet', 400);
-        const created: CreateTokenResponse = await tokens.createJoinToken(request.service, request.ttlSeconds * 1000);
+        const ttlMs = request.ttlSeconds * 1000;
+        const created: CreateTokenResponse =
+          'service' in request ? await tokens.createJoinToken(request.service, ttlMs) : await tokens.createGatewayToken(request.zone, request.gateway, ttlMs);
         return { status: 201, json: created };
       },
     },
@@ -79,6 +80,13 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       admin: true,
       hasBody: false,
       handle: () => Promise.resolve({ json: registry.servicesView() }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/gateways',
+      admin: true,
+      hasBody: false,
+      handle: () => Promise.resolve({ json: gateways.view() }),
     },
   ];
 }

@@ -2,10 +2,12 @@
 export interface BalancerEndpoint {
   /** Stable id of the endpoint's sidecar; the node name on the ring. */
   sidecarId: string;
-  /** The sidecar's link listener, `host:port`. */
+  /** The sidecar's link listener: `host:port` or a link URL. */
   address: string;
   /** Relative share of keys, 1..1000. */
   weight: number;
+  /** The endpoint's zone: another zone than the caller's is reached through gateways. */
+  zone?: string;
 }
 
 /**

@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import type { GatewayValue, RouteValue } from '../../proto/control.js';
+import { gatewayEntryKey, routeKey } from '../../proto/control.js';
 import type { BalancerEndpoint } from '../balancer/balancer.js';
 import type { PolicyAction, PolicyRule } from '../policy/policy.js';
 import { AuthorizationPolicy } from '../policy/policy.js';
@@ -15,6 +17,8 @@ export type ConfigEntry =
   | { kind: 'endpoint'; key: string; value: EndpointEntry }
   | { kind: 'policy-default'; key: string; value: { action: PolicyAction } }
   | { kind: 'policy-rule'; key: string; value: PolicyRule }
+  | { kind: 'gateway'; key: string; value: GatewayValue }
+  | { kind: 'route'; key: string; value: RouteValue }
   | { kind: 'unknown'; key: string; value: unknown };
 
 /** A change to one key: the new entry, or `undefined` when the key was deleted. */
@@ -26,8 +30,9 @@ export interface ConfigChange {
 /**
  * The mesh configuration as this sidecar knows it: a versioned key/value map, replaced by a
  * snapshot or patched by deltas, with the views the data plane reads (healthy endpoints per
- * service, the authorization policy) kept up to date. Emits 'services' with the names whose
- * endpoints changed, and 'version' after every applied update.
+ * service, the authorization policy, gateways and routes) kept up to date. Emits 'services'
+ * with the names whose endpoints changed, 'gateways' when a gateway or route entry changed,
+ * and 'version' after every applied update.
  */
 export class MeshConfig extends EventEmitter {
   #version = 0;
@@ -52,6 +57,33 @@ export class MeshConfig extends EventEmitter {
     return endpoints;
   }
 
+  /** Any registered endpoint (healthy or not) of sidecar `sidecarId`, in whichever service. */
+  endpointOf(sidecarId: string): EndpointEntry | undefined {
+    for (const entry of this.#entries.values()) {
+      if (entry.kind === 'endpoint' && entry.value.sidecarId === sidecarId) return entry.value;
+    }
+    return undefined;
+  }
+
+  /** The gateway `<zone>/<name>`, if registered. */
+  gateway(zone: string, name: string): GatewayValue | undefined {
+    const entry = this.#entries.get(gatewayEntryKey(zone, name));
+    return entry?.kind === 'gateway' ? entry.value : undefined;
+  }
+
+  /** Every registered gateway. */
+  gateways(): GatewayValue[] {
+    const gateways: GatewayValue[] = [];
+    for (const entry of this.#entries.values()) if (entry.kind === 'gateway') gateways.push(entry.value);
+    return gateways;
+  }
+
+  /** The published route from zone `from` to zone `to`, if any. */
+  route(from: string, to: string): RouteValue | undefined {
+    const entry = this.#entries.get(routeKey(from, to));
+    return entry?.kind === 'route' ? entry.value : undefined;
+  }
+
   /** Every entry, for caching on disk. */
   entries(): ConfigEntry[] {
     return [...this.#entries.values()];
@@ -62,7 +94,7 @@ export class MeshConfig extends EventEmitter {
     this.#entries.clear();
     for (const entry of entries) this.#entries.set(entry.key, entry);
     for (const service of this.#servicesOf(entries)) touched.add(service);
-    this.#finish(version, touched);
+    this.#finish(version, touched, true);
   }
 
   /**
@@ -72,7 +104,9 @@ export class MeshConfig extends EventEmitter {
   applyDelta(version: number, baseVersion: number, changes: readonly ConfigChange[]): boolean {
     if (baseVersion !== this.#version) return false;
     const touched = new Set<string>();
+    let gatewaysTouched = false;
     for (const { key, entry } of changes) {
+      if (key.startsWith('gateway/') || key.startsWith('route/')) gatewaysTouched = true;
       const previous = this.#entries.get(key);
       if (previous?.kind === 'endpoint') touched.add(previous.value.service);
       if (entry === undefined) this.#entries.delete(key);
@@ -81,14 +115,15 @@ export class MeshConfig extends EventEmitter {
         if (entry.kind === 'endpoint') touched.add(entry.value.service);
       }
     }
-    this.#finish(version, touched);
+    this.#finish(version, touched, gatewaysTouched);
     return true;
   }
 
-  #finish(version: number, touchedServices: Set<string>): void {
+  #finish(version: number, touchedServices: Set<string>, gatewaysTouched: boolean): void {
     this.#version = version;
     this.#rebuildPolicy();
     if (touchedServices.size > 0) this.emit('services', touchedServices);
+    if (gatewaysTouched) this.emit('gateways');
     this.emit('version', version);
   }
 

@@ -19,8 +19,8 @@ export interface ControlSessionInit {
   credentials: Credentials;
   config: MeshConfig;
   logger: Logger;
-  /** What this sidecar registers: its link address, zone and weight. */
-  registration: { address: string; zone: string; weight: number };
+  /** The first message on every channel: a sidecar's `register` or a gateway's `register-gateway`. */
+  registration: Extract<SidecarMessage, { type: 'register' | 'register-gateway' }>;
 }
 
 /**
@@ -105,7 +105,7 @@ export class ControlSession extends EventEmitter {
       this.#attempt = 0;
       this.#connected = true;
       logger.info({ controlPlane: base }, 'control plane connected');
-      this.send({ type: 'register', ...this.#init.registration });
+      this.send(this.#init.registration);
       this.emit('connected');
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => {

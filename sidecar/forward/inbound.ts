@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { ErrorCode, errorCodeName } from '../../proto/errors.js';
+import { ErrorCode, errorCodeName, ProtocolError } from '../../proto/errors.js';
 import type { AuthenticatedLink } from '../links/transport.js';
+import type { TunnelAcceptor } from '../tunnel/tunnel-acceptor.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import { Session } from '../mux/index.js';
@@ -19,6 +20,8 @@ export interface InboundInit {
   metrics: SidecarMetrics;
   logger: Logger;
   initialWindowBytes?: number;
+  /** Takes tunnels that gateways bring to this sidecar; without it they are refused. */
+  tunnels?: TunnelAcceptor;
 }
 
 /**
@@ -33,17 +36,27 @@ export class InboundHandler {
     this.#init = init;
   }
 
-  /** Takes a newly accepted, authenticated link. */
+  /**
+   * Takes a newly accepted, authenticated link: from a sidecar (streams to this sidecar's
+   * service), from a gateway (tunnels only), or from inside a tunnel (the source sidecar's
+   * own link, end to end).
+   */
   accept(link: AuthenticatedLink): void {
+    const { peer } = link;
+    const tunnels = this.#init.tunnels;
     const session = new Session(link.socket, {
       role: 'acceptor',
       initialWindowBytes: this.#init.initialWindowBytes,
-      onStream: (stream, service) => this.#onStream(stream, service, link.peerService),
+      onStream:
+        peer.kind === 'service'
+          ? (stream, service) => this.#onStream(stream, service, peer.service)
+          : (stream) => this.#refuse(stream, ErrorCode.POLICY_DENIED, 'a gateway opens tunnels, not streams'),
+      onTunnel: peer.kind === 'gateway' && tunnels !== undefined ? (stream, tunnel) => tunnels.onTunnel(stream, tunnel, peer) : undefined,
     });
     this.#sessions.add(session);
-    session.on('close', (error?: { code: string; name: string; message: string }) => {
+    session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
-      if (error?.name === 'ProtocolError') {
+      if (error instanceof ProtocolError) {
         this.#init.metrics.protocolViolation(error.code);
         this.#init.logger.warn({ peer: link.peerAddress, code: error.code, err: error.message }, 'peer broke the protocol');
       }

@@ -164,7 +164,9 @@ export class OutboundForwarder {
       const { lease } = picked;
       tried.add(lease.endpoint.sidecarId);
       try {
-        const stream = await links.openStream({ address: lease.endpoint.address, service }, service);
+        const { address, sidecarId, zone } = lease.endpoint;
+        const target = { address, peer: { kind: 'service' as const, service }, endpoint: zone === undefined ? undefined : { sidecarId, zone } };
+        const stream = await links.openStream(target, service);
         stream.once('close', () => lease.release());
         return { stream, lease };
       } catch (error) {
@@ -178,6 +180,8 @@ export class OutboundForwarder {
         }
       }
     }
+    // Every endpoint tried was out of reach through gateways: say so, rather than blame the endpoints.
+    if (lastError instanceof NoRouteError && lastError.code === 'TRELLIS_ERR_NO_ROUTE') throw lastError;
     const message = lastError instanceof Error ? lastError.message : String(lastError);
     throw new NoRouteError('TRELLIS_ERR_NO_ENDPOINT', `no endpoint of "${service}" could be reached: ${message}`, ErrorCode.APP_UNREACHABLE, { cause: lastError });
   }

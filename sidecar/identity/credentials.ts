@@ -1,11 +1,15 @@
 import { EventEmitter } from 'node:events';
-import type { PeerCertificate } from 'node:tls';
-import { serviceSpiffeId, uriSansOf } from '../../proto/spiffe.js';
+import type { PeerIdentity } from '../../proto/spiffe.js';
+import { spiffeIdOf } from '../../proto/spiffe.js';
 
 /** What a sidecar holds after joining: its key, its certificate and the trust bundle. */
 export interface CredentialsInit {
   trustDomain: string;
+  /** The service a sidecar runs next to; for a gateway, its name (see `gateway`). */
   service: string;
+  /** A gateway's zone and name; absent for a service's sidecar. */
+  gateway?: { zone: string; name: string };
+  /** The sidecar's id, or a gateway's: the certificate's common name. */
   sidecarId: string;
   privateKeyPem: string;
   certPem: string;
@@ -24,24 +28,28 @@ export class Credentials extends EventEmitter {
   constructor(init: CredentialsInit) {
     super();
     this.#current = init;
+    // Every transport, listener and tunnel TLS context of the process follows renewals.
+    this.setMaxListeners(64);
   }
 
   get current(): Readonly<CredentialsInit> {
     return this.#current;
   }
 
+  /** The identity this certificate proves. */
+  get identity(): PeerIdentity {
+    const { gateway, service } = this.#current;
+    return gateway === undefined ? { kind: 'service', service } : { kind: 'gateway', ...gateway };
+  }
+
   get spiffeId(): string {
-    return serviceSpiffeId(this.#current.trustDomain, this.#current.service);
+    return spiffeIdOf(this.#current.trustDomain, this.identity);
   }
 
   /** Replaces the certificate (and possibly key and bundle) after renewal or CA rotation. */
-  replace(update: Partial<Omit<CredentialsInit, 'trustDomain' | 'service' | 'sidecarId'>>): void {
+  replace(update: Partial<Omit<CredentialsInit, 'trustDomain' | 'service' | 'gateway' | 'sidecarId'>>): void {
     this.#current = { ...this.#current, ...update };
     this.emit('change', this.#current);
   }
 }
 
-/** The SPIFFE URI SANs of a peer certificate, as verified by the TLS layer. */
-export function peerSpiffeIds(certificate: PeerCertificate | undefined): string[] {
-  return uriSansOf(certificate?.subjectaltname).filter((uri) => uri.startsWith('spiffe://'));
-}

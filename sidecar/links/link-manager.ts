@@ -1,18 +1,31 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { ErrorCode, TrellisError } from '../../proto/errors.js';
+import { ErrorCode, ProtocolError, TrellisError } from '../../proto/errors.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import { Session } from '../mux/index.js';
+import { keepAlive } from './keepalive.js';
 import type { LinkTarget, LinkTransport } from './transport.js';
 
+/** What makes links: a transport, or a router over several (direct, through gateways). */
+export type LinkDialer = Pick<LinkTransport, 'dial'>;
+
 export interface LinkManagerInit {
-  transport: LinkTransport;
+  dialer: LinkDialer;
   metrics: SidecarMetrics;
   logger: Logger;
   /** Passed to every session: credit per stream, per direction. */
   initialWindowBytes?: number;
+  /** PING every link this often; a link whose PONG is 3 intervals late is closed. @default 5000 */
+  pingIntervalMs?: number;
+  /** Each RTT measured on the link to `target`. */
+  onRtt?: (target: LinkTarget, rttMs: number) => void;
+  /** Called for each link that goes down (closed with an error or lost). */
+  onLinkDown?: (target: LinkTarget) => void;
 }
+
+/** @default 5000 */
+const DEFAULT_PING_INTERVAL_MS = 5000;
 
 /**
  * Keeps one long-lived outbound link per peer sidecar, dialled on first use and reused by
@@ -30,7 +43,7 @@ export class LinkManager {
 
   /** Opens a stream to `service` on the link to `target`, dialling the link if needed. */
   async openStream(target: LinkTarget, service: string): Promise<MuxStream> {
-    const session = await this.#sessionFor(target);
+    const session = await this.sessionFor(target);
     return session.openStream(service);
   }
 
@@ -51,9 +64,10 @@ export class LinkManager {
     this.#sessions.clear();
   }
 
-  #sessionFor(target: LinkTarget): Promise<Session> {
+  /** The link to `target`, dialled on first use; concurrent first uses share one dial. */
+  sessionFor(target: LinkTarget): Promise<Session> {
     if (this.#closed) return Promise.reject(new TrellisError('TRELLIS_ERR_GOING_AWAY', 'sidecar is shutting down'));
-    const key = `${target.service}@${target.address}`;
+    const key = linkKeyOf(target);
     const existing = this.#sessions.get(key);
     if (existing !== undefined) return Promise.resolve(existing);
     let dialing = this.#dialing.get(key);
@@ -65,11 +79,11 @@ export class LinkManager {
   }
 
   async #dial(key: string, target: LinkTarget): Promise<Session> {
-    const { transport, metrics, logger } = this.#init;
+    const { dialer, metrics, logger } = this.#init;
     const started = performance.now();
     let link;
     try {
-      link = await transport.dial(target);
+      link = await dialer.dial(target);
     } catch (error) {
       metrics.linkDialed((performance.now() - started) / 1000, false);
       throw error;
@@ -83,11 +97,19 @@ export class LinkManager {
     });
     this.#sessions.set(key, session);
     metrics.linksActive(this.#sessions.size);
+    keepAlive(session, {
+      intervalMs: this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      onRtt: (rttMs) => {
+        metrics.linkRtt(target.address, rttMs);
+        this.#init.onRtt?.(target, rttMs);
+      },
+    });
     session.on('close', (error?: TrellisError) => {
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
       metrics.linksActive(this.#sessions.size);
       if (error !== undefined) {
-        if (error.name === 'ProtocolError') metrics.protocolViolation(error.code);
+        this.#init.onLinkDown?.(target);
+        if (error instanceof ProtocolError) metrics.protocolViolation(error.code);
         logger.warn({ peer: target.address, code: error.code, err: error.message }, 'link closed with an error');
       } else {
         logger.debug({ peer: target.address }, 'link closed');
@@ -97,7 +119,13 @@ export class LinkManager {
       // The peer is draining: new streams must go to a new link (or another endpoint).
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     });
-    logger.info({ peer: target.address, service: target.service }, 'link up');
+    logger.info({ peer: target.address, identity: target.peer }, 'link up');
     return session;
   }
+}
+
+/** One link per peer identity and address. */
+function linkKeyOf(target: LinkTarget): string {
+  const { peer } = target;
+  return `${peer.kind === 'service' ? peer.service : `gw/${peer.zone}/${peer.name}`}@${target.address}`;
 }

@@ -18,6 +18,11 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   idleStreamReset(): void;
   /** A client of the proxy port turned away (a name outside `.mesh`, a bad handshake, no route). */
   proxyRefused(reason: string): void;
+  /** A tunnel refused here (at a gateway or a destination), by reason. */
+  tunnelRefused(reason: string): void;
+  /** A gateway spliced a tunnel stream between two links, and later closed it. */
+  tunnelOpened(role: 'relay'): void;
+  tunnelClosed(role: 'relay'): void;
   certExpiry(expiresAtMs: number): void;
   configVersion(version: number): void;
   /** Text exposition for `/metrics`. */

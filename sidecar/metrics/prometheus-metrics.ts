@@ -25,6 +25,9 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #idleStreamResets: Counter;
   readonly #certExpiry: Gauge;
   readonly #proxyRefusals: Counter<'reason'>;
+  readonly #tunnelRefusals: Counter<'reason'>;
+  readonly #tunnelsActive: Gauge<'role'>;
+  readonly #tunnelsOpened: Counter<'role'>;
   readonly #configVersion: Gauge;
 
   constructor(labels: { service: string; sidecarId?: string }) {
@@ -116,6 +119,24 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.#tunnelRefusals = new Counter({
+      name: 'trellis_tunnel_refusals_total',
+      help: 'Tunnels refused here, by reason (not-published, wrong-hop, wrong-previous-hop, wrong-target, unknown-target, next-hop-unreachable, not-a-sidecar, handshake, plain-stream).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#tunnelsActive = new Gauge({
+      name: 'trellis_tunnels_active',
+      help: 'Tunnel streams open now, by role (relay: spliced at a gateway).',
+      labelNames: ['role'],
+      registers,
+    });
+    this.#tunnelsOpened = new Counter({
+      name: 'trellis_tunnels_opened_total',
+      help: 'Tunnel streams opened, by role.',
+      labelNames: ['role'],
+      registers,
+    });
     this.#certExpiry = new Gauge({
       name: 'trellis_sidecar_cert_expiry_timestamp_seconds',
       help: 'When the sidecar certificate expires (Unix seconds).',
@@ -168,6 +189,16 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   proxyRefused(reason: string): void {
     this.#proxyRefusals.inc({ reason });
+  }
+  tunnelRefused(reason: string): void {
+    this.#tunnelRefusals.inc({ reason });
+  }
+  tunnelOpened(role: 'relay'): void {
+    this.#tunnelsOpened.inc({ role });
+    this.#tunnelsActive.inc({ role });
+  }
+  tunnelClosed(role: 'relay'): void {
+    this.#tunnelsActive.dec({ role });
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));

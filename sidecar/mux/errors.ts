@@ -20,7 +20,13 @@ export type MuxErrorCode =
   /** `write()` or `end()` after the stream's sending side was already ended. */
   | 'TRELLIS_ERR_STREAM_CLOSED'
   /** A listener threw while the session handled a frame; the link is closed. */
-  | 'TRELLIS_ERR_INTERNAL';
+  | 'TRELLIS_ERR_INTERNAL'
+  /** A stream carried as a Duplex (a tunnel) was reset; `wireCode` is the reset's code. */
+  | 'TRELLIS_ERR_STREAM_RESET'
+  /** A tunnel was asked of a link whose peer speaks protocol version 1. */
+  | 'TRELLIS_ERR_TUNNEL_UNSUPPORTED'
+  /** No PONG came back within the ping timeout: the link is taken for dead. */
+  | 'TRELLIS_ERR_PING_TIMEOUT';
 
 /** An error of the multiplexer that is not the peer breaking the protocol. */
 export class MuxError extends TrellisError {

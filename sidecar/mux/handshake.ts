@@ -6,8 +6,8 @@ import { ErrorCode, FrameType, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, Proto
 import type { HelloFrame } from '../../proto/index.js';
 
 /** The HELLO this build sends, granting `initialWindowBytes` per stream. */
-export function localHello(initialWindowBytes: number): HelloFrame {
-  return { type: FrameType.HELLO, minVersion: PROTOCOL_MIN_VERSION, maxVersion: PROTOCOL_MAX_VERSION, initialWindowBytes };
+export function localHello(initialWindowBytes: number, maxVersion: number = PROTOCOL_MAX_VERSION): HelloFrame {
+  return { type: FrameType.HELLO, minVersion: PROTOCOL_MIN_VERSION, maxVersion, initialWindowBytes };
 }
 
 /**

@@ -10,3 +10,4 @@ export type { MuxStreamStats } from './stream.js';
 export type { SessionInit } from './session-init.js';
 export { MuxError } from './errors.js';
 export type { MuxErrorCode } from './errors.js';
+export { MuxStreamDuplex } from './stream-duplex.js';

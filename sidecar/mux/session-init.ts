@@ -3,7 +3,8 @@
  * touches its socket.
  */
 
-import { Limits, ValidationError } from '../../proto/index.js';
+import { Limits, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, ValidationError } from '../../proto/index.js';
+import type { TunnelFrame } from '../../proto/index.js';
 import type { MuxStream } from './stream.js';
 
 /** Options of a session over one link. */
@@ -27,6 +28,10 @@ export interface SessionInit {
   maxLinkBufferedBytes?: number;
   /** Called for each stream the peer opens. Return nothing; accept by using the stream, refuse by stream.reset(code, msg). */
   onStream?: (stream: MuxStream, service: string) => void;
+  /** Called for each tunnel stream the peer opens (version 2); without it tunnels get RESET ROUTE_REFUSED. */
+  onTunnel?: (stream: MuxStream, tunnel: TunnelFrame) => void;
+  /** Highest protocol version to offer in HELLO. @default PROTOCOL_MAX_VERSION */
+  maxVersion?: number;
 }
 
 /** {@link SessionInit} with every default applied. */
@@ -38,6 +43,8 @@ export interface ResolvedSessionInit {
   readonly helloTimeoutMs: number;
   readonly maxLinkBufferedBytes: number;
   readonly onStream: ((stream: MuxStream, service: string) => void) | undefined;
+  readonly onTunnel: ((stream: MuxStream, tunnel: TunnelFrame) => void) | undefined;
+  readonly maxVersion: number;
 }
 
 export const DEFAULT_INITIAL_WINDOW_BYTES = 256 * 1024;
@@ -72,5 +79,7 @@ export function resolveSessionInit(init: SessionInit): ResolvedSessionInit {
     helloTimeoutMs: integerOption('helloTimeoutMs', init.helloTimeoutMs, DEFAULT_HELLO_TIMEOUT_MS, 1, 2 ** 31 - 1),
     maxLinkBufferedBytes: integerOption('maxLinkBufferedBytes', init.maxLinkBufferedBytes, DEFAULT_MAX_LINK_BUFFERED_BYTES, 1, Number.MAX_SAFE_INTEGER),
     onStream: init.onStream,
+    onTunnel: init.onTunnel,
+    maxVersion: integerOption('maxVersion', init.maxVersion, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, PROTOCOL_MAX_VERSION),
   };
 }

@@ -6,8 +6,8 @@
 
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, errorCodeName, FrameDecoder, FrameType, ProtocolError } from '../../proto/index.js';
-import type { Frame, GoAwayFrame, HelloFrame, OpenFrame, TrellisError } from '../../proto/index.js';
+import { ErrorCode, errorCodeName, FrameDecoder, FrameType, ProtocolError, TUNNEL_PROTOCOL_VERSION } from '../../proto/index.js';
+import type { Frame, GoAwayFrame, HelloFrame, OpenFrame, TrellisError, TunnelFrame } from '../../proto/index.js';
 import { MuxError } from './errors.js';
 import { FrameWriter } from './frame-writer.js';
 import { localHello, negotiateVersion } from './handshake.js';
@@ -79,7 +79,7 @@ export class Session extends EventEmitter {
     socket.on('end', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
-    writer.sendNow(localHello(this.#init.initialWindowBytes));
+    writer.sendNow(localHello(this.#init.initialWindowBytes, this.#init.maxVersion));
     this.#helloTimer = setTimeout(this.#onHelloTimeout, this.#init.helloTimeoutMs).unref();
   }
 
@@ -92,17 +92,61 @@ export class Session extends EventEmitter {
   openStream(service: string): MuxStream {
     if (this.#phase === 'closed') throw new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session is closed');
     if (this.#phase === 'draining') throw new MuxError('TRELLIS_ERR_GOING_AWAY', 'the link is going away');
+    return this.#openLocal(service, (streamId) => ({ type: FrameType.OPEN, streamId, service }));
+  }
+
+  /**
+   * Opens a tunnel stream (protocol version 2) along `path` towards sidecar `target`; `hop` is
+   * the index in `path` of the receiver, or `path.length` when the receiver is `target`.
+   * Only valid once the link is 'ready' and speaks version 2.
+   * @throws MuxError `TRELLIS_ERR_GOING_AWAY`, `TRELLIS_ERR_SESSION_CLOSED`,
+   *   `TRELLIS_ERR_TUNNEL_UNSUPPORTED` (the peer speaks version 1 or the HELLOs are not done);
+   *   ProtocolError `TRELLIS_ERR_BAD_FIELD` for an invalid path or target.
+   */
+  openTunnel(path: readonly string[], hop: number, target: string): MuxStream {
+    if (this.#phase === 'active' && (this.#negotiatedVersion ?? 0) < TUNNEL_PROTOCOL_VERSION) {
+      throw new MuxError('TRELLIS_ERR_TUNNEL_UNSUPPORTED', `the link speaks protocol version ${this.#negotiatedVersion ?? '(not negotiated yet)'}; tunnels need ${TUNNEL_PROTOCOL_VERSION}`);
+    }
+    return this.#openLocal(`tunnel:${target}`, (streamId) => ({ type: FrameType.TUNNEL, streamId, path: [...path], hop, target }));
+  }
+
+  #openLocal(label: string, openFrame: (streamId: number) => Frame): MuxStream {
+    if (this.#phase === 'closed') throw new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session is closed');
+    if (this.#phase === 'draining') throw new MuxError('TRELLIS_ERR_GOING_AWAY', 'the link is going away');
     const streamId = this.#streams.peekLocalStreamId();
     if (streamId === undefined) {
       this.goAway(ErrorCode.NONE, 'stream ids exhausted');
       throw new MuxError('TRELLIS_ERR_GOING_AWAY', 'stream ids exhausted on this link');
     }
-    // Sent first: an invalid service name throws before any state changes.
-    this.#writer.send({ type: FrameType.OPEN, streamId, service });
+    // Sent first: an invalid field throws before any state changes.
+    this.#writer.send(openFrame(streamId));
     const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
-    const stream = new MuxStream(streamId, service, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    const stream = new MuxStream(streamId, label, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
     this.#streams.addLocal(stream);
     return stream;
+  }
+
+  /** Resolves once the HELLO exchange is done; rejects if the session closes first. */
+  whenReady(): Promise<void> {
+    if (this.#peerHello !== undefined) return Promise.resolve();
+    if (this.#phase === 'closed') return Promise.reject(new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session is closed'));
+    return new Promise((resolve, reject) => {
+      const onClose = (error?: TrellisError): void => {
+        this.off('ready', onReady);
+        reject(error ?? new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session closed before HELLO'));
+      };
+      const onReady = (): void => {
+        this.off('close', onClose);
+        resolve();
+      };
+      this.once('ready', onReady);
+      this.once('close', onClose);
+    });
+  }
+
+  /** The protocol version agreed in HELLO, once the exchange is done. */
+  get version(): number | undefined {
+    return this.#negotiatedVersion;
   }
 
   /**
@@ -187,6 +231,9 @@ export class Session extends EventEmitter {
       case FrameType.OPEN:
         this.#onOpen(frame);
         return;
+      case FrameType.TUNNEL:
+        this.#onTunnel(frame);
+        return;
       case FrameType.PING:
         this.#writer.send({ type: FrameType.PONG, nonce: frame.nonce });
         return;
@@ -203,7 +250,7 @@ export class Session extends EventEmitter {
 
   #onHello(hello: HelloFrame): void {
     clearTimeout(this.#helloTimer);
-    this.#negotiatedVersion = negotiateVersion(localHello(this.#init.initialWindowBytes), hello);
+    this.#negotiatedVersion = negotiateVersion(localHello(this.#init.initialWindowBytes, this.#init.maxVersion), hello);
     this.#peerHello = hello;
     this.#writer.release();
     // Only streams opened here exist yet: the peer cannot OPEN before its HELLO.
@@ -225,6 +272,24 @@ export class Session extends EventEmitter {
     const stream = new MuxStream(streamId, open.service, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
     this.#streams.addPeer(stream);
     onStream(stream, open.service);
+  }
+
+  #onTunnel(tunnel: TunnelFrame): void {
+    if ((this.#negotiatedVersion ?? 0) < TUNNEL_PROTOCOL_VERSION) {
+      throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `TUNNEL on a link of protocol version ${this.#negotiatedVersion}`);
+    }
+    const streamId = tunnel.streamId;
+    this.#streams.acceptPeerStreamId(streamId);
+    if (this.#phase !== 'active') return this.#refuse(streamId, ErrorCode.GOING_AWAY, 'the link is going away');
+    if (this.#streams.peerStreamsActive >= this.#init.maxConcurrentStreams) {
+      return this.#refuse(streamId, ErrorCode.RESOURCE_EXHAUSTED, `at most ${this.#init.maxConcurrentStreams} streams at once`);
+    }
+    const onTunnel = this.#init.onTunnel;
+    if (onTunnel === undefined) return this.#refuse(streamId, ErrorCode.ROUTE_REFUSED, 'this end takes no tunnels');
+    const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
+    const stream = new MuxStream(streamId, `tunnel:${tunnel.target}`, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    this.#streams.addPeer(stream);
+    onTunnel(stream, tunnel);
   }
 
   #refuse(streamId: number, code: ErrorCode, message: string): void {

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import type { ControlPlane, ControlPlaneInit } from '../../control-plane/index.js';
 import { startControlPlane } from '../../control-plane/index.js';
-import type { ControlPlaneMessage, JoinResponse, SidecarMessage } from '../../proto/control.js';
+import type { ControlPlaneMessage, JoinGatewayResponse, JoinResponse, SidecarMessage } from '../../proto/control.js';
 import { decodeControlPlaneMessage, encodeControlMessage } from '../../proto/control.js';
 
 export const silentLogger = pino({ level: 'silent' });
@@ -156,6 +156,22 @@ export async function joinAs(cp: ControlPlane, dataDir: string, service: string)
   const answer = await call(cp, dataDir, 'POST', '/v1/join', { body: { token, csrPem, service } });
   assert.equal(answer.status, 200, answer.text);
   return { ...(answer.json as JoinResponse), keyPem };
+}
+
+/** Creates a gateway token for gateway `name` of `zone` through the admin API. */
+export async function createGatewayToken(cp: ControlPlane, dataDir: string, zone: string, name: string, ttlSeconds?: number): Promise<string> {
+  const answer = await call(cp, dataDir, 'POST', '/v1/tokens', { body: { gateway: name, zone, ttlSeconds }, token: await adminTokenOf(cp) });
+  assert.equal(answer.status, 201, answer.text);
+  return (answer.json as { token: string }).token;
+}
+
+/** Joins as gateway `name` of `zone`: a gateway token, a CSR, a signed certificate. */
+export async function joinAsGateway(cp: ControlPlane, dataDir: string, zone: string, name: string): Promise<JoinGatewayResponse & { keyPem: string }> {
+  const token = await createGatewayToken(cp, dataDir, zone, name);
+  const { csrPem, keyPem } = makeCsr();
+  const answer = await call(cp, dataDir, 'POST', '/v1/join-gateway', { body: { token, csrPem, zone, name } });
+  assert.equal(answer.status, 200, answer.text);
+  return { ...(answer.json as JoinGatewayResponse), keyPem };
 }
 
 /** A sidecar channel client that records every message it receives. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { ErrorCode } from '../../proto/index.js';
+import { ErrorCode, PROTOCOL_MAX_VERSION } from '../../proto/index.js';
 import type { TrellisError } from '../../proto/index.js';
 import { next, receiveAll, sendAll, sessionPair, sha256, streamInbox, tcpPair } from './helpers.js';
 
@@ -102,7 +102,7 @@ describe('mux stream and session lifecycle', () => {
     const rttMs = await dialer.ping();
     assert.ok(rttMs >= 0 && rttMs < 5_000);
     assert.equal(dialer.stats.rttMs, rttMs);
-    assert.equal(dialer.stats.negotiatedVersion, 1);
+    assert.equal(dialer.stats.negotiatedVersion, PROTOCOL_MAX_VERSION);
     assert.ok((await acceptor.ping()) >= 0);
     dialer.close();
     acceptor.close();

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ErrorCode, FrameType, ProtocolError } from '../../proto/index.js';
+import { ErrorCode, FrameType, PROTOCOL_MAX_VERSION, ProtocolError } from '../../proto/index.js';
 import type { Frame, GoAwayFrame, TrellisError } from '../../proto/index.js';
 import { MuxError, Session } from '../../sidecar/mux/index.js';
 import type { SessionInit } from '../../sidecar/mux/index.js';
@@ -90,7 +90,7 @@ describe('mux protocol violations', () => {
   it('closes a link whose HELLO does not come within helloTimeoutMs', async () => {
     const { session, peer, closed } = await sessionFacingRawPeer({ helloTimeoutMs: 50 });
     const hello = await peer.waitFor((frame) => frame.type === FrameType.HELLO);
-    assert.deepEqual(hello, { type: FrameType.HELLO, minVersion: 1, maxVersion: 1, initialWindowBytes: 256 * 1024 });
+    assert.deepEqual(hello, { type: FrameType.HELLO, minVersion: 1, maxVersion: PROTOCOL_MAX_VERSION, initialWindowBytes: 256 * 1024 });
     assert.equal((await goAwayAndDisconnect(peer)).code, ErrorCode.PROTOCOL_ERROR);
     const error = await closed;
     assert.ok(error instanceof MuxError);

@@ -1,48 +1,29 @@
-// TLS links between two identities from one mesh CA, on real loopback sockets.
+// TLS session resumption between two identities from one mesh CA, on real loopback sockets.
+// What every transport must do is in link-transport-suite.ts (run by link-transports.test.ts).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { CertificateAuthority } from '../../control-plane/ca.js';
-import { signSidecarCsr } from '../../control-plane/cert-issuer.js';
-import { Credentials } from '../../sidecar/identity/credentials.js';
-import { createCsrPem, generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
+import type { PeerIdentity } from '../../proto/spiffe.js';
+import type { Credentials } from '../../sidecar/identity/credentials.js';
+import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import type { AuthenticatedLink, LinkListener } from '../../sidecar/links/transport.js';
 import { TlsLinkTransport } from '../../sidecar/links/tls-transport.js';
+import type { TestCa } from '../support/link-credentials.js';
+import { createTestCa, credentialsFor } from '../support/link-credentials.js';
 
 const TRUST_DOMAIN = 'links.test';
-const HOUR_MS = 3_600_000;
-
-async function credentialsFor(ca: CertificateAuthority, service: string): Promise<Credentials> {
-  const keys = await generateSidecarKeyPair();
-  const sidecarId = `${service}-1`;
-  const issued = signSidecarCsr(ca, await createCsrPem(keys.privateKeyPem, sidecarId), { sidecarId, service }, HOUR_MS);
-  return new Credentials({
-    trustDomain: TRUST_DOMAIN,
-    service,
-    sidecarId,
-    privateKeyPem: keys.privateKeyPem,
-    certPem: issued.certPem,
-    caPems: [ca.certPem],
-    expiresAt: Date.now() + HOUR_MS,
-  });
-}
 
 describe('TlsLinkTransport', () => {
-  let dataDir: string;
+  let mesh: TestCa;
   let caller: Credentials;
   let listener: LinkListener;
   const accepted: AuthenticatedLink[] = [];
 
   before(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'trellis-links-'));
-    const ca = await CertificateAuthority.loadOrCreate({ dataDir, trustDomain: TRUST_DOMAIN, logger: pino({ level: 'silent' }), now: Date.now });
-    caller = await credentialsFor(ca, 'caller');
-    listener = await new TlsLinkTransport(await credentialsFor(ca, 'api')).listen('127.0.0.1', 0, (link) => {
+    mesh = await createTestCa(TRUST_DOMAIN);
+    caller = await credentialsFor(mesh.ca, 'caller');
+    listener = await new TlsLinkTransport(await credentialsFor(mesh.ca, 'api')).listen(parseLinkUrl('tls://127.0.0.1:0'), (link) => {
       accepted.push(link);
       // The server sends its session tickets right after the handshake, before this byte.
       link.socket.write('x');
@@ -52,30 +33,30 @@ describe('TlsLinkTransport', () => {
   after(async () => {
     for (const link of accepted) link.socket.destroy();
     await listener?.close();
-    await rm(dataDir, { recursive: true, force: true });
+    await mesh?.remove();
   });
 
   /** Dials the listener, reads its first byte (so that the session ticket has arrived), and hangs up. */
-  async function dialOnce(transport: TlsLinkTransport): Promise<{ resumed: boolean; peerServiceAtListener: string | undefined }> {
+  async function dialOnce(transport: TlsLinkTransport): Promise<{ resumed: boolean; peerAtListener: PeerIdentity | undefined }> {
     const acceptedBefore = accepted.length;
-    const link = await transport.dial({ address: listener.address, service: 'api' });
+    const link = await transport.dial({ address: listener.url, peer: { kind: 'service', service: 'api' } });
     const socket = link.socket as TLSSocket;
     // TLS 1.3 tickets follow the handshake: the listener's first byte comes after them.
     await once(socket, 'data');
     const resumed = socket.isSessionReused();
     socket.end();
     await once(socket, 'close');
-    return { resumed, peerServiceAtListener: accepted[acceptedBefore]?.peerService };
+    return { resumed, peerAtListener: accepted[acceptedBefore]?.peer };
   }
 
   it('resumes the TLS session when it dials the same peer again, and the listener still knows the caller', async () => {
     const transport = new TlsLinkTransport(caller);
     const first = await dialOnce(transport);
     assert.equal(first.resumed, false, 'the first link makes a full handshake');
-    assert.equal(first.peerServiceAtListener, 'caller');
+    assert.deepEqual(first.peerAtListener, { kind: 'service', service: 'caller' });
     const second = await dialOnce(transport);
     assert.equal(second.resumed, true, 'the second link resumes');
-    assert.equal(second.peerServiceAtListener, 'caller', 'a resumed session still carries the caller certificate');
+    assert.deepEqual(second.peerAtListener, { kind: 'service', service: 'caller' }, 'a resumed session still carries the caller certificate');
   });
 
   it('handshakes afresh after its own certificate changed', async () => {

@@ -1,0 +1,167 @@
+import type { Logger } from 'pino';
+import { gatewayKey } from '../../proto/names.js';
+import type { GatewayToken } from '../../proto/tokens.js';
+import { TrellisError } from '../../proto/errors.js';
+import type { AdminServer } from '../admin-server.js';
+import { startAdminServer } from '../admin-server.js';
+import { decodeConfigEntries } from '../config/entries.js';
+import { MeshConfig } from '../config/mesh-config.js';
+import { ControlSession } from '../control/control-session.js';
+import type { CredentialsInit } from '../identity/credentials.js';
+import { Credentials } from '../identity/credentials.js';
+import { CertificateRenewer } from '../identity/renewer.js';
+import { SidecarStateDir } from '../identity/state-dir.js';
+import type { Connector } from '../links/connector.js';
+import { LinkManager } from '../links/link-manager.js';
+import type { LinkUrl } from '../links/link-url.js';
+import { createLinkTransport } from '../links/transports.js';
+import type { LinkListener } from '../links/transport.js';
+import { PrometheusSidecarMetrics } from '../metrics/index.js';
+import type { HostPort } from '../net/address.js';
+import { joinAsGateway } from './join-gateway.js';
+import { PeerLinks } from './peer-links.js';
+import { Relay } from './relay.js';
+
+export interface GatewayInit {
+  zone: string;
+  name: string;
+  controlPlaneUrls: string[];
+  /** The gateway token; needed unless the data dir holds a valid identity. */
+  token?: { raw: string; parsed: GatewayToken };
+  /** Link listeners (`tls://…`, `wss://…`), for this zone's sidecars and other zones' gateways. */
+  listen: LinkUrl[];
+  /** What to advertise, tried in order by peers. @default the bound listen URLs */
+  advertise?: string[];
+  admin?: HostPort;
+  dataDir?: string;
+  /** Dials to other gateways go through this HTTP CONNECT proxy. @default direct */
+  egress?: Connector;
+  /** Time to dial a link (TCP and TLS). @default 5000 */
+  connectTimeoutMs?: number;
+  logger: Logger;
+}
+
+export interface Gateway {
+  /** The bound listener URLs. */
+  readonly listenUrls: readonly string[];
+  readonly adminAddress: string | undefined;
+  readonly config: MeshConfig;
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a gateway: joins as `gw/<zone>/<name>` (or reuses its saved identity), listens,
+ * registers its addresses, keeps links to the gateways of other zones, and relays tunnels
+ * between them and the sidecars of its zone, reading none of what they carry.
+ */
+export async function startGateway(init: GatewayInit): Promise<Gateway> {
+  const { logger } = init;
+  const self = gatewayKey(init.zone, init.name);
+  const stateDir = init.dataDir === undefined ? undefined : new SidecarStateDir(init.dataDir);
+  const credentials = new Credentials(await obtainGatewayCredentials(init, stateDir));
+  logger.info({ gateway: self, gatewayId: credentials.current.sidecarId, spiffeId: credentials.spiffeId }, 'identity ready');
+
+  const metrics = new PrometheusSidecarMetrics({ service: `gw-${init.zone}-${init.name}` });
+  metrics.certExpiry(credentials.current.expiresAt);
+  credentials.on('change', () => metrics.certExpiry(credentials.current.expiresAt));
+  const config = new MeshConfig();
+  let configReady = false;
+  config.once('version', () => (configReady = true));
+  config.on('version', (version: number) => metrics.configVersion(version));
+  const cached = await stateDir?.loadConfig();
+  if (cached !== undefined) config.applySnapshot(cached.version, decodeConfigEntries(cached.entries));
+  if (stateDir !== undefined) {
+    config.on('version', (version: number) => {
+      stateDir.saveConfig(version, config.entries().map((entry) => [entry.key, entry.value])).catch((error: Error) => logger.warn({ err: error.message }, 'cannot cache the mesh config'));
+    });
+    credentials.on('change', () => {
+      stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
+    });
+  }
+
+  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs });
+  const egressTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
+  let session: ControlSession | undefined;
+  const peers: PeerLinks = new PeerLinks({
+    zone: init.zone,
+    self,
+    config,
+    transport: egressTransport,
+    relay: (): Relay => relay,
+    metrics,
+    logger,
+    onPeersChanged: (keys) => session?.send({ type: 'gateway-links', peers: keys }),
+  });
+  const sidecarLinks = new LinkManager({ dialer: transport, metrics, logger, pingIntervalMs: 1000 });
+  const relay: Relay = new Relay({ self, config, peerSession: (key) => peers.session(key), sidecarLinks, metrics, logger });
+
+  const closers: (() => Promise<void> | void)[] = [() => peers.close(), () => sidecarLinks.close()];
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => (closing ??= (async () => {
+    for (const closer of [...closers].reverse()) await closer();
+  })());
+  try {
+    const listeners: LinkListener[] = [];
+    for (const url of init.listen) {
+      const listener = await transport.listen(url, (link) => peers.accept(link));
+      listeners.push(listener);
+      closers.push(() => listener.close());
+    }
+    const listenUrls = listeners.map((listener) => listener.url);
+    const controlSession = new ControlSession({
+      urls: init.controlPlaneUrls,
+      credentials,
+      config,
+      logger,
+      registration: { type: 'register-gateway', addresses: init.advertise ?? listenUrls },
+    });
+    session = controlSession;
+    // After every (re)connect: the control plane learns the links again from the gateway itself.
+    controlSession.on('connected', () => controlSession.send({ type: 'gateway-links', peers: peers.peers() }));
+    controlSession.start();
+    closers.push(() => controlSession.close());
+    const renewer = new CertificateRenewer({ credentials, session: controlSession, logger });
+    closers.push(() => renewer.stop());
+
+    const isReady = (): boolean => configReady;
+    let admin: AdminServer | undefined;
+    if (init.admin !== undefined) {
+      admin = await startAdminServer({
+        listen: init.admin,
+        metrics,
+        isReady,
+        status: () => ({
+          gateway: self,
+          gatewayId: credentials.current.sidecarId,
+          ready: isReady(),
+          controlPlaneConnected: controlSession.connected,
+          configVersion: config.version,
+          certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+          listen: listenUrls,
+          advertise: init.advertise ?? listenUrls,
+          peerGateways: peers.peers(),
+          sidecarLinks: sidecarLinks.size,
+        }),
+      });
+      const adminServer = admin;
+      closers.push(() => adminServer.close());
+    }
+    return { listenUrls, adminAddress: admin?.address, config, isReady, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function obtainGatewayCredentials(init: GatewayInit, stateDir: SidecarStateDir | undefined): Promise<CredentialsInit> {
+  const saved = await stateDir?.loadCredentials();
+  // A saved identity of the same gateway that is still valid lets it start while the control plane is away.
+  if (saved?.gateway !== undefined && saved.gateway.zone === init.zone && saved.gateway.name === init.name && saved.expiresAt > Date.now() + 60_000) return saved;
+  if (init.token === undefined) {
+    throw new TrellisError('TRELLIS_ERR_NO_TOKEN', 'a gateway token is needed: the data directory holds no valid identity for this gateway');
+  }
+  const joined = await joinAsGateway(init.controlPlaneUrls, init.token.parsed, init.token.raw, init.zone, init.name);
+  await stateDir?.saveCredentials(joined);
+  return joined;
+}

@@ -1,0 +1,93 @@
+import type { Logger } from 'pino';
+import { ErrorCode } from '../../proto/errors.js';
+import type { TunnelFrame } from '../../proto/frames.js';
+import { gatewayKey, zoneOfGatewayKey } from '../../proto/names.js';
+import { isPublishedPath } from '../../proto/routes.js';
+import type { PeerIdentity } from '../../proto/spiffe.js';
+import type { MeshConfig } from '../config/mesh-config.js';
+import type { LinkManager } from '../links/link-manager.js';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import type { MuxStream, Session } from '../mux/index.js';
+import { holdBytes, spliceStreams } from '../tunnel/splice.js';
+
+export interface RelayInit {
+  /** This gateway's key, `<zone>/<name>`. */
+  self: string;
+  config: MeshConfig;
+  /** The live link to a gateway of another zone, whichever end dialled it. */
+  peerSession(key: string): Session | undefined;
+  /** Links to the sidecars of this gateway's zone (the last hop of a tunnel). */
+  sidecarLinks: LinkManager;
+  metrics: SidecarMetrics;
+  logger: Logger;
+}
+
+/**
+ * What a gateway does with a tunnel stream: checks it against the published routes and the
+ * identity of the link it came on, opens the next segment, and splices the two. It reads no
+ * byte of what the tunnel carries (the end sidecars' own TLS).
+ */
+export class Relay {
+  readonly #init: RelayInit;
+
+  constructor(init: RelayInit) {
+    this.#init = init;
+  }
+
+  /** A TUNNEL from `from` (a sidecar of this zone, or a gateway of another). */
+  onTunnel(inbound: MuxStream, tunnel: TunnelFrame, from: PeerIdentity): void {
+    const refusal = this.#check(tunnel, from);
+    if (refusal !== undefined) return this.#refuse(inbound, ErrorCode.ROUTE_REFUSED, refusal.reason, refusal.message);
+    const held = holdBytes(inbound);
+    this.#openNext(tunnel).then(
+      (outbound) => {
+        if (inbound.state === 'closed') {
+          outbound.reset(ErrorCode.STREAM_ABORTED, 'the previous hop went away');
+          return;
+        }
+        const { metrics } = this.#init;
+        metrics.tunnelOpened('relay');
+        outbound.once('close', () => metrics.tunnelClosed('relay'));
+        spliceStreams(inbound, outbound, held);
+      },
+      (error: Error) => this.#refuse(inbound, ErrorCode.NO_ROUTE, 'next-hop-unreachable', error.message),
+    );
+  }
+
+  /** Why a tunnel may not pass here, or undefined when it may. */
+  #check(tunnel: TunnelFrame, from: PeerIdentity): { reason: string; message: string } | undefined {
+    const { self, config } = this.#init;
+    const { path, hop } = tunnel;
+    if (hop >= path.length || path[hop] !== self) return { reason: 'wrong-hop', message: `hop ${hop} of ${path.join(' > ')} is not ${self}` };
+    if (hop === 0 ? from.kind !== 'service' : from.kind !== 'gateway' || gatewayKey(from.zone, from.name) !== path[hop - 1]) {
+      return { reason: 'wrong-previous-hop', message: `hop ${hop} must come from ${hop === 0 ? 'a sidecar' : path[hop - 1]}` };
+    }
+    if (!isPublishedPath((a, b) => config.route(a, b), path)) return { reason: 'not-published', message: `${path.join(' > ')} is not a published route` };
+    const endpoint = config.endpointOf(tunnel.target);
+    const lastZone = zoneOfGatewayKey(path[path.length - 1] as string);
+    if (endpoint === undefined || endpoint.zone !== lastZone) return { reason: 'unknown-target', message: `${tunnel.target} is no endpoint of zone ${lastZone}` };
+    return undefined;
+  }
+
+  async #openNext(tunnel: TunnelFrame): Promise<MuxStream> {
+    const { path, hop, target } = tunnel;
+    if (hop < path.length - 1) {
+      const next = path[hop + 1] as string;
+      const session = this.#init.peerSession(next);
+      if (session === undefined) throw new Error(`no link to gateway ${next}`);
+      await session.whenReady();
+      return session.openTunnel(path, hop + 1, target);
+    }
+    const endpoint = this.#init.config.endpointOf(target);
+    if (endpoint === undefined) throw new Error(`sidecar ${target} is not registered`);
+    const session = await this.#init.sidecarLinks.sessionFor({ address: endpoint.address, peer: { kind: 'service', service: endpoint.service } });
+    await session.whenReady();
+    return session.openTunnel(path, path.length, target);
+  }
+
+  #refuse(stream: MuxStream, code: ErrorCode, reason: string, message: string): void {
+    this.#init.metrics.tunnelRefused(reason);
+    this.#init.logger.warn({ reason, err: message }, 'tunnel refused');
+    if (stream.state !== 'closed') stream.reset(code, message);
+  }
+}

@@ -1,0 +1,19 @@
+import type { Credentials } from '../identity/credentials.js';
+import type { Connector } from './connector.js';
+import { SchemeLinkTransport } from './scheme-transport.js';
+import { TlsLinkTransport } from './tls-transport.js';
+import type { LinkTransport } from './transport.js';
+import { WsLinkTransport } from './ws-transport.js';
+
+/** Options of every link transport a process makes. */
+export interface LinkTransportOptions {
+  /** Time for TCP (and a proxy's CONNECT) plus the TLS handshake. @default 5000 */
+  dialTimeoutMs?: number;
+  /** How TCP connections are made. @default direct */
+  connector?: Connector;
+}
+
+/** The transports of a sidecar or gateway, picked by the scheme of each URL: TLS or WebSocket. */
+export function createLinkTransport(credentials: Credentials, options: LinkTransportOptions): LinkTransport {
+  return new SchemeLinkTransport({ tls: new TlsLinkTransport(credentials, options), wss: new WsLinkTransport(credentials, options) });
+}

@@ -1,0 +1,184 @@
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import WebSocket, { WebSocketServer } from 'ws';
+import { TrellisError } from '../../proto/errors.js';
+import type { Credentials } from '../identity/credentials.js';
+import { formatHostPort } from '../net/address.js';
+import type { Connector } from './connector.js';
+import { directConnector } from './connector.js';
+import { LinkTls, linkPeerOf } from './link-tls.js';
+import type { LinkUrl } from './link-url.js';
+import { DEFAULT_WS_LINK_PATH, formatLinkUrl, parseLinkUrl } from './link-url.js';
+import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
+import { MAX_WS_LINK_PAYLOAD_BYTES, WebSocketDuplex } from './ws-duplex.js';
+
+/** @default 5000 */
+const DEFAULT_DIAL_TIMEOUT_MS = 5000;
+/** @default 10_000 */
+const DEFAULT_ACCEPT_TIMEOUT_MS = 10_000;
+
+const NOT_FOUND_RESPONSE = 'HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+
+export interface WsLinkTransportInit {
+  /** Time for TCP (and a proxy's CONNECT), the outer TLS, the upgrade and the link's TLS. @default 5000 */
+  dialTimeoutMs?: number;
+  /**
+   * A listener's bound on an accepted connection's outer TLS handshake, and again on the HTTP
+   * upgrade after it (the link's own TLS has its own bound), so that a client that never
+   * finishes does not hold a descriptor. @default 10_000
+   */
+  acceptTimeoutMs?: number;
+  /** How TCP connections are made: directly, or through an HTTP CONNECT proxy. @default direct */
+  connector?: Connector;
+}
+
+/**
+ * Links as WebSockets over HTTPS, for networks that pass only HTTPS (PROTOCOL.md, "Transport").
+ * The outer HTTPS may be terminated by a load balancer with a public certificate, so identity
+ * never rests on it: the link's own mutual TLS 1.3 ({@link LinkTls}) runs inside the binary
+ * messages, end to end between the two mesh peers.
+ */
+export class WsLinkTransport implements LinkTransport {
+  readonly #credentials: Credentials;
+  readonly #tls: LinkTls;
+  readonly #dialTimeoutMs: number;
+  readonly #acceptTimeoutMs: number;
+  readonly #connector: Connector;
+  /** The outer TLS client context: the mesh bundle for mesh listeners, public roots for load balancers. */
+  #outerContext: tls.SecureContext;
+
+  constructor(credentials: Credentials, init: WsLinkTransportInit = {}) {
+    this.#credentials = credentials;
+    this.#tls = new LinkTls(credentials);
+    this.#dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    this.#acceptTimeoutMs = init.acceptTimeoutMs ?? DEFAULT_ACCEPT_TIMEOUT_MS;
+    this.#connector = init.connector ?? directConnector;
+    this.#outerContext = this.#createOuterContext();
+    credentials.on('change', () => (this.#outerContext = this.#createOuterContext()));
+  }
+
+  async dial(target: LinkTarget): Promise<AuthenticatedLink> {
+    const url = parseLinkUrl(target.address);
+    if (url.scheme !== 'wss') throw new TrellisError('TRELLIS_ERR_BAD_ADDRESS', `a WebSocket link transport cannot dial ${target.address}`);
+    const deadline = Date.now() + this.#dialTimeoutMs;
+    const tcp = await this.#connector.connect({ host: url.host, port: url.port, timeoutMs: this.#dialTimeoutMs });
+    tcp.setNoDelay(true);
+    const ws = await this.#upgrade(tcp, url, target.address, deadline);
+    const duplex = new WebSocketDuplex(ws);
+    try {
+      return await this.#tls.client(duplex, target.peer, target.address, Math.max(1, deadline - Date.now()));
+    } catch (error) {
+      duplex.destroy();
+      throw error;
+    }
+  }
+
+  async listen(url: LinkUrl, onLink: (link: AuthenticatedLink) => void): Promise<LinkListener> {
+    if (url.scheme !== 'wss') throw new TrellisError('TRELLIS_ERR_BAD_ADDRESS', `a WebSocket link listener cannot serve ${formatLinkUrl(url)}`);
+    const path = url.path ?? DEFAULT_WS_LINK_PATH;
+    // No client certificate at this layer: the link's own TLS, inside, asks for one.
+    const server = https.createServer({ ...this.#tls.contextOptions(), minVersion: 'TLSv1.3', honorCipherOrder: true, handshakeTimeout: this.#acceptTimeoutMs });
+    const onChange = (): void => server.setSecureContext(this.#tls.contextOptions());
+    this.#credentials.on('change', onChange);
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_WS_LINK_PAYLOAD_BYTES, clientTracking: false });
+    /** Connections past their outer TLS handshake and not yet upgraded, with the timer that ends them. */
+    const upgrading = new Map<Duplex, NodeJS.Timeout>();
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      upgrading.set(socket, setTimeout(() => socket.destroy(), this.#acceptTimeoutMs));
+      socket.once('close', () => settle(socket));
+    });
+    const settle = (socket: Duplex): void => {
+      clearTimeout(upgrading.get(socket));
+      upgrading.delete(socket);
+    };
+    server.on('request', (_request, response) => response.writeHead(404, { connection: 'close' }).end());
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (pathOf(request.url) !== path) {
+        socket.end(NOT_FOUND_RESPONSE);
+        return;
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        settle(socket);
+        const describe = formatHostPort(request.socket.remoteAddress ?? 'unknown', request.socket.remotePort ?? 0);
+        const duplex = new WebSocketDuplex(ws);
+        // A failed link handshake destroys the stream, and so the WebSocket; nothing to report.
+        this.#tls.server(duplex, describe).then(onLink, () => duplex.destroy());
+      });
+    });
+    server.listen(url.port, url.host);
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
+    const bound = server.address() as AddressInfo;
+    return {
+      url: formatLinkUrl({ scheme: 'wss', host: url.host, port: bound.port, path }),
+      close: () =>
+        new Promise<void>((resolve) => {
+          this.#credentials.off('change', onChange);
+          server.close(() => resolve());
+          for (const socket of upgrading.keys()) socket.destroy();
+        }),
+    };
+  }
+
+  /** Outer TLS and the HTTP upgrade over `tcp`, resolving with the open WebSocket. */
+  #upgrade(tcp: Socket, url: LinkUrl, describe: string, deadline: number): Promise<WebSocket> {
+    const trustDomain = this.#credentials.current.trustDomain;
+    const outer = tls.connect({
+      socket: tcp,
+      secureContext: this.#outerContext,
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: ['http/1.1'],
+      servername: isIP(url.host) === 0 ? url.host : undefined,
+      // A mesh listener's certificate names a SPIFFE id, not a host; a load balancer's names its host.
+      checkServerIdentity: (host, certificate) => (linkPeerOf(trustDomain, certificate) !== undefined ? undefined : tls.checkServerIdentity(host, certificate)),
+    });
+    const ws = new WebSocket(`wss://${formatHostPort(url.host, url.port)}${url.path ?? DEFAULT_WS_LINK_PATH}`, {
+      createConnection: () => outer,
+      perMessageDeflate: false,
+      maxPayload: MAX_WS_LINK_PAYLOAD_BYTES,
+      followRedirects: false,
+    });
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (error: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        ws.terminate();
+        outer.destroy();
+        tcp.destroy();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(new TrellisError('TRELLIS_ERR_DIAL_TIMEOUT', `WebSocket link dial to ${describe} timed out after ${this.#dialTimeoutMs} ms`)),
+        Math.max(0, deadline - Date.now()),
+      );
+      // Stays installed: terminating a connecting WebSocket emits one more 'error'.
+      ws.on('error', (error) => fail(error instanceof TrellisError ? error : new TrellisError('TRELLIS_ERR_WS_HANDSHAKE', `WebSocket link dial to ${describe} failed: ${error.message}`, { cause: error })));
+      ws.once('unexpected-response', (_request, response) =>
+        fail(new TrellisError('TRELLIS_ERR_WS_UPGRADE_REFUSED', `${describe} answered the WebSocket upgrade with HTTP ${response.statusCode}`)),
+      );
+      ws.once('open', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        ws.removeAllListeners('error');
+        resolve(ws);
+      });
+    });
+  }
+
+  #createOuterContext(): tls.SecureContext {
+    return tls.createSecureContext({ ca: [...this.#credentials.current.caPems, ...tls.rootCertificates], minVersion: 'TLSv1.3' });
+  }
+}
+
+/** The path of a request target, without its query. */
+function pathOf(target: string | undefined): string | undefined {
+  return target?.split('?', 1)[0];
+}
