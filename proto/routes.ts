@@ -27,43 +27,63 @@ export function computeRoutes(gateways: readonly GatewayValue[]): RouteValue[] {
       neighbours.get(peer)?.add(self);
     }
   }
-  const zones = [...new Set(gateways.map((gateway) => gateway.zone))].sort();
+  const zones = [...new Set(gateways.map((gateway) => gateway.zone))].sort(compareCodePoints);
   const routes: RouteValue[] = [];
   for (const from of zones) {
+    const byDestination = pathsFrom(from, neighbours);
     for (const to of zones) {
-      if (from === to) continue;
-      const paths = pathsBetween(from, to, neighbours);
-      if (paths.length > 0) routes.push({ from, to, paths });
+      const paths = byDestination.get(to);
+      if (to === from || paths === undefined || paths.length === 0) continue;
+      routes.push({ from, to, paths });
     }
   }
   return routes;
 }
 
-function pathsBetween(from: string, to: string, neighbours: ReadonlyMap<string, ReadonlySet<string>>): string[][] {
-  const found: string[][] = [];
-  const walk = (path: string[], zonesSeen: Set<string>): void => {
-    const last = path[path.length - 1] as string;
-    if (zoneOfGatewayKey(last) === to) {
-      found.push([...path]);
-      return;
+/**
+ * The best simple paths from a gateway of zone `from`, by the zone they end in, at most
+ * MAX_ROUTE_PATHS each. Breadth first, one length at a time, so one walk serves every
+ * destination (a path into zone Y is a route to Y and the start of longer routes through it),
+ * and the walk stops at the first length after which every zone has its fill: a densely
+ * linked mesh never enumerates its (many) longest paths.
+ */
+function pathsFrom(from: string, neighbours: ReadonlyMap<string, ReadonlySet<string>>): Map<string, string[][]> {
+  const found = new Map<string, string[][]>();
+  const zones = new Set([...neighbours.keys()].map(zoneOfGatewayKey));
+  zones.delete(from);
+  let frontier = [...neighbours.keys()].filter((key) => zoneOfGatewayKey(key) === from).map((key) => [key]);
+  for (let length = 1; frontier.length > 0; length++) {
+    const arrived = new Map<string, string[][]>();
+    for (const path of frontier) {
+      const zone = zoneOfGatewayKey(path[path.length - 1] as string);
+      if (zone === from) continue;
+      let paths = arrived.get(zone);
+      if (paths === undefined) arrived.set(zone, (paths = []));
+      paths.push(path);
     }
-    if (path.length >= Limits.MAX_TUNNEL_HOPS) return;
-    for (const next of neighbours.get(last) ?? []) {
-      const zone = zoneOfGatewayKey(next);
+    for (const [zone, paths] of arrived) {
+      const kept = found.get(zone) ?? [];
+      paths.sort((a, b) => compareCodePoints(a.join(' '), b.join(' ')));
+      kept.push(...paths.slice(0, MAX_ROUTE_PATHS - kept.length));
+      found.set(zone, kept);
+    }
+    const filled = [...zones].every((zone) => (found.get(zone)?.length ?? 0) >= MAX_ROUTE_PATHS);
+    if (filled || length >= Limits.MAX_TUNNEL_HOPS) break;
+    frontier = frontier.flatMap((path) => {
+      const seen = new Set(path.map(zoneOfGatewayKey));
       // Within the source zone sidecars reach every gateway directly: a second hop there is a detour.
-      if (zonesSeen.has(zone)) continue;
-      zonesSeen.add(zone);
-      path.push(next);
-      walk(path, zonesSeen);
-      path.pop();
-      zonesSeen.delete(zone);
-    }
-  };
-  for (const start of [...neighbours.keys()].filter((key) => zoneOfGatewayKey(key) === from)) {
-    walk([start], new Set([from]));
+      return [...(neighbours.get(path[path.length - 1] as string) ?? [])].filter((next) => !seen.has(zoneOfGatewayKey(next))).map((next) => [...path, next]);
+    });
   }
-  found.sort((a, b) => a.length - b.length || a.join(' ').localeCompare(b.join(' ')));
-  return found.slice(0, MAX_ROUTE_PATHS);
+  return found;
+}
+
+/**
+ * Orders by UTF-16 code units, the same on every replica: `localeCompare` depends on the ICU
+ * build, and two replicas that order a route differently would keep rewriting it.
+ */
+function compareCodePoints(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Whether `path` is one of the paths `routes` publishes from its first gateway's zone to its last's. */

@@ -75,8 +75,28 @@ describe('frame decoder errors', () => {
     assert.equal((frames[0] as { payload: Buffer }).payload.length, 262_144);
   });
 
+  it('rejects TUNNEL headers that break the path, hop or target rules', () => {
+    const path = ['a/ga', 'c/gc'];
+    const bad: unknown[][] = [
+      [FrameType.TUNNEL, 1, [], 0, 'sc-1'],
+      [FrameType.TUNNEL, 1, ['a/g1', 'b/g2', 'c/g3', 'd/g4', 'e/g5'], 0, 'sc-1'],
+      [FrameType.TUNNEL, 1, ['a/ga', 'a/ga'], 0, 'sc-1'],
+      [FrameType.TUNNEL, 1, ['a_ga'], 0, 'sc-1'],
+      [FrameType.TUNNEL, 1, ['A/ga'], 0, 'sc-1'],
+      [FrameType.TUNNEL, 1, path, 3, 'sc-1'],
+      [FrameType.TUNNEL, 1, path, -1, 'sc-1'],
+      [FrameType.TUNNEL, 1, path, 0, ''],
+      [FrameType.TUNNEL, 1, path, 0, 'x'.repeat(129)],
+      [FrameType.TUNNEL, 1, 'a/ga', 0, 'sc-1'],
+    ];
+    for (const header of bad) assertRejects(packed(header), 'TRELLIS_ERR_BAD_FIELD');
+    assertRejects(packed([FrameType.TUNNEL, 1, path, 0]), 'TRELLIS_ERR_BAD_HEADER');
+    const [frame] = feed(new FrameDecoder(), packed([FrameType.TUNNEL, 7, path, 2, 'sc-0123456789ab']));
+    assert.deepEqual(frame, { type: FrameType.TUNNEL, streamId: 7, path, hop: 2, target: 'sc-0123456789ab' });
+  });
+
   it('rejects an unknown frame type', () => {
-    assertRejects(hex('00 03 92 09 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
+    assertRejects(hex('00 03 92 0a 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
     assertRejects(hex('00 03 92 ff 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
     assertRejects(hex('00 04 92 a1 31 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
     assertRejects(hex('00 0b 92 cb 3f f8 00 00 00 00 00 00 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
@@ -157,7 +177,7 @@ describe('frame decoder errors', () => {
 describe('dead frame decoder', () => {
   it('keeps throwing the same error after malformed input', () => {
     const decoder = new FrameDecoder();
-    assert.throws(() => feed(decoder, hex('00 03 92 09 01')), { code: 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE' });
+    assert.throws(() => feed(decoder, hex('00 03 92 0a 01')), { code: 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE' });
     for (let attempt = 0; attempt < 3; attempt++) {
       assert.throws(() => feed(decoder, hex('00 03 92 01 05')), { code: 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE' });
     }
