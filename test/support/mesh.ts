@@ -71,7 +71,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarProc
 }
 
 /** The value of one sample of a Prometheus text exposition, or 0 when absent. */
-export async function scrapeMetric(sidecar: SidecarProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function scrapeMetric(sidecar: { adminUrl: string }, name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;

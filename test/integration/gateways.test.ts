@@ -1,0 +1,125 @@
+/**
+ * Gateways on loopback, as real processes: a tunnel from zone a to zone c through one gateway
+ * of each, carrying many connections byte-exact; and every refusal a gateway makes of a tunnel
+ * it must not relay, each with its wire code and its counter.
+ */
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { ErrorCode } from '../../proto/errors.js';
+import { parseJoinToken } from '../../proto/tokens.js';
+import { Credentials } from '../../sidecar/identity/credentials.js';
+import { joinMesh } from '../../sidecar/join.js';
+import { TlsLinkTransport } from '../../sidecar/links/tls-transport.js';
+import { next } from '../mux/helpers.js';
+import { Session } from '../../sidecar/mux/index.js';
+import type { TestApp } from '../support/apps.js';
+import { connect, readAll, sha256, startEchoApp } from '../support/apps.js';
+import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
+import type { TrellisProcess } from '../support/processes.js';
+import { runTrellis, spawnTrellis } from '../support/processes.js';
+
+interface GatewayProcess {
+  proc: TrellisProcess;
+  url: string;
+  adminUrl: string;
+}
+
+async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
+  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
+  assert.equal(created.code, 0, created.stderr);
+  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const [, url] = await proc.waitForOutput(/links on (tls:\/\/\S+)/);
+  const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
+  return { proc, url: url ?? '', adminUrl: adminUrl ?? '' };
+}
+
+/** Echoes `bytes` through `port` and returns what came back. */
+async function echoThrough(port: number, bytes: Buffer): Promise<Buffer> {
+  const socket = await connect(port);
+  const received = readAll(socket);
+  socket.end(bytes);
+  return received;
+}
+
+describe('gateways between two zones (loopback)', () => {
+  let cp: ControlPlaneProcess;
+  let ga: GatewayProcess;
+  let gc: GatewayProcess;
+  let app: TestApp;
+  let echo: SidecarProcess;
+  let client: SidecarProcess;
+  let clientToken: string;
+
+  before(async () => {
+    cp = await startControlPlane();
+    ga = await startGateway(cp, 'a', 'ga');
+    gc = await startGateway(cp, 'c', 'gc');
+    app = await startEchoApp();
+    echo = await startSidecar({ service: 'echo', token: await createToken(cp, 'echo'), cp, app: app.address, extra: ['--zone', 'c'] });
+    clientToken = await createToken(cp, 'client');
+    client = await startSidecar({ service: 'client', token: clientToken, cp, upstreams: ['echo'], extra: ['--zone', 'a'] });
+    // The gateways find each other and report their link; the route follows.
+    await eventually(async () => ((await (await fetch(`${client.adminUrl}/status`)).json()) as { configVersion: number }).configVersion > 0 && (await scrapeMetric(ga, 'trellis_sidecar_links_active')) >= 1, 'the gateway link');
+  });
+
+  after(async () => {
+    await Promise.all([client, echo].map((sidecar) => sidecar?.proc.stop()));
+    await Promise.all([ga, gc].map((gateway) => gateway?.proc.stop()));
+    await app?.close();
+    await cp?.proc.stop();
+    await removeDirs(cp?.dataDir ?? '');
+  });
+
+  it('carries 20 concurrent connections byte-exact through one tunnel', async () => {
+    const port = client.upstreams.get('echo')?.port ?? 0;
+    const payloads = Array.from({ length: 20 }, (_, i) => randomBytes((i + 1) * 256 * 1024));
+    const echoed = await Promise.all(payloads.map((payload) => echoThrough(port, payload)));
+    echoed.forEach((bytes, i) => assert.equal(sha256(bytes), sha256(payloads[i] as Buffer)));
+    // One tunnel for the sidecar pair: each gateway relays one tunnel stream, not one per connection.
+    assert.equal(await scrapeMetric(ga, 'trellis_tunnels_opened_total', { role: 'relay' }), 1);
+    assert.equal(await scrapeMetric(gc, 'trellis_tunnels_opened_total', { role: 'relay' }), 1);
+  });
+
+  it('refuses tunnels off the published routes, from the wrong hop or to unknown targets, and counts each', async () => {
+    const joined = await joinMesh([cp.url], parseJoinToken(clientToken), clientToken, 'client');
+    const transport = new TlsLinkTransport(new Credentials(joined));
+    const link = await transport.dial({ address: ga.url, peer: { kind: 'gateway', zone: 'a', name: 'ga' } });
+    const session = new Session(link.socket, { role: 'dialer' });
+    await session.whenReady();
+    const echoId = ((await (await fetch(`${echo.adminUrl}/status`)).json()) as { sidecarId: string }).sidecarId;
+    const refusals: [path: string[], hop: number, target: string, code: number, reason: string][] = [
+      [['a/ga', 'z/nope'], 0, echoId, ErrorCode.ROUTE_REFUSED, 'not-published'],
+      [['c/gc', 'a/ga'], 0, echoId, ErrorCode.ROUTE_REFUSED, 'wrong-hop'],
+      [['c/gc', 'a/ga'], 1, echoId, ErrorCode.ROUTE_REFUSED, 'wrong-previous-hop'],
+      [['a/ga', 'c/gc'], 0, 'sc-000000000000', ErrorCode.ROUTE_REFUSED, 'unknown-target'],
+    ];
+    for (const [path, hop, target, code, reason] of refusals) {
+      const before = await scrapeMetric(ga, 'trellis_tunnel_refusals_total', { reason });
+      const [resetCode] = await next<[number]>(session.openTunnel(path, hop, target), 'reset');
+      assert.equal(resetCode, code, reason);
+      assert.equal(await scrapeMetric(ga, 'trellis_tunnel_refusals_total', { reason }), before + 1, reason);
+    }
+    // A gateway serves no service: a plain stream is refused too.
+    const [plainCode] = await next<[number]>(session.openStream('echo'), 'reset');
+    assert.equal(plainCode, ErrorCode.UNKNOWN_SERVICE);
+    assert.equal(await scrapeMetric(ga, 'trellis_tunnel_refusals_total', { reason: 'plain-stream' }), 1);
+    session.close();
+  });
+
+  it('refuses at once with NO_ROUTE when the far zone\'s gateway is gone', async () => {
+    await gc.proc.stop('SIGKILL');
+    const port = client.upstreams.get('echo')?.port ?? 0;
+    // The tunnel over the dead gateway fails; a new connection must be refused fast, not hang.
+    await eventually(async () => (await scrapeMetric(ga, 'trellis_sidecar_links_active')) === 0, 'the gateway link to go down', 5000);
+    const started = Date.now();
+    const socket = await connect(port);
+    socket.end('hello');
+    const outcome = await Promise.race([readAll(socket).then((bytes) => `echoed ${bytes.length}`, (error: NodeJS.ErrnoException) => error.code ?? 'error'), next(socket, 'close').then(() => 'closed')]);
+    assert.notEqual(outcome, 'echoed 5');
+    assert.ok(Date.now() - started < 2000, `refused after ${Date.now() - started} ms`);
+    assert.ok((await scrapeMetric(client, 'trellis_sidecar_stream_errors_total', { code: 'NO_ROUTE' })) >= 1);
+  });
+});
