@@ -3,6 +3,9 @@
  * a bounded memory of streams reset here whose late frames are ignored.
  */
 
+/** Sends RESET PROTOCOL_ERROR for a stream the peer misused (a stream error, not a link error). */
+export type StreamErrorSender = (streamId: number, message: string) => void;
+
 import { FrameType, Limits, ProtocolError } from '../../proto/index.js';
 import type { DataFrame, FinFrame, ResetFrame, WindowFrame } from '../../proto/index.js';
 import { RecentStreamIds } from './recent-stream-ids.js';
@@ -20,8 +23,11 @@ export class StreamTable {
   #peerStreamsActive = 0;
   #openedStreams = 0;
 
+  readonly #streamError: StreamErrorSender;
+
   /** The dialer's streams have odd ids, the acceptor's even ones. */
-  constructor(role: 'dialer' | 'acceptor') {
+  constructor(role: 'dialer' | 'acceptor', streamError: StreamErrorSender) {
+    this.#streamError = streamError;
     this.#peerParity = role === 'dialer' ? 0 : 1;
     this.#nextLocalStreamId = role === 'dialer' ? 1 : 2;
   }
@@ -74,35 +80,47 @@ export class StreamTable {
 
   /**
    * Hands a stream's frame to its stream.
-   * @throws ProtocolError for DATA beyond credit or after FIN, a second FIN, and for DATA or
-   *   FIN on a stream that is not open (`TRELLIS_ERR_STREAM_ID`) unless it was reset here
-   *   just now: those crossed the reset and are ignored.
+   * @throws ProtocolError `TRELLIS_ERR_STREAM_ID` for any frame on a stream id that was never
+   *   opened, and `TRELLIS_ERR_FLOW_CONTROL` for DATA beyond credit. DATA or FIN after the
+   *   peer's FIN is a stream error: that stream is reset with PROTOCOL_ERROR and the link stays.
+   *   Frames on a stream that is done are ignored when they may have crossed its end (WINDOW,
+   *   RESET, or anything after a reset here).
    */
   route(frame: DataFrame | WindowFrame | FinFrame | ResetFrame): void {
     const stream = this.#streams.get(frame.streamId);
+    if (stream === undefined) return this.#routeToDoneStream(frame);
     switch (frame.type) {
       case FrameType.DATA:
-        if (stream !== undefined) stream.receiveData(frame.payload);
-        else this.#checkLateFrame(frame.streamId, 'DATA');
+        stream.receiveData(frame.payload);
         return;
       case FrameType.FIN:
-        if (stream !== undefined) stream.receiveFin();
-        else this.#checkLateFrame(frame.streamId, 'FIN');
+        stream.receiveFin();
         return;
       case FrameType.WINDOW:
-        // For a stream not open, the WINDOW crossed this end's FIN or reset: nothing to do.
-        stream?.receiveCredit(frame.creditBytes);
+        stream.receiveCredit(frame.creditBytes);
         return;
       case FrameType.RESET:
-        // For a stream not open, both ends reset it at once: nothing to do.
-        stream?.receiveReset(frame.code, frame.message);
+        stream.receiveReset(frame.code, frame.message);
         return;
     }
   }
 
-  #checkLateFrame(streamId: number, what: string): void {
-    if (this.#recentlyReset.has(streamId)) return;
-    throw new ProtocolError('TRELLIS_ERR_STREAM_ID', `${what} on stream ${streamId}, which is not open`);
+  #routeToDoneStream(frame: DataFrame | WindowFrame | FinFrame | ResetFrame): void {
+    const { streamId } = frame;
+    if (!this.#wasOpened(streamId)) {
+      throw new ProtocolError('TRELLIS_ERR_STREAM_ID', `frame of type ${frame.type} on stream ${streamId}, which was never opened`);
+    }
+    // A WINDOW crossed this end's FIN or reset; a RESET crossed ours: nothing to do. After a
+    // reset here, DATA and FIN still in flight are expected too.
+    if (frame.type === FrameType.WINDOW || frame.type === FrameType.RESET || this.#recentlyReset.has(streamId)) return;
+    // The stream ended with both FINs, so the peer had already sent its FIN.
+    this.#recentlyReset.add(streamId);
+    this.#streamError(streamId, `${frame.type === FrameType.DATA ? 'DATA' : 'FIN'} after FIN on stream ${streamId}`);
+  }
+
+  /** Whether `streamId` belongs to a stream opened at some point (by either end). */
+  #wasOpened(streamId: number): boolean {
+    return streamId % 2 === this.#peerParity ? streamId <= this.#lastPeerStreamId : streamId < this.#nextLocalStreamId;
   }
 
   /** Removes and returns every stream. */

@@ -219,13 +219,14 @@ export class MuxStream extends EventEmitter {
   }
 
   /**
-   * @internal A DATA payload from the peer.
-   * @throws ProtocolError `TRELLIS_ERR_FLOW_CONTROL` beyond the credit given,
-   *   `TRELLIS_ERR_UNEXPECTED_FRAME` after the peer's FIN.
+   * @internal A DATA payload from the peer. DATA after the peer's FIN is a stream error: the
+   * stream is reset with PROTOCOL_ERROR (PROTOCOL.md), the link carries on.
+   * @throws ProtocolError `TRELLIS_ERR_FLOW_CONTROL` beyond the credit given.
    */
   receiveData(payload: Buffer): void {
     if (this.#receiveState !== 'open') {
-      throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `DATA after FIN on stream ${this.id}`);
+      this.reset(ErrorCode.PROTOCOL_ERROR, 'DATA after FIN');
+      return;
     }
     if (payload.length > this.#peerCreditBytes) {
       throw new ProtocolError(
@@ -239,13 +240,11 @@ export class MuxStream extends EventEmitter {
     if (payload.length > 0) this.emit('data', payload);
   }
 
-  /**
-   * @internal The peer's FIN.
-   * @throws ProtocolError `TRELLIS_ERR_UNEXPECTED_FRAME` for a second FIN.
-   */
+  /** @internal The peer's FIN. A second FIN is a stream error, as DATA after FIN is. */
   receiveFin(): void {
     if (this.#receiveState !== 'open') {
-      throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `second FIN on stream ${this.id}`);
+      this.reset(ErrorCode.PROTOCOL_ERROR, 'a second FIN');
+      return;
     }
     this.#receiveState = 'done';
     this.emit('end');

@@ -149,4 +149,55 @@ describe('mux protocol violations', () => {
     assert.equal(closedEarly, false, 'the link is still up');
     session.close();
   });
+
+  it('answers WINDOW, RESET or FIN on a stream that was never opened with PROTOCOL_ERROR', async () => {
+    const neverOpened: Frame[] = [
+      { type: FrameType.WINDOW, streamId: 9, creditBytes: 10 },
+      { type: FrameType.RESET, streamId: 9, code: ErrorCode.STREAM_ABORTED, message: '' },
+      { type: FrameType.FIN, streamId: 9 },
+      // Of this end's parity, above every id it opened.
+      { type: FrameType.WINDOW, streamId: 4, creditBytes: 10 },
+    ];
+    for (const frame of neverOpened) {
+      const { peer, closed } = await sessionFacingRawPeer();
+      peer.send(HELLO, frame);
+      assert.equal((await goAwayAndDisconnect(peer)).code, ErrorCode.PROTOCOL_ERROR);
+      assert.equal((await closed)?.code, 'TRELLIS_ERR_STREAM_ID');
+    }
+  });
+
+  it('resets only the stream that gets DATA or a FIN after its FIN, and keeps the link up', async () => {
+    let closedEarly = false;
+    const { session, peer } = await sessionFacingRawPeer({ onStream: (stream) => stream.on('data', (payload: Buffer) => stream.consumed(payload.length)) });
+    session.on('close', () => (closedEarly = true));
+    peer.send(
+      HELLO,
+      { type: FrameType.OPEN, streamId: 1, service: 'svc' },
+      { type: FrameType.FIN, streamId: 1 },
+      { type: FrameType.DATA, streamId: 1, payload: Buffer.from('after FIN') },
+      { type: FrameType.OPEN, streamId: 3, service: 'svc' },
+      { type: FrameType.FIN, streamId: 3 },
+      { type: FrameType.FIN, streamId: 3 },
+      { type: FrameType.PING, nonce: 7 },
+    );
+    for (const streamId of [1, 3]) {
+      const reset = await peer.waitFor((frame) => frame.type === FrameType.RESET && frame.streamId === streamId);
+      assert.equal(reset.type === FrameType.RESET && reset.code, ErrorCode.PROTOCOL_ERROR);
+    }
+    await peer.waitFor((frame) => frame.type === FrameType.PONG && frame.nonce === 7);
+    assert.equal(closedEarly, false, 'the link is still up');
+    session.close();
+  });
+
+  it('resets a stream that gets DATA after both ends\' FINs ended it', async () => {
+    const { session, peer } = await sessionFacingRawPeer({ onStream: (stream) => stream.end() });
+    peer.send(HELLO, { type: FrameType.OPEN, streamId: 1, service: 'svc' }, { type: FrameType.FIN, streamId: 1 });
+    await peer.waitFor((frame) => frame.type === FrameType.FIN && frame.streamId === 1);
+    peer.send({ type: FrameType.DATA, streamId: 1, payload: Buffer.from('late') }, { type: FrameType.WINDOW, streamId: 1, creditBytes: 5 }, { type: FrameType.PING, nonce: 8 });
+    const reset = await peer.waitFor((frame) => frame.type === FrameType.RESET && frame.streamId === 1);
+    assert.equal(reset.type === FrameType.RESET && reset.code, ErrorCode.PROTOCOL_ERROR);
+    await peer.waitFor((frame) => frame.type === FrameType.PONG && frame.nonce === 8);
+    assert.equal(session.stats.activeStreams, 0);
+    session.close();
+  });
 });
