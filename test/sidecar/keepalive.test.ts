@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameType } from '../../proto/index.js';
-import type { PingFrame, TrellisError } from '../../proto/index.js';
+import type { TrellisError } from '../../proto/index.js';
 import { keepAlive } from '../../sidecar/links/keepalive.js';
 import { Session } from '../../sidecar/mux/index.js';
 import { next, RawPeer, tcpPair } from '../mux/helpers.js';
@@ -20,7 +20,7 @@ describe('link keepalive', () => {
       sockets.server.on('data', () => {
         for (const frame of peer.frames.splice(0)) {
           if (frame.type !== FrameType.PING || !answering) continue;
-          peer.send({ type: FrameType.PONG, nonce: (frame as PingFrame).nonce });
+          peer.send({ type: FrameType.PONG, nonce: frame.nonce });
         }
         if (rtts.length >= 2) resolve();
       });
