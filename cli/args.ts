@@ -11,13 +11,51 @@ export class UsageError extends ValidationError {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** Parses flags strictly: an unknown flag or a missing value is a UsageError naming it. */
+/**
+ * Parses flags strictly: an unknown flag or a missing value is a UsageError naming it, with
+ * the closest known flag when the unknown one looks like a typo of it.
+ */
 export function parseFlags<T extends Options>(args: string[], options: T, allowPositionals = false) {
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''));
+    const message = (error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '');
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1];
+    const suggestion = unknown === undefined ? undefined : closest(unknown, [...Object.keys(options), 'help']);
+    throw new UsageError(suggestion === undefined ? message : `unknown flag --${unknown} (did you mean --${suggestion}?)`);
   }
+}
+
+/** The candidate nearest to `word` by edit distance, when it is near enough to be a typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(word, candidate);
+    if (best === undefined || distance < best.distance) best = { candidate, distance };
+  }
+  // One edit in four characters, at least one: "lisen" → "listen", not "zone" → "name".
+  return best !== undefined && best.distance <= Math.max(1, Math.floor(word.length / 4)) ? best.candidate : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** The control plane URLs of `--control-plane` (repeatable), else `TRELLIS_CONTROL_PLANE` (comma-separated). */
+export function controlPlaneUrls(flag: string | string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = flag === undefined ? [] : Array.isArray(flag) ? flag : [flag];
+  if (given.length > 0) return given.map((url) => parseControlPlaneUrl(url));
+  const fromEnv = (env['TRELLIS_CONTROL_PLANE'] ?? '').split(',').map((url) => url.trim()).filter((url) => url !== '');
+  if (fromEnv.length === 0) throw new UsageError('missing --control-plane (or the TRELLIS_CONTROL_PLANE environment variable)');
+  return fromEnv.map((url) => parseControlPlaneUrl(url, 'TRELLIS_CONTROL_PLANE'));
 }
 
 /** The value of a required flag, or a UsageError naming it. */

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { TrellisError } from '../proto/errors.js';
-import { UsageError } from './args.js';
+import { closest, UsageError } from './args.js';
 
 const usage = `Usage: trellis <command> [flags]
 
@@ -11,7 +12,12 @@ Commands:
   token create    create a join token for a service, or a gateway token
   policy          allow or deny calls between services
 
-Run 'trellis <command> --help' for a command's flags.`;
+Run 'trellis help <command>' (or 'trellis <command> --help') for a command's flags and examples,
+'trellis --version' for the version.
+
+Example:
+  trellis control-plane --data-dir ./cp-data
+  trellis token create --service api --control-plane https://127.0.0.1:7400 --admin-token-file ./cp-data/admin.token`;
 
 // Each command is loaded only when run: a sidecar's heap then holds no control-plane code
 // (the CA's libraries among it), which keeps its garbage collections short.
@@ -24,22 +30,40 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
 };
 
+/** Raised for a command name nobody knows: its hint points at the top-level help. */
+class UnknownCommandError extends UsageError {}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`trellis ${packageVersion()}\n`);
+    return 0;
+  }
+  if (name === 'help' && args[0] !== undefined) return main([args[0], '--help']);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${usage}\n`);
+    (name === undefined ? process.stderr : process.stdout).write(`${usage}\n`);
     return name === undefined ? 2 : 0;
   }
   const command = commands[name];
-  if (command === undefined) throw new UsageError(`unknown command "${name}"`);
+  if (command === undefined) {
+    const suggestion = closest(name, Object.keys(commands));
+    throw new UnknownCommandError(`unknown command "${name}"${suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`}`);
+  }
   return command(args);
+}
+
+/** The version in package.json, next to the compiled CLI. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError) {
-      process.stderr.write(`trellis: ${error.message} (see 'trellis ${process.argv[2] ?? ''} --help')\n`);
+      const help = error instanceof UnknownCommandError ? 'trellis --help' : `trellis help ${process.argv[2] ?? ''}`;
+      process.stderr.write(`trellis: ${error.message} (see '${help}') [${error.code}]\n`);
       process.exit(2);
     }
     if (error instanceof TrellisError) {

@@ -5,7 +5,7 @@ import { startGateway } from '../../sidecar/gateway/gateway.js';
 import { egressConnectorFromEnv } from '../../sidecar/links/http-connect-connector.js';
 import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
-import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
+import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { untilSignal } from '../signals.js';
@@ -19,7 +19,7 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
   --name NAME               this gateway's name in its zone (default: the token's)
   --token TOKEN             a gateway token (trellis token create --gateway NAME --zone ZONE); or env
                             TRELLIS_GATEWAY_TOKEN; not needed when --data-dir holds a valid identity
-  --control-plane URL       https://HOST:PORT; repeat for several replicas
+  --control-plane URL       https://HOST:PORT; repeat for several replicas (or TRELLIS_CONTROL_PLANE)
   --listen URL              a link listener (repeatable): HOST:PORT or tls://HOST:PORT (mTLS), or
                             wss://HOST:PORT[/PATH] (mTLS inside a WebSocket over HTTPS)
   --advertise URL           an address sidecars and other gateways dial, tried in order
@@ -61,8 +61,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const name = values.name ?? token?.parsed.gateway;
   if (name === undefined) throw new UsageError('missing --name (or a --token that names the gateway)');
   if (!SERVICE_NAME_PATTERN.test(name)) throw new UsageError(`--name "${name}" is not a valid gateway name (lowercase letters, digits and '-', at most 63)`);
-  const urls = (values['control-plane'] ?? []).map((url) => parseControlPlaneUrl(url));
-  if (urls.length === 0) throw new UsageError('missing --control-plane');
+  const urls = controlPlaneUrls(values['control-plane']);
   const listen = (values.listen ?? []).map((url) => parseLinkUrl(url, '--listen'));
   if (listen.length === 0) throw new UsageError('missing --listen');
   const advertise = values.advertise?.map((url) => {

@@ -1,25 +1,43 @@
 import { connectAdmin } from '../admin-client.js';
-import { parseControlPlaneUrl, parseFlags, required, UsageError } from '../args.js';
+import type { AdminClient } from '../admin-client.js';
+import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 
-export const policyHelp = `Usage: trellis policy allow|deny --from SERVICE --to SERVICE --control-plane URL [--admin-token-file FILE]
-       trellis policy default allow|deny --control-plane URL [--admin-token-file FILE]
-       trellis policy show --control-plane URL [--admin-token-file FILE]
+export const policyHelp = `Usage: trellis policy allow|deny --from SERVICE --to SERVICE [--control-plane URL] [--admin-token-file FILE]
+       trellis policy remove --from SERVICE --to SERVICE [--control-plane URL] [--admin-token-file FILE]
+       trellis policy default allow|deny [--control-plane URL] [--admin-token-file FILE]
+       trellis policy show [--control-plane URL] [--admin-token-file FILE]
 
 Sets who may call whom. Enforced by the destination's sidecar on every new connection.
   --from SERVICE           the calling service, or '*' for every caller
-  --to SERVICE             the called service`;
+  --to SERVICE             the called service
+  --control-plane URL      https://HOST:PORT (or set TRELLIS_CONTROL_PLANE)
+  --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)
+
+A rule naming the caller wins over a '*' rule, which wins over the default. 'remove' takes a
+rule away, so that the next one down decides again.
+
+Examples:
+  trellis policy deny --from web --to db
+  trellis policy remove --from web --to db
+  trellis policy default deny`;
 
 export async function policyCommand(args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   const common = { 'control-plane': { type: 'string' }, 'admin-token-file': { type: 'string' } } as const;
-  if (verb === 'allow' || verb === 'deny') {
+  if (verb === 'allow' || verb === 'deny' || verb === 'remove') {
     const { values } = parseFlags(rest, { ...common, from: { type: 'string' }, to: { type: 'string' } });
     if (values.help === true) return printHelp();
     const from = required(values.from, '--from');
     const to = required(values.to, '--to');
-    const admin = await connectAdmin(parseControlPlaneUrl(required(values['control-plane'], '--control-plane')), values['admin-token-file']);
+    const admin = await connectAdmin(firstUrl(values['control-plane']), values['admin-token-file']);
+    if (verb === 'remove') {
+      await admin.call('DELETE', '/v1/policies/rules', { from, to });
+      process.stdout.write(`removed ${from} -> ${to}\n`);
+      return 0;
+    }
     await admin.call('PUT', '/v1/policies/rules', { from, to, action: verb });
     process.stdout.write(`${verb} ${from} -> ${to}\n`);
+    await warnIfUnregistered(admin, [from, to]);
     return 0;
   }
   if (verb === 'default') {
@@ -27,7 +45,7 @@ export async function policyCommand(args: string[]): Promise<number> {
     if (values.help === true) return printHelp();
     const action = positionals[0];
     if (positionals.length !== 1 || (action !== 'allow' && action !== 'deny')) throw new UsageError('policy default takes one word: allow or deny');
-    const admin = await connectAdmin(parseControlPlaneUrl(required(values['control-plane'], '--control-plane')), values['admin-token-file']);
+    const admin = await connectAdmin(firstUrl(values['control-plane']), values['admin-token-file']);
     await admin.call('PUT', '/v1/policies/default', { action });
     process.stdout.write(`default ${action}\n`);
     return 0;
@@ -35,12 +53,29 @@ export async function policyCommand(args: string[]): Promise<number> {
   if (verb === 'show') {
     const { values } = parseFlags(rest, common);
     if (values.help === true) return printHelp();
-    const admin = await connectAdmin(parseControlPlaneUrl(required(values['control-plane'], '--control-plane')), values['admin-token-file']);
+    const admin = await connectAdmin(firstUrl(values['control-plane']), values['admin-token-file']);
     process.stdout.write(`${JSON.stringify(await admin.call('GET', '/v1/policies'), null, 2)}\n`);
     return 0;
   }
   if (verb === '--help' || verb === '-h') return printHelp();
-  throw new UsageError(verb === undefined ? 'missing a policy subcommand (allow, deny, default, show)' : `unknown policy subcommand "${verb}"`);
+  throw new UsageError(verb === undefined ? 'missing a policy subcommand (allow, deny, remove, default, show)' : `unknown policy subcommand "${verb}"`);
+}
+
+function firstUrl(flag: string | undefined): string {
+  return controlPlaneUrls(flag)[0] as string;
+}
+
+/**
+ * A rule for a service no sidecar has registered is kept (it may come later), but a typo
+ * would otherwise pass unnoticed: say so on stderr.
+ */
+async function warnIfUnregistered(admin: AdminClient, services: string[]): Promise<void> {
+  const { services: registered } = (await admin.call('GET', '/v1/services')) as { services: Record<string, unknown> };
+  for (const service of services) {
+    if (service !== '*' && registered[service] === undefined) {
+      process.stderr.write(`trellis: note: no sidecar of service "${service}" is registered (yet); the rule is kept\n`);
+    }
+  }
 }
 
 function printHelp(): number {

@@ -1,5 +1,5 @@
 import { connectAdmin } from '../admin-client.js';
-import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
+import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 
 export const tokenHelp = `Usage: trellis token create --service NAME [--ttl DURATION] --control-plane URL
                             [--admin-token-file FILE]
@@ -12,8 +12,12 @@ zone, and prints only the token on stdout.
   --gateway NAME           the gateway name the token lets a gateway start as (with --zone)
   --zone ZONE              the gateway's zone (with --gateway)
   --ttl DURATION           how long the token is valid (90s, 15m, 24h, 7d); default 24h
-  --control-plane URL      https://HOST:PORT of the control plane
-  --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)`;
+  --control-plane URL      https://HOST:PORT of the control plane (or set TRELLIS_CONTROL_PLANE)
+  --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)
+
+Examples:
+  trellis token create --service api --ttl 1h --control-plane https://127.0.0.1:7400
+  trellis token create --gateway gw1 --zone east --control-plane https://127.0.0.1:7400`;
 
 export async function tokenCommand(args: string[]): Promise<number> {
   const [verb, ...rest] = args;
@@ -37,7 +41,7 @@ export async function tokenCommand(args: string[]): Promise<number> {
   const subject = tokenSubject(values);
   const ttlMs = values.ttl === undefined ? 86_400_000 : parseDurationMs(values.ttl, '--ttl');
   if (ttlMs < 1000) throw new UsageError('--ttl must be at least 1s');
-  const url = parseControlPlaneUrl(required(values['control-plane'], '--control-plane'));
+  const url = controlPlaneUrls(values['control-plane'])[0] as string;
   const admin = await connectAdmin(url, values['admin-token-file']);
   const answer = (await admin.call('POST', '/v1/tokens', { ...subject, ttlSeconds: Math.round(ttlMs / 1000) })) as { token: string };
   process.stdout.write(`${answer.token}\n`);

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { runTrellis } from '../support/processes.js';
 
 describe('trellis --help', () => {
-  for (const args of [['--help'], ['control-plane', '--help'], ['sidecar', '--help'], ['run', '--help'], ['token', '--help'], ['token', 'create', '--help'], ['policy', '--help']]) {
+  for (const args of [['--help'], ['control-plane', '--help'], ['sidecar', '--help'], ['run', '--help'], ['token', '--help'], ['token', 'create', '--help'], ['policy', '--help'], ['gateway', '--help'], ['help', 'sidecar'], ['help', 'gateway']]) {
     it(`trellis ${args.join(' ')}`, async () => {
       const { code, stdout, stderr } = await runTrellis(args);
       assert.equal(code, 0, stderr);
