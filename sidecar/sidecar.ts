@@ -13,6 +13,8 @@ import { CertificateRenewer } from './identity/renewer.js';
 import { Credentials } from './identity/credentials.js';
 import { SidecarStateDir } from './identity/state-dir.js';
 import { InboundHandler } from './forward/inbound.js';
+import type { StreamQuotaLimits } from './forward/stream-quota.js';
+import { StreamQuota } from './forward/stream-quota.js';
 import type { UpstreamListener } from './forward/outbound.js';
 import type { ProxyListener } from './forward/proxy/index.js';
 import { startProxyListener } from './forward/proxy/index.js';
@@ -21,6 +23,8 @@ import { joinMesh } from './join.js';
 import { LinkManager } from './links/link-manager.js';
 import type { Connector } from './links/connector.js';
 import { LinkTls } from './links/link-tls.js';
+import type { ListenerLimits } from './links/listener-guard.js';
+import { ListenerGuard } from './links/listener-guard.js';
 import type { LinkUrl } from './links/link-url.js';
 import { parseLinkUrl } from './links/link-url.js';
 import { MeshDialer } from './links/mesh-dialer.js';
@@ -63,6 +67,10 @@ export interface SidecarInit {
   idleTimeoutMs?: number;
   /** Active checks of `app`, reported to the control plane; ignored without `app`. */
   health?: HealthCheckOptions;
+  /** Inbound streams at once, per caller identity (across its links) and in all. @default 10,000 per caller, 16,000 in all */
+  inboundStreams?: StreamQuotaLimits;
+  /** Handshake timeout and caps of the link listener. @default the defaults of `ListenerLimits` */
+  linkListener?: ListenerLimits;
   logger: Logger;
 }
 
@@ -132,7 +140,8 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   }
 
   const zone = init.zone ?? 'default';
-  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs });
+  const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
+  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard });
   const gatewayTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
   const linkTls = new LinkTls(credentials);
   const paths = new PathSelector();
@@ -154,6 +163,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     isAllowed: (from, to) => config.policy.allows(from, to),
     metrics,
     logger,
+    streamQuota: new StreamQuota(init.inboundStreams),
     tunnels: new TunnelAcceptor({
       sidecarId,
       tls: linkTls,

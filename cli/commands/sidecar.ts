@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { SERVICE_NAME_PATTERN } from '../../proto/control.js';
 import { parseJoinToken } from '../../proto/tokens.js';
+import { DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER } from '../../sidecar/forward/stream-quota.js';
 import { egressConnectorFromEnv } from '../../sidecar/links/http-connect-connector.js';
 import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
@@ -38,7 +39,12 @@ Runs a sidecar next to one instance of a service.
   --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
                             a second signal stops at once
   --drain-delay DURATION    on SIGTERM/SIGINT, how long to wait after deregistering before refusing
-                            new streams, so that peers stop picking this endpoint (default 1s)${trafficFlagsHelp}`;
+                            new streams, so that peers stop picking this endpoint (default 1s)
+
+Inbound limits (streams beyond them get RESET RESOURCE_EXHAUSTED):
+  --max-inbound-streams N   inbound streams open at once, from all callers (default ${DEFAULT_MAX_INBOUND_STREAMS})
+  --max-inbound-streams-per-peer N  inbound streams open at once from one caller identity, across
+                            all its links (default ${DEFAULT_MAX_INBOUND_STREAMS_PER_PEER})${trafficFlagsHelp}`;
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
@@ -58,6 +64,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     'drain-timeout': { type: 'string' },
     'drain-delay': { type: 'string' },
     'egress-proxy': { type: 'string' },
+    'max-inbound-streams': { type: 'string' },
+    'max-inbound-streams-per-peer': { type: 'string' },
   });
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
@@ -94,6 +102,10 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     weight,
     egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
     ...traffic,
+    inboundStreams: {
+      maxStreams: optionalCount(values['max-inbound-streams'], '--max-inbound-streams'),
+      maxStreamsPerPeer: optionalCount(values['max-inbound-streams-per-peer'], '--max-inbound-streams-per-peer'),
+    },
     logger: createLogger(`sidecar:${service}`),
   });
   if (!sidecar.isReady()) await once(sidecar.config, 'version');
@@ -110,6 +122,16 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   });
   await sidecar.drain({ deadlineMs: drainDeadlineMs, propagationMs: drainPropagationMs });
   return 0;
+}
+
+/** The largest stream limit a flag takes: far beyond any process's descriptors, so mostly a typo catcher. */
+const MAX_INBOUND_STREAMS_FLAG = 1_000_000;
+
+function optionalCount(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value < 1 || value > MAX_INBOUND_STREAMS_FLAG) throw new UsageError(`${flag} must be a whole number 1..${MAX_INBOUND_STREAMS_FLAG}, got "${text}"`);
+  return value;
 }
 
 function parseUpstream(spec: string): { service: string; local: { host: string; port: number } } {

@@ -1,14 +1,17 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode, errorCodeName, ProtocolError } from '../../proto/errors.js';
+import { peerKeyOf } from '../links/listener-guard.js';
 import type { AuthenticatedLink } from '../links/transport.js';
 import type { TunnelAcceptor } from '../tunnel/tunnel-acceptor.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
+import { MuxError } from '../mux/errors.js';
 import { Session } from '../mux/index.js';
 import type { HostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
 import { joinSocketToStream } from './join.js';
+import { StreamQuota } from './stream-quota.js';
 
 export interface InboundInit {
   /** The service this sidecar serves. */
@@ -22,6 +25,8 @@ export interface InboundInit {
   initialWindowBytes?: number;
   /** Takes tunnels that gateways bring to this sidecar; without it they are refused. */
   tunnels?: TunnelAcceptor;
+  /** Caps inbound streams per peer identity (across its links) and in total. @default new StreamQuota() (10,000 per peer, 16,000 in all) */
+  streamQuota?: StreamQuota;
 }
 
 /**
@@ -31,9 +36,11 @@ export interface InboundInit {
 export class InboundHandler {
   readonly #init: InboundInit;
   readonly #sessions = new ActiveSet<Session>();
+  readonly #quota: StreamQuota;
 
   constructor(init: InboundInit) {
     this.#init = init;
+    this.#quota = init.streamQuota ?? new StreamQuota();
   }
 
   /**
@@ -56,7 +63,7 @@ export class InboundHandler {
     this.#sessions.add(session);
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
-      if (error instanceof ProtocolError) {
+      if (error instanceof ProtocolError || (error instanceof MuxError && error.code === 'TRELLIS_ERR_PEER_NOT_READING')) {
         this.#init.metrics.protocolViolation(error.code);
         this.#init.logger.warn({ peer: link.peerAddress, code: error.code, err: error.message }, 'peer broke the protocol');
       }
@@ -94,8 +101,18 @@ export class InboundHandler {
       this.#refuse(stream, ErrorCode.POLICY_DENIED, `policy denies ${peerService} -> ${service}`);
       return;
     }
+    // Before the app is dialled: a refused stream costs no descriptor.
+    const grant = this.#quota.acquire(peerKeyOf({ kind: 'service', service: peerService }));
+    if (!grant.granted) {
+      metrics.streamRefused(grant.reason);
+      this.#refuse(stream, ErrorCode.RESOURCE_EXHAUSTED, grant.reason === 'too-many-streams' ? `at most ${this.#quota.maxStreams} inbound streams at once` : `at most ${this.#quota.maxStreamsPerPeer} inbound streams at once from ${peerService}`);
+      return;
+    }
     metrics.streamOpened('inbound');
-    stream.once('close', () => metrics.streamClosed('inbound'));
+    stream.once('close', () => {
+      grant.release();
+      metrics.streamClosed('inbound');
+    });
     stream.once('reset', (code: number, _message: string, local: boolean) => {
       if (local) metrics.streamError(errorCodeName(code));
     });

@@ -12,7 +12,11 @@ import { Credentials } from '../identity/credentials.js';
 import { CertificateRenewer } from '../identity/renewer.js';
 import { SidecarStateDir } from '../identity/state-dir.js';
 import type { Connector } from '../links/connector.js';
+import type { StreamQuotaLimits } from '../forward/stream-quota.js';
+import { StreamQuota } from '../forward/stream-quota.js';
 import { LinkManager } from '../links/link-manager.js';
+import type { ListenerLimits } from '../links/listener-guard.js';
+import { ListenerGuard } from '../links/listener-guard.js';
 import type { LinkUrl } from '../links/link-url.js';
 import { createLinkTransport } from '../links/transports.js';
 import type { LinkListener } from '../links/transport.js';
@@ -38,6 +42,10 @@ export interface GatewayInit {
   egress?: Connector;
   /** Time to dial a link (TCP and TLS). @default 5000 */
   connectTimeoutMs?: number;
+  /** Handshake timeout and caps shared by every link listener. @default the defaults of `ListenerLimits` */
+  linkListener?: ListenerLimits;
+  /** Tunnel streams peers may open at once, per peer identity and in all. @default 10,000 per peer, 16,000 in all */
+  tunnelStreams?: StreamQuotaLimits;
   logger: Logger;
 }
 
@@ -80,7 +88,8 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     });
   }
 
-  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs });
+  const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
+  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard });
   const egressTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
   let session: ControlSession | undefined;
   const peers: PeerLinks = new PeerLinks({
@@ -91,6 +100,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     relay: (): Relay => relay,
     metrics,
     logger,
+    streamQuota: new StreamQuota(init.tunnelStreams),
     onPeersChanged: (keys) => session?.send({ type: 'gateway-links', peers: keys }),
   });
   const sidecarLinks = new LinkManager({ dialer: transport, metrics, logger, pingIntervalMs: 1000 });

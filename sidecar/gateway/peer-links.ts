@@ -2,9 +2,12 @@ import type { Logger } from 'pino';
 import { ErrorCode, ProtocolError } from '../../proto/errors.js';
 import { gatewayKey } from '../../proto/names.js';
 import type { MeshConfig } from '../config/mesh-config.js';
+import { StreamQuota } from '../forward/stream-quota.js';
 import { keepAlive } from '../links/keepalive.js';
+import { peerKeyOf } from '../links/listener-guard.js';
 import type { AuthenticatedLink, LinkTransport } from '../links/transport.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
+import { MuxError } from '../mux/errors.js';
 import { Session } from '../mux/index.js';
 import type { Relay } from './relay.js';
 
@@ -24,6 +27,8 @@ export interface PeerLinksInit {
   pingIntervalMs?: number;
   /** Time between attempts to reach a gateway that could not be dialled. @default 1000, doubling to 30 s */
   retryMs?: number;
+  /** Caps tunnel streams opened by peers, per peer identity (across its links) and in total. @default new StreamQuota() */
+  streamQuota?: StreamQuota;
 }
 
 const MAX_RETRY_MS = 30_000;
@@ -41,10 +46,12 @@ export class PeerLinks {
   readonly #retry = new Map<string, { atMs: number; delayMs: number }>();
   readonly #sessions = new Set<Session>();
   readonly #timer: NodeJS.Timeout;
+  readonly #quota: StreamQuota;
   #closed = false;
 
   constructor(init: PeerLinksInit) {
     this.#init = init;
+    this.#quota = init.streamQuota ?? new StreamQuota();
     init.config.on('gateways', () => this.#dialMissing());
     this.#timer = setInterval(() => this.#dialMissing(), init.retryMs ?? 1000);
     this.#timer.unref();
@@ -115,7 +122,16 @@ export class PeerLinks {
     const from = link.peer;
     const session = new Session(link.socket, {
       role,
-      onTunnel: (stream, tunnel) => this.#init.relay().onTunnel(stream, tunnel, from),
+      onTunnel: (stream, tunnel) => {
+        const grant = this.#quota.acquire(peerKeyOf(from));
+        if (!grant.granted) {
+          metrics.streamRefused(grant.reason);
+          stream.reset(ErrorCode.RESOURCE_EXHAUSTED, `too many tunnel streams (${grant.reason})`);
+          return;
+        }
+        stream.once('close', grant.release);
+        this.#init.relay().onTunnel(stream, tunnel, from);
+      },
       onStream: (stream) => {
         metrics.tunnelRefused('plain-stream');
         stream.reset(ErrorCode.UNKNOWN_SERVICE, 'a gateway serves no service: open a tunnel');
@@ -125,7 +141,7 @@ export class PeerLinks {
     keepAlive(session, { intervalMs: this.#init.pingIntervalMs ?? 1000, onRtt: (rttMs) => metrics.linkRtt(link.peerAddress, rttMs) });
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
-      if (error instanceof ProtocolError) {
+      if (error instanceof ProtocolError || (error instanceof MuxError && error.code === 'TRELLIS_ERR_PEER_NOT_READING')) {
         metrics.protocolViolation(error.code);
         logger.warn({ peer: link.peerAddress, code: error.code, err: error.message }, 'peer broke the protocol');
       }

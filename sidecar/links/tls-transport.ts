@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { TrellisError } from '../../proto/errors.js';
 import { spiffeIdOf } from '../../proto/spiffe.js';
@@ -8,6 +9,8 @@ import { formatHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
 import { directConnector } from './connector.js';
 import { LinkTls, linkPeerOf } from './link-tls.js';
+import type { PendingHandshake } from './listener-guard.js';
+import { ListenerGuard } from './listener-guard.js';
 import type { LinkUrl } from './link-url.js';
 import { formatLinkUrl, parseLinkUrl } from './link-url.js';
 import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
@@ -23,6 +26,11 @@ export interface TlsLinkTransportInit {
   dialTimeoutMs?: number;
   /** How TCP connections are made: directly, or through an HTTP CONNECT proxy. @default direct */
   connector?: Connector;
+  /**
+   * Caps and handshake timeout of every listener of this transport (share one guard between
+   * the transports of a process). @default a guard of its own, with the defaults of `ListenerLimits`
+   */
+  listenerGuard?: ListenerGuard;
 }
 
 /**
@@ -35,6 +43,7 @@ export class TlsLinkTransport implements LinkTransport {
   readonly #tls: LinkTls;
   readonly #dialTimeoutMs: number;
   readonly #connector: Connector;
+  readonly #guard: ListenerGuard;
   /**
    * The last TLS session ticket of each peer (by address and identity), so that a link dialled
    * again (after a drop) resumes: no certificate exchange or RSA signature on either side.
@@ -53,6 +62,7 @@ export class TlsLinkTransport implements LinkTransport {
     this.#tls = new LinkTls(credentials);
     this.#dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     this.#connector = init.connector ?? directConnector;
+    this.#guard = init.listenerGuard ?? new ListenerGuard();
     // A resumed session would carry on under the old certificate: handshake afresh.
     credentials.on('change', () => this.#sessions.clear());
   }
@@ -92,6 +102,7 @@ export class TlsLinkTransport implements LinkTransport {
 
   async listen(url: LinkUrl, onLink: (link: AuthenticatedLink) => void): Promise<LinkListener> {
     if (url.scheme !== 'tls') throw new TrellisError('TRELLIS_ERR_BAD_ADDRESS', `a TLS link listener cannot serve ${formatLinkUrl(url)}`);
+    const guard = this.#guard;
     const server = tls.createServer({
       ...this.#tls.contextOptions(),
       requestCert: true,
@@ -99,27 +110,60 @@ export class TlsLinkTransport implements LinkTransport {
       minVersion: 'TLSv1.3',
       // The suite is the server's pick from its own order (see LINK_CIPHER_SUITES).
       honorCipherOrder: true,
+      handshakeTimeout: guard.handshakeTimeoutMs,
     });
-    this.#credentials.on('change', () => server.setSecureContext(this.#tls.contextOptions()));
-    server.on('secureConnection', (socket) => {
+    const onChange = (): void => server.setSecureContext(this.#tls.contextOptions());
+    this.#credentials.on('change', onChange);
+    /** Connections in their handshake, by `address:port` (the TLS socket shows its TCP socket's). */
+    const pending = new Map<string, PendingHandshake>();
+    const pendingOf = (socket: Socket): PendingHandshake | undefined => pending.get(`${socket.remoteAddress}:${socket.remotePort}`);
+    // TCP is accepted here, and only admitted connections reach the TLS server: a refused one
+    // costs no TLS state, and is closed at once.
+    const front = net.createServer((socket) => {
+      const admitted = guard.admitConnection(socket);
+      if (admitted === undefined) return;
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      pending.set(key, admitted);
+      socket.once('close', () => pending.delete(key));
       socket.setNoDelay(true);
+      server.emit('connection', socket);
+    });
+    server.on('secureConnection', (socket) => {
+      const admitted = pendingOf(socket);
       const shown = linkPeerOf(this.#tls.trustDomain, socket.getPeerCertificate());
       if (shown === undefined) {
         // Chains to our CA but names no mesh identity of this trust domain: not a sidecar or gateway.
+        if (admitted === undefined) socket.destroy();
+        else admitted.fail('no-mesh-identity');
+        return;
+      }
+      admitted?.authenticated();
+      const release = guard.admitLink(shown.peer);
+      if (release === undefined) {
         socket.destroy();
         return;
       }
+      socket.once('close', release);
       onLink({ socket, ...shown, peerAddress: `${socket.remoteAddress}:${socket.remotePort}` });
     });
     // A failed handshake (wrong CA, no certificate, timeout) leaves its socket to this listener:
     // with a listener installed Node does not destroy it, so close it here.
-    server.on('tlsClientError', (_error, socket) => socket.destroy());
-    server.listen(url.port, url.host);
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
-    const bound = server.address() as AddressInfo;
+    server.on('tlsClientError', (error: Error & { code?: string }, socket) => {
+      const admitted = pendingOf(socket);
+      if (admitted === undefined) socket.destroy();
+      else admitted.fail(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake-timeout' : 'handshake-failed');
+      socket.destroy();
+    });
+    front.listen(url.port, url.host);
+    await Promise.race([once(front, 'listening'), once(front, 'error').then(([error]) => Promise.reject(error as Error))]);
+    const bound = front.address() as AddressInfo;
     return {
       url: `tls://${formatHostPort(url.host, bound.port)}`,
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      close: () =>
+        new Promise<void>((resolve) => {
+          this.#credentials.off('change', onChange);
+          front.close(() => resolve());
+        }),
     };
   }
 

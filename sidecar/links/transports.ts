@@ -1,5 +1,6 @@
 import type { Credentials } from '../identity/credentials.js';
 import type { Connector } from './connector.js';
+import type { ListenerGuard } from './listener-guard.js';
 import { SchemeLinkTransport } from './scheme-transport.js';
 import { TlsLinkTransport } from './tls-transport.js';
 import type { LinkTransport } from './transport.js';
@@ -11,6 +12,8 @@ export interface LinkTransportOptions {
   dialTimeoutMs?: number;
   /** How TCP connections are made. @default direct */
   connector?: Connector;
+  /** Caps and handshake timeout of the process's link listeners. @default a guard per transport, with default limits */
+  listenerGuard?: ListenerGuard;
 }
 
 /** The transports of a sidecar or gateway, picked by the scheme of each URL: TLS or WebSocket. */

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -12,6 +12,8 @@ import { formatHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
 import { directConnector } from './connector.js';
 import { LinkTls, linkPeerOf } from './link-tls.js';
+import type { PendingHandshake } from './listener-guard.js';
+import { ListenerGuard } from './listener-guard.js';
 import type { LinkUrl } from './link-url.js';
 import { DEFAULT_WS_LINK_PATH, formatLinkUrl, parseLinkUrl } from './link-url.js';
 import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
@@ -35,6 +37,12 @@ export interface WsLinkTransportInit {
   acceptTimeoutMs?: number;
   /** How TCP connections are made: directly, or through an HTTP CONNECT proxy. @default direct */
   connector?: Connector;
+  /**
+   * Caps of every listener of this transport, and the bound on a connection's whole way to an
+   * authenticated link (outer TLS, upgrade, the link's TLS). Share one guard between the
+   * transports of a process. @default a guard of its own, with the defaults of `ListenerLimits`
+   */
+  listenerGuard?: ListenerGuard;
 }
 
 /**
@@ -49,6 +57,7 @@ export class WsLinkTransport implements LinkTransport {
   readonly #dialTimeoutMs: number;
   readonly #acceptTimeoutMs: number;
   readonly #connector: Connector;
+  readonly #guard: ListenerGuard;
   /** The outer TLS client context: the mesh bundle for mesh listeners, public roots for load balancers. */
   #outerContext: tls.SecureContext;
 
@@ -58,6 +67,7 @@ export class WsLinkTransport implements LinkTransport {
     this.#dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     this.#acceptTimeoutMs = init.acceptTimeoutMs ?? DEFAULT_ACCEPT_TIMEOUT_MS;
     this.#connector = init.connector ?? directConnector;
+    this.#guard = init.listenerGuard ?? new ListenerGuard();
     this.#outerContext = this.#createOuterContext();
     credentials.on('change', () => (this.#outerContext = this.#createOuterContext()));
   }
@@ -88,7 +98,25 @@ export class WsLinkTransport implements LinkTransport {
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_WS_LINK_PAYLOAD_BYTES, clientTracking: false });
     /** Connections past their outer TLS handshake and not yet upgraded, with the timer that ends them. */
     const upgrading = new Map<Duplex, NodeJS.Timeout>();
-    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    const guard = this.#guard;
+    /** Connections on their way to a link, by `address:port` (the outer TLS socket shows its TCP socket's). */
+    const pending = new Map<string, PendingHandshake>();
+    const pendingOf = (socket: Socket): PendingHandshake | undefined => pending.get(`${socket.remoteAddress}:${socket.remotePort}`);
+    // TCP is accepted here, and only admitted connections reach the HTTPS server: a refused one
+    // costs no TLS state, and is closed at once.
+    const front = net.createServer((socket) => {
+      const admitted = guard.admitConnection(socket);
+      if (admitted === undefined) return;
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      pending.set(key, admitted);
+      socket.once('close', () => pending.delete(key));
+      socket.setNoDelay(true);
+      server.emit('connection', socket);
+    });
+    server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
+      pendingOf(socket)?.fail(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake-timeout' : 'handshake-failed');
+      socket.destroy();
+    });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       upgrading.set(socket, setTimeout(() => socket.destroy(), this.#acceptTimeoutMs));
       socket.once('close', () => settle(socket));
@@ -106,20 +134,38 @@ export class WsLinkTransport implements LinkTransport {
       wss.handleUpgrade(request, socket, head, (ws) => {
         settle(socket);
         const describe = formatHostPort(request.socket.remoteAddress ?? 'unknown', request.socket.remotePort ?? 0);
+        const admitted = pendingOf(request.socket);
         const duplex = new WebSocketDuplex(ws);
-        // A failed link handshake destroys the stream, and so the WebSocket; nothing to report.
-        this.#tls.server(duplex, describe).then(onLink, () => duplex.destroy());
+        // A failed link handshake destroys the stream, and so the WebSocket.
+        this.#tls.server(duplex, describe, guard.handshakeTimeoutMs).then(
+          (link) => {
+            admitted?.authenticated();
+            const release = guard.admitLink(link.peer);
+            if (release === undefined) {
+              link.socket.destroy();
+              return;
+            }
+            link.socket.once('close', release);
+            onLink(link);
+          },
+          (error: TrellisError) => {
+            duplex.destroy();
+            const reason = error.code === 'TRELLIS_ERR_DIAL_TIMEOUT' ? 'handshake-timeout' : 'handshake-failed';
+            if (admitted === undefined) guard.refused(reason);
+            else admitted.fail(reason);
+          },
+        );
       });
     });
-    server.listen(url.port, url.host);
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
-    const bound = server.address() as AddressInfo;
+    front.listen(url.port, url.host);
+    await Promise.race([once(front, 'listening'), once(front, 'error').then(([error]) => Promise.reject(error as Error))]);
+    const bound = front.address() as AddressInfo;
     return {
       url: formatLinkUrl({ scheme: 'wss', host: url.host, port: bound.port, path }),
       close: () =>
         new Promise<void>((resolve) => {
           this.#credentials.off('change', onChange);
-          server.close(() => resolve());
+          front.close(() => resolve());
           for (const socket of upgrading.keys()) socket.destroy();
         }),
     };

@@ -18,6 +18,10 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   idleStreamReset(): void;
   /** A client of the proxy port turned away (a name outside `.mesh`, a bad handshake, no route). */
   proxyRefused(reason: string): void;
+  /** A connection to a link listener refused or closed before it became a link, by reason (see `LinkRefusalReason`). */
+  linkRefused(reason: string): void;
+  /** An inbound stream refused with RESOURCE_EXHAUSTED by a stream quota, by reason (see `StreamRefusalReason`). */
+  streamRefused(reason: string): void;
   /** A tunnel refused here (at a gateway or a destination), by reason. */
   tunnelRefused(reason: string): void;
   /** A gateway spliced a tunnel stream between two links, and later closed it. */

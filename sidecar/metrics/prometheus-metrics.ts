@@ -26,6 +26,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #certExpiry: Gauge;
   readonly #proxyRefusals: Counter<'reason'>;
   readonly #tunnelRefusals: Counter<'reason'>;
+  readonly #linkRefusals: Counter<'reason'>;
+  readonly #streamRefusals: Counter<'reason'>;
   readonly #tunnelsActive: Gauge<'role'>;
   readonly #tunnelsOpened: Counter<'role'>;
   readonly #configVersion: Gauge;
@@ -125,6 +127,19 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       labelNames: ['reason'],
       registers,
     });
+    // No sidecar_ prefix: gateways count the same refusals at their listeners.
+    this.#linkRefusals = new Counter({
+      name: 'trellis_link_refusals_total',
+      help: 'Connections to a link listener refused or closed before they became links, by reason (handshake-timeout, handshake-failed, no-mesh-identity, too-many-pending, too-many-pending-from-source, too-many-links, too-many-links-from-peer).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#streamRefusals = new Counter({
+      name: 'trellis_sidecar_stream_refusals_total',
+      help: 'Inbound streams refused with RESOURCE_EXHAUSTED by a stream quota, by reason (too-many-streams, too-many-streams-from-peer).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#tunnelsActive = new Gauge({
       name: 'trellis_tunnels_active',
       help: 'Tunnel streams open now, by role (relay: spliced at a gateway).',
@@ -192,6 +207,12 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   tunnelRefused(reason: string): void {
     this.#tunnelRefusals.inc({ reason });
+  }
+  linkRefused(reason: string): void {
+    this.#linkRefusals.inc({ reason });
+  }
+  streamRefused(reason: string): void {
+    this.#streamRefusals.inc({ reason });
   }
   tunnelOpened(role: 'relay'): void {
     this.#tunnelsOpened.inc({ role });

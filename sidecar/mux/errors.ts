@@ -26,7 +26,12 @@ export type MuxErrorCode =
   /** A tunnel was asked of a link whose peer speaks protocol version 1. */
   | 'TRELLIS_ERR_TUNNEL_UNSUPPORTED'
   /** No PONG came back within the ping timeout: the link is taken for dead. */
-  | 'TRELLIS_ERR_PING_TIMEOUT';
+  | 'TRELLIS_ERR_PING_TIMEOUT'
+  /**
+   * The peer kept sending but read nothing, until more than four times the link's write budget
+   * was queued for it (PROTOCOL.md, "Budget"); the link is closed with GOAWAY RESOURCE_EXHAUSTED.
+   */
+  | 'TRELLIS_ERR_PEER_NOT_READING';
 
 /** An error of the multiplexer that is not the peer breaking the protocol. */
 export class MuxError extends TrellisError {

@@ -23,6 +23,19 @@ const EMPTY_PAYLOAD = Buffer.alloc(0);
 export const CLOSE_LINGER_MS = 2_000;
 
 /**
+ * A link whose socket holds more than this many times its budget has a peer that sends but
+ * does not read (PROTOCOL.md, "Budget"): replies to it (PONG, WINDOW, RESET) would pile up.
+ */
+export const PEER_NOT_READING_BUDGET_FACTOR = 4;
+
+/**
+ * Small buffers (control frames, DATA headers) are joined into one write of up to this many
+ * bytes. A socket that cannot send keeps one entry per write in memory, of a few hundred bytes
+ * each: a queue of 9-byte PONGs would take 30 times its size.
+ */
+const MAX_JOINED_WRITE_BYTES = 16 * 1024;
+
+/**
  * Writes frames to a link's socket.
  *
  * Batching: the first frame of a tick corks the socket and a `process.nextTick` uncorks it, so
@@ -37,6 +50,13 @@ export class FrameWriter {
   readonly #encoder = new FrameEncoder();
   /** Queued bytes above which {@link FrameWriter.congested} turns true. */
   readonly #congestionBytes: number;
+  /** Queued bytes above which the peer is taken as not reading: {@link FrameWriter} calls `onPeerNotReading`. */
+  readonly #overflowBytes: number;
+  readonly #onPeerNotReading: () => void;
+  /** Small buffers of this tick not yet handed to the socket, written as one. */
+  #joined: Buffer[] = [];
+  #joinedBytes = 0;
+  #overflowed = false;
   /** Encoded frames waiting for the handshake; null once released. */
   #held: Buffer[] | null = [];
   #heldBytes = 0;
@@ -50,6 +70,7 @@ export class FrameWriter {
   readonly #dataFrame: DataFrame = { type: FrameType.DATA, streamId: 0, payload: EMPTY_PAYLOAD };
   /** Bound once: scheduled every tick that writes. */
   readonly #uncork = (): void => {
+    this.#flushJoined();
     this.#corked = false;
     this.#socket.uncork();
   };
@@ -57,10 +78,14 @@ export class FrameWriter {
   /**
    * @param maxBufferedBytes - see `SessionInit.maxLinkBufferedBytes`. Raised to the socket's
    *   high-water mark: below it, no write would return false and 'drain' would never come.
+   * @param onPeerNotReading - called (once) when the socket holds more than
+   *   {@link PEER_NOT_READING_BUDGET_FACTOR} times that budget; the writer drops later frames.
    */
-  constructor(socket: Duplex, maxBufferedBytes: number) {
+  constructor(socket: Duplex, maxBufferedBytes: number, onPeerNotReading: () => void = () => undefined) {
     this.#socket = socket;
     this.#congestionBytes = Math.max(maxBufferedBytes, socket.writableHighWaterMark);
+    this.#overflowBytes = PEER_NOT_READING_BUDGET_FACTOR * this.#congestionBytes;
+    this.#onPeerNotReading = onPeerNotReading;
     // Frames are already batched per tick: Nagle's algorithm could only hold back the small
     // frames (WINDOW, PONG) that the peer is waiting on.
     (socket as Partial<Pick<Socket, 'setNoDelay'>>).setNoDelay?.(true);
@@ -110,7 +135,7 @@ export class FrameWriter {
     const header = this.#encoder.encodeHeader(frame);
     frame.payload = EMPTY_PAYLOAD;
     this.#write(header);
-    this.#write(payload);
+    this.#writeLarge(payload);
   }
 
   /** Writes the held frames and every later one straight away. */
@@ -129,6 +154,7 @@ export class FrameWriter {
    */
   end(): void {
     if (this.#closed) return;
+    this.#flushJoined();
     this.#closed = true;
     this.#drainWaiters.clear();
     this.#held = null;
@@ -142,6 +168,8 @@ export class FrameWriter {
   /** Drops every later frame and destroys the socket now. */
   destroy(): void {
     this.#closed = true;
+    this.#joined = [];
+    this.#joinedBytes = 0;
     this.#drainWaiters.clear();
     this.#held = null;
     this.#heldBytes = 0;
@@ -160,7 +188,7 @@ export class FrameWriter {
 
   /** Bytes held for the handshake plus bytes the socket has not yet passed to the kernel. */
   get bufferedBytes(): number {
-    return this.#heldBytes + this.#socket.writableLength;
+    return this.#heldBytes + this.#joinedBytes + this.#socket.writableLength;
   }
 
   readonly #onDrain = (): void => {
@@ -173,14 +201,46 @@ export class FrameWriter {
     }
   };
 
+  /** Queues a small buffer (a frame head) to leave in this tick's joined write. */
   #write(buffer: Buffer): void {
     if (this.#closed) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(this.#uncork);
-    }
+    this.#cork();
+    this.#bytesOut += buffer.length;
+    this.#joined.push(buffer);
+    this.#joinedBytes += buffer.length;
+    if (this.#joinedBytes >= MAX_JOINED_WRITE_BYTES) this.#flushJoined();
+  }
+
+  /** Writes a payload as it is, after the small buffers queued before it. */
+  #writeLarge(buffer: Buffer): void {
+    if (this.#closed) return;
+    this.#cork();
+    this.#flushJoined();
     this.#bytesOut += buffer.length;
     this.#socket.write(buffer);
+    this.#checkBudget();
+  }
+
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+    process.nextTick(this.#uncork);
+  }
+
+  #flushJoined(): void {
+    const joined = this.#joined;
+    if (joined.length === 0) return;
+    this.#joined = [];
+    this.#joinedBytes = 0;
+    this.#socket.write(joined.length === 1 ? (joined[0] as Buffer) : Buffer.concat(joined));
+    this.#checkBudget();
+  }
+
+  #checkBudget(): void {
+    if (this.#overflowed || this.#socket.writableLength <= this.#overflowBytes) return;
+    // Once: the owner queues its last frame (GOAWAY) and ends the writer.
+    this.#overflowed = true;
+    this.#onPeerNotReading();
   }
 }

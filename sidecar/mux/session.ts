@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { ErrorCode, errorCodeName, FrameDecoder, FrameType, ProtocolError, TUNNEL_PROTOCOL_VERSION } from '../../proto/index.js';
 import type { Frame, GoAwayFrame, HelloFrame, OpenFrame, TrellisError, TunnelFrame } from '../../proto/index.js';
 import { MuxError } from './errors.js';
-import { FrameWriter } from './frame-writer.js';
+import { FrameWriter, PEER_NOT_READING_BUDGET_FACTOR } from './frame-writer.js';
 import { localHello, negotiateVersion } from './handshake.js';
 import { PingTracker } from './ping-tracker.js';
 import { resolveSessionInit } from './session-init.js';
@@ -35,7 +35,9 @@ type SessionPhase = 'active' | 'draining' | 'closed';
  *
  * A peer that breaks the protocol gets a GOAWAY with the wire code of the violation and the
  * link is closed; 'close' then carries the `ProtocolError`. Exceptions thrown by listeners
- * while a frame is handled close the link with `TRELLIS_ERR_INTERNAL`.
+ * while a frame is handled close the link with `TRELLIS_ERR_INTERNAL`. A peer that reads
+ * nothing while more than four times `maxLinkBufferedBytes` is queued for it gets GOAWAY
+ * RESOURCE_EXHAUSTED, and 'close' carries MuxError `TRELLIS_ERR_PEER_NOT_READING`.
  */
 export class Session extends EventEmitter {
   readonly #init: ResolvedSessionInit;
@@ -60,8 +62,8 @@ export class Session extends EventEmitter {
   constructor(socket: Duplex, init: SessionInit) {
     super();
     this.#init = resolveSessionInit(init);
-    this.#writer = new FrameWriter(socket, this.#init.maxLinkBufferedBytes);
-    this.#streams = new StreamTable(this.#init.role);
+    this.#writer = new FrameWriter(socket, this.#init.maxLinkBufferedBytes, this.#onPeerNotReading);
+    this.#streams = new StreamTable(this.#init.role, (streamId, message) => this.#writer.send({ type: FrameType.RESET, streamId, code: ErrorCode.PROTOCOL_ERROR, message }));
     const writer = this.#writer;
     this.#link = {
       maxFramePayloadBytes: this.#init.maxFramePayloadBytes,
@@ -325,6 +327,11 @@ export class Session extends EventEmitter {
     this.#writer.end();
     this.#terminate(undefined);
   }
+
+  readonly #onPeerNotReading = (): void => {
+    const limitBytes = PEER_NOT_READING_BUDGET_FACTOR * this.#init.maxLinkBufferedBytes;
+    this.#fail(new MuxError('TRELLIS_ERR_PEER_NOT_READING', `the peer reads nothing: over ${limitBytes} bytes queued for it`, { wireCode: ErrorCode.RESOURCE_EXHAUSTED }), ErrorCode.RESOURCE_EXHAUSTED);
+  };
 
   readonly #onHelloTimeout = (): void => {
     this.#fail(new MuxError('TRELLIS_ERR_HELLO_TIMEOUT', `no HELLO within ${this.#init.helloTimeoutMs} ms`), ErrorCode.PROTOCOL_ERROR);
