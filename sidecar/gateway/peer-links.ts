@@ -130,7 +130,7 @@ export class PeerLinks {
           return;
         }
         stream.once('close', grant.release);
-        this.#init.relay().onTunnel(stream, tunnel, from);
+        this.#init.relay().onTunnel(stream, tunnel, from, link.peerId);
       },
       onStream: (stream) => {
         metrics.tunnelRefused('plain-stream');

@@ -34,9 +34,9 @@ export class Relay {
     this.#init = init;
   }
 
-  /** A TUNNEL from `from` (a sidecar of this zone, or a gateway of another). */
-  onTunnel(inbound: MuxStream, tunnel: TunnelFrame, from: PeerIdentity): void {
-    const refusal = this.#check(tunnel, from);
+  /** A TUNNEL from `from` (a sidecar of this zone, or a gateway of another); `fromId` is its certificate's id. */
+  onTunnel(inbound: MuxStream, tunnel: TunnelFrame, from: PeerIdentity, fromId?: string): void {
+    const refusal = this.#check(tunnel, from, fromId);
     if (refusal !== undefined) return this.#refuse(inbound, ErrorCode.ROUTE_REFUSED, refusal.reason, refusal.message);
     const held = holdBytes(inbound);
     this.#openNext(tunnel).then(
@@ -55,12 +55,18 @@ export class Relay {
   }
 
   /** Why a tunnel may not pass here, or undefined when it may. */
-  #check(tunnel: TunnelFrame, from: PeerIdentity): { reason: string; message: string } | undefined {
+  #check(tunnel: TunnelFrame, from: PeerIdentity, fromId: string | undefined): { reason: string; message: string } | undefined {
     const { self, config } = this.#init;
     const { path, hop } = tunnel;
     if (hop >= path.length || path[hop] !== self) return { reason: 'wrong-hop', message: `hop ${hop} of ${path.join(' > ')} is not ${self}` };
     if (hop === 0 ? from.kind !== 'service' : from.kind !== 'gateway' || gatewayKey(from.zone, from.name) !== path[hop - 1]) {
       return { reason: 'wrong-previous-hop', message: `hop ${hop} must come from ${hop === 0 ? 'a sidecar' : path[hop - 1]}` };
+    }
+    // The first hop serves its own zone's sidecars: one registered elsewhere may not borrow it.
+    // (A sidecar whose registration has not reached this gateway yet is let through.)
+    const callerZone = hop === 0 && fromId !== undefined ? config.endpointOf(fromId)?.zone : undefined;
+    if (callerZone !== undefined && callerZone !== zoneOfGatewayKey(self)) {
+      return { reason: 'wrong-zone', message: `${fromId ?? ''} is a sidecar of zone ${callerZone}, not of ${zoneOfGatewayKey(self)}` };
     }
     if (!isPublishedPath((a, b) => config.route(a, b), path)) return { reason: 'not-published', message: `${path.join(' > ')} is not a published route` };
     const endpoint = config.endpointOf(tunnel.target);

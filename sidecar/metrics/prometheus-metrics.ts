@@ -123,7 +123,7 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
     });
     this.#tunnelRefusals = new Counter({
       name: 'trellis_tunnel_refusals_total',
-      help: 'Tunnels refused here, by reason (not-published, wrong-hop, wrong-previous-hop, wrong-target, unknown-target, next-hop-unreachable, not-a-sidecar, handshake, plain-stream).',
+      help: 'Tunnels refused here, by reason (not-published, wrong-hop, wrong-previous-hop, wrong-zone, wrong-target, unknown-target, next-hop-unreachable, not-a-sidecar, handshake, plain-stream).',
       labelNames: ['reason'],
       registers,
     });

@@ -6,10 +6,14 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode } from '../../proto/errors.js';
 import { parseJoinToken } from '../../proto/tokens.js';
 import { Credentials } from '../../sidecar/identity/credentials.js';
+import { SidecarStateDir } from '../../sidecar/identity/state-dir.js';
 import { joinMesh } from '../../sidecar/join.js';
 import { TlsLinkTransport } from '../../sidecar/links/tls-transport.js';
 import { next } from '../mux/helpers.js';
@@ -102,6 +106,22 @@ describe('gateways between two zones (loopback)', () => {
       assert.equal(resetCode, code, reason);
       assert.equal(await scrapeMetric(ga, 'trellis_tunnel_refusals_total', { reason }), before + 1, reason);
     }
+    // A sidecar registered in zone c may not use zone a's gateway as its first hop.
+    const intruderDir = await mkdtemp(join(tmpdir(), 'trellis-intruder-'));
+    const intruder = await startSidecar({ service: 'intruder', token: await createToken(cp, 'intruder'), cp, dataDir: intruderDir, extra: ['--zone', 'c'] });
+    const intruderIdentity = await new SidecarStateDir(intruderDir).loadCredentials();
+    assert.ok(intruderIdentity !== undefined);
+    await eventually(async () => ((await (await fetch(`${ga.adminUrl}/status`)).json()) as { configVersion: number }).configVersion >= ((await (await fetch(`${intruder.adminUrl}/status`)).json()) as { configVersion: number }).configVersion, 'the gateway to learn of the intruder');
+    const intruderLink = await new TlsLinkTransport(new Credentials(intruderIdentity)).dial({ address: ga.url, peer: { kind: 'gateway', zone: 'a', name: 'ga' } });
+    const intruderSession = new Session(intruderLink.socket, { role: 'dialer' });
+    await intruderSession.whenReady();
+    const [wrongZone] = await next<[number]>(intruderSession.openTunnel(['a/ga', 'c/gc'], 0, echoId), 'reset');
+    assert.equal(wrongZone, ErrorCode.ROUTE_REFUSED);
+    assert.equal(await scrapeMetric(ga, 'trellis_tunnel_refusals_total', { reason: 'wrong-zone' }), 1);
+    intruderSession.close();
+    await intruder.proc.stop();
+    await removeDirs(intruderDir);
+
     // A gateway serves no service: a plain stream is refused too.
     const [plainCode] = await next<[number]>(session.openStream('echo'), 'reset');
     assert.equal(plainCode, ErrorCode.UNKNOWN_SERVICE);
