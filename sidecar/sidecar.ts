@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { TrellisError } from '../proto/errors.js';
+import { gatewayKey } from '../proto/names.js';
 import type { JoinToken } from '../proto/tokens.js';
 import type { AdminServer } from './admin-server.js';
 import { startAdminServer } from './admin-server.js';
@@ -145,15 +146,18 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   const gatewayTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
   const linkTls = new LinkTls(credentials);
   const paths = new PathSelector();
-  const gatewayKeyOf = (peer: { kind: string; zone?: string; name?: string }): string => `${peer.zone ?? ''}/${peer.name ?? ''}`;
   // Links to this zone's gateways carry tunnels: pinged every second so a dead one is noticed fast.
   const gatewayLinks = new LinkManager({
     dialer: gatewayTransport,
     metrics,
     logger,
     pingIntervalMs: GATEWAY_PING_INTERVAL_MS,
-    onRtt: (target, rttMs) => paths.observeRtt(gatewayKeyOf(target.peer), rttMs),
-    onLinkDown: (target) => paths.failed(gatewayKeyOf(target.peer)),
+    onRtt: (target, rttMs) => {
+      if (target.peer.kind === 'gateway') paths.observeRtt(gatewayKey(target.peer.zone, target.peer.name), rttMs);
+    },
+    onLinkDown: (target) => {
+      if (target.peer.kind === 'gateway') paths.failed(gatewayKey(target.peer.zone, target.peer.name));
+    },
   });
   const tunnels = new TunnelDialer({ zone, sidecarId, config, gatewayLinks, tls: linkTls, paths, logger });
   const links = new LinkManager({ dialer: new MeshDialer(transport, tunnels), metrics, logger });
