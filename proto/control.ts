@@ -200,8 +200,8 @@ export function parseConfigEntry(key: string, value: unknown): ConfigValue | und
 
 const registerMessageSchema = z.object({
   type: z.literal('register'),
-  /** host:port of the sidecar's link listener, as other sidecars should dial it. */
-  address: addressSchema,
+  /** The sidecar's link listener as other sidecars should dial it: host:port (TLS) or a link URL. */
+  address: linkAddressSchema,
   zone: endpointValueSchema.shape.zone,
   weight: endpointValueSchema.shape.weight,
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { EndpointValue } from '../../proto/control.js';
+import type { EndpointValue, SidecarMessage } from '../../proto/control.js';
 import {
   decodeControlPlaneMessage,
   decodeSidecarMessage,
@@ -20,18 +20,24 @@ function assertInvalid(fn: () => unknown, messagePart: RegExp): void {
 
 describe('control-plane messages', () => {
   it('accepts every sidecar message and round-trips it through msgpack', () => {
-    const messages = [
+    const messages: SidecarMessage[] = [
       { type: 'register', address: '[::1]:7401', zone: '', weight: 1 },
+      { type: 'register', address: 'wss://10.0.0.1:7443/trellis/v2/link', zone: 'a', weight: 1 },
+      { type: 'register', address: 'tls://10.0.0.1:7401', zone: 'a', weight: 1 },
+      { type: 'register-gateway', addresses: ['tls://10.0.0.1:7600', 'wss://gw.example:443'] },
+      { type: 'gateway-links', peers: ['a/ga', 'c/gc'] },
       { type: 'ack', version: 42 },
       { type: 'renew', csrPem: '-----BEGIN CERTIFICATE REQUEST-----' },
       { type: 'health', healthy: false },
-    ] as const;
+    ];
     for (const message of messages) assert.deepEqual(decodeSidecarMessage(encodeControlMessage(message)), message);
   });
 
   it('names the bad field of an invalid sidecar message', () => {
     assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'nohostport', zone: 'a', weight: 1 }), /address/);
     assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'h:1', zone: 'a', weight: 0 }), /weight/);
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'ws://h:1', zone: 'a', weight: 1 }), /address/);
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'tls://h:1/path', zone: 'a', weight: 1 }), /address/);
     assertInvalid(() => parseSidecarMessage({ type: 'dance' }), /type/);
     assertInvalid(() => parseSidecarMessage('register'), /sidecar message/);
     assertInvalid(() => decodeSidecarMessage(Buffer.from([0x92, 0x01])), /not msgpack/);
