@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests drive as real clients and servers: curl and python3 (proxy and
 # `trellis run` tests), redis (redis-cli through the mesh), the benchmark's peers for its
 # quick-mode test (stunnel, HAProxy, redis-benchmark, iperf3), ip and iptables (network
-# namespaces as the hosts and clouds of the multi-host tests, test/support/netns.ts) and
-# tinyproxy (a real HTTP proxy in those tests). Command:package pairs.
+# namespaces as the hosts and clouds of the multi-host tests, test/support/netns.ts),
+# tinyproxy (a real HTTP proxy in those tests) and etcd (the etcd store's tests start their
+# own, test/support/etcd.ts). Command:package pairs.
 need=()
 for pair in curl:curl openssl:openssl python3:python3 redis-server:redis-server redis-cli:redis-tools \
   redis-benchmark:redis-tools stunnel4:stunnel4 haproxy:haproxy iperf3:iperf3 \
-  ip:iproute2 iptables:iptables tinyproxy:tinyproxy; do
+  ip:iproute2 iptables:iptables tinyproxy:tinyproxy etcd:etcd-server; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

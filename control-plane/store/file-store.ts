@@ -1,26 +1,54 @@
 /**
- * The embedded store: every entry in memory, persisted as one JSON file. Writes are coalesced
- * (one file write in flight, at most one queued behind it) so that a burst of thousands of
- * changes, such as every sidecar re-registering after a restart, costs a few file writes.
+ * The embedded store: every entry in memory, persisted as one JSON file with the store
+ * revision. Writes are coalesced (one file write in flight, at most one queued behind it) so
+ * that a burst of thousands of changes, such as every sidecar re-registering after a restart,
+ * costs a few file writes. Each file write is crash-safe (temporary file, fsync, rename, fsync
+ * of the directory): after a kill -9 the file holds an acknowledged state or a later one.
+ *
+ * Watches are in-process and see a change once it is durable, never before. Leases are
+ * in-process timers; the file records which keys each lease holds and its time to live, and
+ * after a restart every such lease starts afresh with a full time to live — the registry's
+ * rule that "after a control-plane restart every stored endpoint gets a fresh lease": owners
+ * that come back in time (and put their key again) keep it, the others' keys go.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { DataDirError, StoreError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../files.js';
-import type { Store, StoreValue } from './store.js';
+import { StoreClosedError, StoreError, StoreLeaseLostError } from './errors.js';
+import type { FileEntry, PersistedState } from './state-file.js';
+import { emptyState, parseState, removeInterruptedWrites, serializeState } from './state-file.js';
+import type { PutOptions, Store, StoreEntry, StoreEvent, StoreLease, StoreOp, StoreValue, StoreWatch, StoreWatchListener, TransactionOptions } from './store.js';
+import { WatchHub } from './watch-hub.js';
 
 /** Name of the state file inside the data directory. */
 export const STATE_FILE_NAME = 'state.json';
-const STATE_FILE_FORMAT = 1;
 const STATE_FILE_MODE = 0o600;
+
+/** Options of {@link FileStore.open}. */
+export interface FileStoreInit {
+  /** Past events kept for watches that start behind; older starts are told to relist. @default 10 000 */
+  watchHistoryEvents?: number;
+}
 
 interface Waiter {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
+interface LiveLease {
+  ttlMs: number;
+  timer: NodeJS.Timeout;
+  keys: Set<string>;
+}
+
 /** A {@link Store} kept in memory and persisted to `<dataDir>/state.json`. */
 export class FileStore implements Store {
-  private readonly entries: Map<string, StoreValue>;
+  private readonly entries: Map<string, FileEntry>;
+  private revision: number;
+  private readonly leases = new Map<string, LiveLease>();
+  private readonly hub: WatchHub;
+  /** Changes made since the last write started; watches get them once a write holding them is durable. */
+  private unwrittenEvents: StoreEvent[] = [];
   /** Callers waiting for a write that has not started yet. */
   private waiters: Waiter[] = [];
   private writeInFlight: Promise<void> | undefined;
@@ -29,66 +57,161 @@ export class FileStore implements Store {
   private constructor(
     /** Path of the state file. */
     readonly path: string,
-    entries: Map<string, StoreValue>,
+    state: PersistedState,
+    init: FileStoreInit,
   ) {
-    this.entries = entries;
+    this.entries = state.entries;
+    this.revision = state.revision;
+    this.hub = new WatchHub(state.revision, init.watchHistoryEvents);
+    for (const [id, ttlMs] of state.leaseTtls) this.startLease(id, ttlMs);
+    for (const [key, entry] of this.entries) {
+      if (entry.lease === undefined) continue;
+      const lease = this.leases.get(entry.lease);
+      if (lease === undefined) delete entry.lease;
+      else lease.keys.add(key);
+    }
   }
 
   /**
-   * Loads the state file of `dataDir`, or starts empty when there is none.
+   * Loads the state file of `dataDir`, or starts empty when there is none, and removes what
+   * interrupted writes left behind.
    * @throws DataDirError naming the file when it cannot be read or is not a state file.
    */
-  static async open(dataDir: string): Promise<FileStore> {
+  static async open(dataDir: string, init: FileStoreInit = {}): Promise<FileStore> {
     const path = join(dataDir, STATE_FILE_NAME);
+    await removeInterruptedWrites(path);
     const text = await readFileIfExists(path);
-    if (text === undefined) return new FileStore(path, new Map());
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new DataDirError(path, `corrupt state file: ${(err as Error).message}`, { cause: err });
-    }
-    const state = parsed as { format?: unknown; entries?: unknown };
-    if (typeof parsed !== 'object' || parsed === null || state.format !== STATE_FILE_FORMAT) {
-      throw new DataDirError(path, `not a state file of format ${STATE_FILE_FORMAT}`);
-    }
-    if (typeof state.entries !== 'object' || state.entries === null || Array.isArray(state.entries)) {
-      throw new DataDirError(path, 'corrupt state file: "entries" is not an object');
-    }
-    return new FileStore(path, new Map(Object.entries(state.entries as Record<string, StoreValue>)));
+    return new FileStore(path, text === undefined ? emptyState() : parseState(path, text), init);
   }
 
   get(key: string): Promise<StoreValue | undefined> {
     if (this.closed) return this.rejectClosed();
-    const value = this.entries.get(key);
-    return Promise.resolve(value === undefined ? undefined : structuredClone(value));
+    const entry = this.entries.get(key);
+    return Promise.resolve(entry === undefined ? undefined : structuredClone(entry.value));
   }
 
-  put(key: string, value: StoreValue): Promise<void> {
+  getEntry(key: string): Promise<{ revision: number; entry: StoreEntry | undefined }> {
     if (this.closed) return this.rejectClosed();
-    this.entries.set(key, structuredClone(value));
-    return this.persist();
+    const entry = this.entries.get(key);
+    return Promise.resolve({ revision: this.revision, entry: entry === undefined ? undefined : toStoreEntry(key, entry) });
+  }
+
+  put(key: string, value: StoreValue, options: PutOptions = {}): Promise<number> {
+    return this.transaction([{ type: 'put', key, value, ...options }]).then((result) => result.revision);
   }
 
   delete(key: string): Promise<boolean> {
     if (this.closed) return this.rejectClosed();
-    if (!this.entries.delete(key)) return Promise.resolve(false);
-    return this.persist().then(() => true);
+    if (!this.entries.has(key)) return Promise.resolve(false);
+    return this.transaction([{ type: 'delete', key }]).then(() => true);
   }
 
   list(prefix: string): Promise<Array<[string, StoreValue]>> {
+    return this.listEntries(prefix).then(({ entries }) => entries.map((entry): [string, StoreValue] => [entry.key, entry.value]));
+  }
+
+  listEntries(prefix: string): Promise<{ revision: number; entries: StoreEntry[] }> {
     if (this.closed) return this.rejectClosed();
-    const found: Array<[string, StoreValue]> = [];
-    for (const [key, value] of this.entries) {
-      if (key.startsWith(prefix)) found.push([key, structuredClone(value)]);
+    const found: StoreEntry[] = [];
+    for (const [key, entry] of this.entries) if (key.startsWith(prefix)) found.push(toStoreEntry(key, entry));
+    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return Promise.resolve({ revision: this.revision, entries: found });
+  }
+
+  transaction(ops: readonly StoreOp[], options: TransactionOptions = {}): Promise<{ ok: boolean; revision: number }> {
+    if (this.closed) return this.rejectClosed();
+    const keys = new Set(ops.map((op) => op.key));
+    if (keys.size !== ops.length) return Promise.reject(new StoreError('a transaction names the same key twice'));
+    for (const op of ops) {
+      if (op.type === 'put' && op.lease !== undefined && !this.leases.has(op.lease.id)) {
+        return Promise.reject(new StoreLeaseLostError(`lease ${op.lease.id} expired or was revoked`));
+      }
     }
-    found.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return Promise.resolve(found);
+    const check = options.ifRevision;
+    if (check !== undefined && (this.entries.get(check.key)?.modRevision ?? 0) !== check.revision) {
+      return Promise.resolve({ ok: false, revision: this.revision });
+    }
+    const revision = this.apply(ops);
+    return revision === undefined ? Promise.resolve({ ok: true, revision: this.revision }) : this.persist().then(() => ({ ok: true, revision }));
+  }
+
+  watch(prefix: string, fromRevision: number, listener: StoreWatchListener): StoreWatch {
+    if (this.closed) throw new StoreClosedError(`store ${this.path} is closed`);
+    return this.hub.watch(prefix, fromRevision, listener);
+  }
+
+  grantLease(ttlMs: number): Promise<StoreLease> {
+    if (this.closed) return this.rejectClosed();
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) return Promise.reject(new StoreError(`a lease needs a positive time to live, not ${ttlMs} ms`));
+    const id = randomBytes(8).toString('hex');
+    this.startLease(id, ttlMs);
+    const lease: StoreLease = {
+      id,
+      ttlMs,
+      keepAlive: () => {
+        if (this.closed) return this.rejectClosed();
+        const live = this.leases.get(id);
+        if (live === undefined) return Promise.reject(new StoreLeaseLostError(`lease ${id} expired or was revoked`));
+        live.timer.refresh();
+        return Promise.resolve();
+      },
+      revoke: () => (this.closed ? this.rejectClosed() : this.endLease(id)),
+    };
+    return Promise.resolve(lease);
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const lease of this.leases.values()) clearTimeout(lease.timer);
+    this.hub.closeAll();
     while (this.writeInFlight !== undefined) await this.writeInFlight.catch(() => undefined);
+  }
+
+  /** Applies `ops` in memory as one revision; returns it, or undefined when nothing changed. */
+  private apply(ops: readonly StoreOp[]): number | undefined {
+    const revision = this.revision + 1;
+    const events: StoreEvent[] = [];
+    for (const op of ops) {
+      const previous = this.entries.get(op.key);
+      if (previous?.lease !== undefined) this.leases.get(previous.lease)?.keys.delete(op.key);
+      if (op.type === 'delete') {
+        if (previous === undefined) continue;
+        this.entries.delete(op.key);
+        events.push({ type: 'delete', key: op.key, revision });
+        continue;
+      }
+      const value = structuredClone(op.value);
+      const entry: FileEntry = { value, modRevision: revision };
+      if (op.lease !== undefined) {
+        entry.lease = op.lease.id;
+        this.leases.get(op.lease.id)?.keys.add(op.key);
+      }
+      this.entries.set(op.key, entry);
+      events.push({ type: 'put', key: op.key, value, revision });
+    }
+    if (events.length === 0) return undefined;
+    this.revision = revision;
+    this.unwrittenEvents.push(...events);
+    return revision;
+  }
+
+  private startLease(id: string, ttlMs: number): void {
+    const timer = setTimeout(() => {
+      this.endLease(id).catch(() => undefined);
+    }, ttlMs);
+    // Lease timers must not keep a closing process alive.
+    timer.unref();
+    this.leases.set(id, { ttlMs, timer, keys: new Set() });
+  }
+
+  /** Ends lease `id` (expired or revoked), deleting its keys as one revision. */
+  private endLease(id: string): Promise<void> {
+    const lease = this.leases.get(id);
+    if (lease === undefined) return Promise.resolve();
+    clearTimeout(lease.timer);
+    this.leases.delete(id);
+    // A failed write leaves the deletes in memory; the next write persists them.
+    return this.apply([...lease.keys].map((key) => ({ type: 'delete', key }))) === undefined ? Promise.resolve() : this.persist();
   }
 
   /** Resolves once a write that includes every change made so far is durable. */
@@ -101,13 +224,21 @@ export class FileStore implements Store {
 
   private startWrite(): void {
     const waiters = this.waiters;
+    const events = this.unwrittenEvents;
     this.waiters = [];
+    this.unwrittenEvents = [];
     // Serialise now: changes made while this write is in flight belong to the next one.
-    const contents = JSON.stringify({ format: STATE_FILE_FORMAT, entries: Object.fromEntries(this.entries) });
+    const leaseTtls = new Map([...this.leases].map(([id, lease]) => [id, lease.ttlMs]));
+    const contents = serializeState({ revision: this.revision, entries: this.entries, leaseTtls });
     this.writeInFlight = writeFileAtomic(this.path, contents, STATE_FILE_MODE)
       .then(
-        () => waiters.forEach((w) => w.resolve()),
+        () => {
+          this.hub.publish(events);
+          waiters.forEach((w) => w.resolve());
+        },
         (err: unknown) => {
+          // The changes stay in memory, so the next write carries them and their events.
+          this.unwrittenEvents = [...events, ...this.unwrittenEvents];
           const failure = new StoreError(`cannot persist ${this.path}: ${(err as Error).message}`, { cause: err });
           waiters.forEach((w) => w.reject(failure));
         },
@@ -119,6 +250,12 @@ export class FileStore implements Store {
   }
 
   private rejectClosed(): Promise<never> {
-    return Promise.reject(new StoreError(`store ${this.path} is closed`));
+    return Promise.reject(new StoreClosedError(`store ${this.path} is closed`));
   }
+}
+
+function toStoreEntry(key: string, entry: FileEntry): StoreEntry {
+  const found: StoreEntry = { key, value: structuredClone(entry.value), modRevision: entry.modRevision };
+  if (entry.lease !== undefined) found.lease = entry.lease;
+  return found;
 }

@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { DataDirError, FileStore, StoreError } from '../../control-plane/index.js';
+import { StoreErrorCode } from '../../control-plane/store/errors.js';
+import type { StoreEntry } from '../../control-plane/store/store.js';
 import { tempDir } from './helpers.js';
+import { WatchRecorder } from './store-suite.js';
+
+const CRASH_RUNS = 50;
+const crashWriter = fileURLToPath(new URL('./store-crash-writer.js', import.meta.url));
 
 describe('FileStore', () => {
   it('persists puts and deletes across reopen, with the state file at 0600', async () => {
@@ -21,7 +30,7 @@ describe('FileStore', () => {
       assert.equal(await reopened.get('b/1'), 'x');
       assert.equal((await stat(join(dir.path, 'state.json'))).mode & 0o777, 0o600);
       await reopened.close();
-      await assert.rejects(reopened.get('b/1'), (err: unknown) => err instanceof StoreError && err.code === 'TRELLIS_ERR_STORE');
+      await assert.rejects(reopened.get('b/1'), (err: unknown) => err instanceof StoreError && err.code === StoreErrorCode.CLOSED);
     } finally {
       await dir.remove();
     }
@@ -52,5 +61,136 @@ describe('FileStore', () => {
     } finally {
       await dir.remove();
     }
+  });
+
+  it('reads a format 1 state file (no revisions) as written at revision 1, and drops interrupted writes', async () => {
+    const dir = await tempDir();
+    try {
+      await writeFile(join(dir.path, 'state.json'), '{"format":1,"entries":{"a":{"n":1}}}');
+      await writeFile(join(dir.path, 'state.json.tmp-123-abcd'), '{"format":2,"rev');
+      const store = await FileStore.open(dir.path);
+      assert.deepEqual(await readdir(dir.path), ['state.json']);
+      assert.deepEqual(await store.getEntry('a'), { revision: 1, entry: { key: 'a', value: { n: 1 }, modRevision: 1 } });
+      assert.equal(await store.put('b', 2), 2);
+      await store.close();
+      const saved = JSON.parse(await readFile(join(dir.path, 'state.json'), 'utf8')) as { format: number; revision: number };
+      assert.equal(saved.format, 2);
+      assert.equal(saved.revision, 2);
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  it('keeps the revision across a restart; watches from before it, or beyond the kept history, are told to relist', async () => {
+    const dir = await tempDir();
+    try {
+      const store = await FileStore.open(dir.path, { watchHistoryEvents: 2 });
+      const r1 = await store.put('h/1', 1);
+      await store.put('h/2', 2);
+      const r3 = await store.put('h/3', 3);
+      const r4 = await store.put('h/4', 4);
+      const r5 = await store.put('h/5', 5);
+      const tooOld = new WatchRecorder();
+      store.watch('h/', r1, tooOld);
+      await tooOld.until('the relist', () => tooOld.relists.length > 0);
+      assert.equal(tooOld.relists[0]?.code, StoreErrorCode.COMPACTED);
+      const kept = new WatchRecorder();
+      const watch = store.watch('h/', r3, kept);
+      await kept.until('the kept history', () => kept.events.length >= 2);
+      assert.deepEqual(kept.events.map((e) => [e.key, e.revision]), [['h/4', r4], ['h/5', r5]]);
+      await watch.close();
+      await store.close();
+      const reopened = await FileStore.open(dir.path);
+      assert.equal((await reopened.listEntries('h/')).revision, r5);
+      const beforeRestart = new WatchRecorder();
+      reopened.watch('h/', r4, beforeRestart);
+      await beforeRestart.until('the relist after the restart', () => beforeRestart.relists.length > 0);
+      assert.equal(await reopened.put('h/6', 6), r5 + 1);
+      await reopened.close();
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  it('gives leased keys a fresh lease after a restart: they stay for a full time to live, and go unless put again', async () => {
+    const dir = await tempDir();
+    // Long enough to reopen and put a key again before the fresh lease ends, even on a loaded machine.
+    const ttlMs = 1000;
+    try {
+      const store = await FileStore.open(dir.path);
+      const lease = await store.grantLease(ttlMs);
+      await store.put('e/gone', 1, { lease });
+      await store.put('e/back', 2, { lease });
+      await store.put('e/plain', 3);
+      await store.close();
+      // Longer than the lease: without a fresh lease at open, the keys would already be due.
+      await new Promise((resolve) => setTimeout(resolve, ttlMs * 1.2));
+      const reopened = await FileStore.open(dir.path);
+      const { revision, entries } = await reopened.listEntries('e/');
+      assert.deepEqual(entries.map((e: StoreEntry) => [e.key, e.lease]), [['e/back', lease.id], ['e/gone', lease.id], ['e/plain', undefined]]);
+      const recorder = new WatchRecorder();
+      reopened.watch('e/', revision, recorder);
+      // The owner of e/back comes back in time and puts it again, without the old lease.
+      await reopened.put('e/back', 22);
+      await recorder.until('the expiry', () => recorder.events.some((e) => e.type === 'delete'), ttlMs * 10);
+      assert.deepEqual(await reopened.list('e/'), [['e/back', 22], ['e/plain', 3]]);
+      await reopened.close();
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  it(`survives SIGKILL at any moment: ${CRASH_RUNS} kills, each state read back whole and at or after the last acknowledged one`, async (t) => {
+    const dir = await tempDir();
+    const started = Date.now();
+    let lastAcked = 0;
+    let acks = 0;
+    /** Runs killed with a temporary file on disk, and runs whose last durable write was never acknowledged. */
+    let killedInsideWrite = 0;
+    let durableBeforeAck = 0;
+    /** revision → the counter that write acknowledged. */
+    const acked = new Map<number, number>();
+    try {
+      for (let run = 0; run < CRASH_RUNS; run++) {
+        const child = spawn(process.execPath, [crashWriter, dir.path], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+        const closed = once(child, 'close');
+        const firstAck = new WatchRecorder();
+        await firstAck.until(`run ${run}: a first acknowledged write (stderr: ${err})`, () => out.includes('\n') || child.exitCode !== null, 10_000);
+        // Kill at a random moment of the loop: between writes, inside one, during a rename.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 40));
+        child.kill('SIGKILL');
+        const [, signal] = (await closed) as [number | null, NodeJS.Signals | null];
+        assert.equal(signal, 'SIGKILL', `run ${run}: the writer exited by itself: ${err}`);
+        for (const line of out.split('\n')) {
+          const match = /^ack (\d+) (\d+)$/.exec(line);
+          if (match === null) continue;
+          acks++;
+          acked.set(Number(match[1]), Number(match[2]));
+          lastAcked = Math.max(lastAcked, Number(match[1]));
+        }
+        if ((await readdir(dir.path)).some((name) => name.includes('.tmp-'))) killedInsideWrite++;
+        const store = await FileStore.open(dir.path);
+        const { revision, entries } = await store.listEntries('');
+        if (revision > lastAcked) durableBeforeAck++;
+        await store.close();
+        const counter = entries.find((e) => e.key === 'counter');
+        const mirror = entries.find((e) => e.key === 'mirror')?.value as { n: number; blob: string } | undefined;
+        assert.ok(revision >= lastAcked, `run ${run}: read revision ${revision}, but ${lastAcked} was acknowledged`);
+        // Every write is one transaction that bumps the counter: the revision is the counter.
+        assert.deepEqual([counter?.value, counter?.modRevision, mirror?.n, mirror?.blob.length], [revision, revision, revision, 256 * 1024]);
+        if (acked.has(revision)) assert.equal(acked.get(revision), revision);
+        assert.deepEqual(await readdir(dir.path), ['state.json'], 'open removed what the kill interrupted');
+      }
+    } finally {
+      await dir.remove();
+    }
+    t.diagnostic(
+      `${CRASH_RUNS} kills in ${Date.now() - started} ms: ${acks} acknowledged writes, last revision ${lastAcked}; ` +
+        `${killedInsideWrite} kills inside a file write, ${durableBeforeAck} with a durable write not yet acknowledged`,
+    );
   });
 });
