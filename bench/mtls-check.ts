@@ -3,7 +3,9 @@
  * refused by the server side. Behind it is an echo app, so a server side that let the client in
  * would send its byte back.
  */
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import WebSocket, { createWebSocketStream } from 'ws';
 import { startEchoServer } from './apps.js';
 import type { Contender } from './contenders/contender.js';
 import { echoOnce, LOOPBACK } from './net.js';
@@ -13,17 +15,26 @@ import type { ProcessSupervisor } from './supervisor.js';
 const CHECK_TIMEOUT_MS = 5_000;
 
 /**
- * Connects to `port` with TLS and no client certificate, and sends one byte.
+ * Connects to `port` with TLS and no client certificate, and sends one byte. With `wsPath`
+ * (a `wss://` link listener, whose outer HTTPS asks for no certificate), the TLS client runs
+ * inside a WebSocket opened on that path, as a link's own TLS does.
  * @returns how the server refused (the TLS alert or error code), or a sentence starting with
  *   "NOT refused" when the byte came back or nothing happened in time.
  */
-export function probeWithoutClientCert(port: number): Promise<string> {
+export async function probeWithoutClientCert(port: number, wsPath?: string): Promise<string> {
+  let carrier: Duplex | undefined;
+  if (wsPath !== undefined) {
+    const opened = await openWebSocket(port, wsPath);
+    if (typeof opened === 'string') return opened;
+    carrier = opened;
+  }
   return new Promise((resolve) => {
     // The server's certificate is not the question here, only whether it demands ours.
-    const socket = tls.connect({ host: LOOPBACK, port, rejectUnauthorized: false });
+    const socket = carrier === undefined ? tls.connect({ host: LOOPBACK, port, rejectUnauthorized: false }) : tls.connect({ socket: carrier, rejectUnauthorized: false });
     const finish = (verdict: string): void => {
       clearTimeout(timer);
       socket.destroy();
+      carrier?.destroy();
       resolve(verdict);
     };
     const timer = setTimeout(() => finish('NOT refused: the connection stayed open without a client certificate'), CHECK_TIMEOUT_MS);
@@ -31,6 +42,22 @@ export function probeWithoutClientCert(port: number): Promise<string> {
     socket.once('data', () => finish('NOT refused: the app answered a client without a certificate'));
     socket.once('error', (error: NodeJS.ErrnoException) => finish(`refused (${error.code ?? error.message})`));
     socket.once('close', () => finish('refused (closed)'));
+  });
+}
+
+/** A WebSocket to `wss://LOOPBACK:port/path` as a byte stream, or why it did not open (a verdict). */
+function openWebSocket(port: number, path: string): Promise<Duplex | string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`wss://${LOOPBACK}:${port}${path}`, { rejectUnauthorized: false, perMessageDeflate: false, handshakeTimeout: CHECK_TIMEOUT_MS });
+    ws.once('open', () => {
+      ws.removeAllListeners('error');
+      resolve(createWebSocketStream(ws));
+    });
+    ws.once('unexpected-response', (_request, response) => {
+      ws.terminate();
+      resolve(`not checked: the WebSocket upgrade got HTTP ${response.statusCode ?? '?'}`);
+    });
+    ws.on('error', (error: NodeJS.ErrnoException) => resolve(`not checked: the WebSocket did not open (${error.code ?? error.message})`));
   });
 }
 
@@ -48,7 +75,7 @@ export async function checkMutualTls(supervisor: ProcessSupervisor, contenders: 
       try {
         if (pair.serverSidePort === undefined) continue;
         await echoOnce(pair.clientPort, Buffer.from('mtls check'), CHECK_TIMEOUT_MS);
-        verdicts[contender.id] = await probeWithoutClientCert(pair.serverSidePort);
+        verdicts[contender.id] = await probeWithoutClientCert(pair.serverSidePort, pair.serverSideWsPath);
         progress(`  mTLS ${contender.id}: a client without a certificate is ${verdicts[contender.id]}`);
       } catch (error) {
         verdicts[contender.id] = `not checked: ${(error as Error).message}`;

@@ -98,7 +98,8 @@ export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--only WORKLOA
   --quick          small sizes (about two minutes)
   --tiny           with --quick: the smallest sizes, for the harness's own test
   --only           workloads among: ${WORKLOAD_IDS.join(', ')}
-  --contenders     contenders among: ${CONTENDER_IDS.join(', ')} (trellis is always run)
+  --contenders     contenders among: ${CONTENDER_IDS.join(', ')} (trellis is always run;
+                   trellis-gw and trellis-wss run bulk, rr50 and churn only)
   --out DIR        where <date>.json and <date>.md go (default bench/results)`;
 
 /** @throws Error with a one-line reason for a bad flag. */

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchSizes } from './options.js';
 import type { BenchResults, Cell, ContenderId, MetricRow, Target, TargetResult } from './results.js';
-import { CONTENDER_TITLES, isMeasured } from './results.js';
+import { CONTENDER_TITLES, isMeasured, isTrellisVariant } from './results.js';
 
 /** Streams a sidecar must hold for the memory target to apply. */
 const STREAMS_TARGET_COUNT = 10_000;
@@ -25,6 +25,9 @@ export function targetsFor(sizes: BenchSizes): Target[] {
     { metric: 'churn.rps', kind: 'relative', versus: 'stunnel', factor: 10, text: '≥ 10× stunnel' },
     { metric: 'idle.rss.client', kind: 'absolute', bound: 50, text: '≤ 50 MB' },
     { metric: 'idle.rss.server', kind: 'absolute', bound: 50, text: '≤ 50 MB' },
+    // Across zones: a tunnel through one gateway of each zone, and a WebSocket link, against the direct TLS link.
+    { metric: 'bulk.throughput', kind: 'relative', subject: 'trellis-gw', versus: 'trellis', factor: 0.7, text: 'via 2 gateways ≥ 0.7× Trellis' },
+    { metric: 'bulk.throughput', kind: 'relative', subject: 'trellis-wss', versus: 'trellis', factor: 0.8, text: 'over wss ≥ 0.8× Trellis (tls)' },
   ];
   if (sizes.streams >= STREAMS_TARGET_COUNT) {
     targets.push({ metric: 'streams.peak_rss.client', kind: 'absolute', bound: 200, text: '≤ 200 MB' });
@@ -39,20 +42,33 @@ export function targetsFor(sizes: BenchSizes): Target[] {
   return targets;
 }
 
-/** Trellis's figure divided by `versus`'s, when both are measured. */
-export function ratioToTrellis(row: MetricRow, versus: ContenderId): number | undefined {
-  const [mine, theirs] = [row.cells.trellis, row.cells[versus]];
+/** `subject`'s figure divided by `versus`'s, when both are measured. */
+export function ratioOf(row: MetricRow, subject: ContenderId, versus: ContenderId): number | undefined {
+  const [mine, theirs] = [row.cells[subject], row.cells[versus]];
   return isMeasured(mine) && isMeasured(theirs) && theirs !== 0 ? mine / theirs : undefined;
+}
+
+/**
+ * The ratio shown beside `id`'s column: Trellis ÷ it for another proxy, it ÷ Trellis for a
+ * Trellis variant (what the variant keeps of the direct link).
+ */
+export function columnRatio(row: MetricRow, id: ContenderId): number | undefined {
+  return isTrellisVariant(id) ? ratioOf(row, id, 'trellis') : ratioOf(row, 'trellis', id);
+}
+
+function ratioHeader(id: ContenderId): string {
+  return isTrellisVariant(id) ? `${CONTENDER_TITLES[id]} ÷ Trellis` : `Trellis ÷ ${CONTENDER_TITLES[id]}`;
 }
 
 export function evaluateTargets(rows: readonly MetricRow[], targets: readonly Target[]): TargetResult[] {
   return targets.map((target) => {
     const row = rows.find((candidate) => candidate.metric === target.metric);
-    const base = { metric: target.metric, text: target.text };
+    const subject = target.kind === 'relative' ? target.subject : undefined;
+    const base = { metric: target.metric, text: target.text, ...(subject === undefined ? {} : { subject }) };
     if (row === undefined) return { ...base, verdict: 'not measured', measured: 'not run' };
     const compare = (value: number, bound: number): boolean => (row.better === 'higher' ? value >= bound : value <= bound);
     if (target.kind === 'relative') {
-      const ratio = ratioToTrellis(row, target.versus);
+      const ratio = ratioOf(row, subject ?? 'trellis', target.versus);
       if (ratio === undefined) return { ...base, verdict: 'not measured', measured: 'no ratio (a figure is missing)' };
       return { ...base, verdict: compare(ratio, target.factor) ? 'met' : 'not met', measured: `${formatRatio(ratio)}` };
     }
@@ -100,12 +116,14 @@ export function renderMarkdown(results: BenchResults): string {
     `Load average (1 min) as each workload started: ${Object.entries(results.loadAverages).map(([id, load]) => `${id} ${load.toFixed(1)}`).join(', ')} (on ${machine.cores} cores; above that, other work shared the machine).`,
     '',
     'Ratios are Trellis ÷ the other contender. Where lower is better (ms, s, MB, ns) a ratio below 1 favours Trellis; elsewhere above 1 does.' +
+      (others.some(isTrellisVariant) ? ' For Trellis over another link (via gateways, over wss) the ratio is that column ÷ Trellis\'s direct TLS link: what the other link keeps of it.' : '') +
       (repeats > 1 ? ` bulk, rr50, rr1 and churn figures are medians of ${repeats} rounds (contenders taking turns); every round is in the JSON.` : ''),
     '',
   ];
-  const header = ['figure', 'unit', 'Trellis', ...others.flatMap((id) => [CONTENDER_TITLES[id], `Trellis ÷ ${CONTENDER_TITLES[id]}`]), 'target'];
+  const header = ['figure', 'unit', 'Trellis', ...others.flatMap((id) => [CONTENDER_TITLES[id], ratioHeader(id)]), 'target'];
   lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`);
-  const verdicts = new Map(results.targets.map((target) => [target.metric, target]));
+  const verdicts = new Map<string, TargetResult[]>();
+  for (const target of results.targets) verdicts.set(target.metric, [...(verdicts.get(target.metric) ?? []), target]);
   let workload: string | undefined;
   for (const row of results.rows) {
     if (row.workload !== workload) {
@@ -114,11 +132,11 @@ export function renderMarkdown(results: BenchResults): string {
     }
     const cells = [escapeCell(row.label), row.unit, formatCell(row.cells.trellis)];
     for (const id of others) {
-      const ratio = ratioToTrellis(row, id);
+      const ratio = columnRatio(row, id);
       cells.push(formatCell(row.cells[id]), ratio === undefined ? '' : formatRatio(ratio));
     }
-    const target = verdicts.get(row.metric);
-    cells.push(target === undefined ? '' : `${target.text}: **${target.verdict}** (${escapeCell(target.measured)})`);
+    const targets = verdicts.get(row.metric) ?? [];
+    cells.push(targets.map((target) => `${target.text}: **${target.verdict}** (${escapeCell(target.measured)})`).join('; '));
     lines.push(`| ${cells.join(' | ')} |`);
   }
   const count = (verdict: string): number => results.targets.filter((target) => target.verdict === verdict).length;

@@ -4,8 +4,12 @@
  */
 import type { MachineInfo } from './system.js';
 
-/** The contenders, in the order of the report's columns after Trellis. */
-export const CONTENDER_IDS = ['direct', 'trellis', 'stunnel', 'haproxy'] as const;
+/**
+ * The contenders, in the order of the report's columns after Trellis. `trellis-gw` and
+ * `trellis-wss` are Trellis itself over other links (across zones through gateways; a
+ * WebSocket link): the report compares them with the Trellis column, not the other way round.
+ */
+export const CONTENDER_IDS = ['direct', 'trellis', 'stunnel', 'haproxy', 'trellis-gw', 'trellis-wss'] as const;
 export type ContenderId = (typeof CONTENDER_IDS)[number];
 
 export const CONTENDER_TITLES: Record<ContenderId, string> = {
@@ -13,10 +17,25 @@ export const CONTENDER_TITLES: Record<ContenderId, string> = {
   trellis: 'Trellis',
   stunnel: 'stunnel',
   haproxy: 'HAProxy',
+  'trellis-gw': 'Trellis via 2 gateways',
+  'trellis-wss': 'Trellis over wss',
 };
+
+/** The contenders that are Trellis over another kind of link; their ratio is theirs ÷ Trellis's. */
+export const TRELLIS_VARIANT_IDS: readonly ContenderId[] = ['trellis-gw', 'trellis-wss'];
+
+export function isTrellisVariant(id: ContenderId): boolean {
+  return TRELLIS_VARIANT_IDS.includes(id);
+}
 
 export const WORKLOAD_IDS = ['bulk', 'hol', 'rr50', 'rr1', 'churn', 'streams', 'idle', 'control-plane', 'micro'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
+
+/** The workloads the Trellis variants run: the data path's throughput, many connections, churn. */
+export const TRELLIS_VARIANT_WORKLOADS: readonly WorkloadId[] = ['bulk', 'rr50', 'churn'];
+
+/** The cell of a Trellis variant in a workload it does not run. */
+export const VARIANT_NOT_RUN = `n/a (this link variant runs ${TRELLIS_VARIANT_WORKLOADS.join(', ')} only)`;
 
 /**
  * One figure of one contender: a positive number in the row's unit, or a sentence saying why
@@ -38,15 +57,20 @@ export interface MetricRow {
   samples?: Partial<Record<ContenderId, number[]>>;
 }
 
-/** A goal for one Trellis figure: against another contender's figure, or an absolute bound. */
+/**
+ * A goal for one figure of Trellis (or of `subject`, a Trellis variant): against another
+ * contender's figure (the ratio subject ÷ versus), or an absolute bound.
+ */
 export type Target =
-  | { metric: string; kind: 'relative'; versus: ContenderId; factor: number; text: string }
+  | { metric: string; kind: 'relative'; subject?: ContenderId; versus: ContenderId; factor: number; text: string }
   | { metric: string; kind: 'absolute'; bound: number; text: string };
 
 export type TargetVerdict = 'met' | 'not met' | 'not measured';
 
 export interface TargetResult {
   metric: string;
+  /** Whose figure the target is about (Trellis when absent). */
+  subject?: ContenderId;
   text: string;
   verdict: TargetVerdict;
   /** The Trellis figure, or its ratio to the other contender, that decided the verdict. */

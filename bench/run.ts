@@ -54,6 +54,10 @@ function createContender(id: ContenderId, deps: ContenderDeps): Contender {
       return createStunnelContender(deps);
     case 'haproxy':
       return createHaproxyContender(deps);
+    case 'trellis-gw':
+      return createTrellisContender(deps, 'gateways');
+    case 'trellis-wss':
+      return createTrellisContender(deps, 'wss');
   }
 }
 

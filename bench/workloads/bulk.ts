@@ -19,7 +19,7 @@ export const bulkWorkload: Workload = {
   async run(context: WorkloadContext) {
     const rows = rowsOf('bulk', [
       { metric: 'bulk.throughput', label: 'bulk throughput, 1 stream', unit: 'GB/s', better: 'higher' },
-      { metric: 'bulk.cpu_per_gb', label: 'bulk: CPU of both proxy sides per GB', unit: 'CPU s/GB', better: 'lower' },
+      { metric: 'bulk.cpu_per_gb', label: 'bulk: CPU of the proxy processes per GB', unit: 'CPU s/GB', better: 'lower' },
     ]);
     const ticksPerSecond = clockTicksPerSecond();
     const server = await startIperfServer(context.supervisor, context.tools);

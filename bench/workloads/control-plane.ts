@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { SimulatorReport } from '../clients/control-plane-simulator.js';
 import { startControlPlane } from '../contenders/trellis.js';
 import type { Cell, MetricRow } from '../results.js';
-import { CONTENDER_IDS, isMeasured } from '../results.js';
+import { CONTENDER_IDS, isMeasured, isTrellisVariant, VARIANT_NOT_RUN } from '../results.js';
 import { readProcessMemory } from '../system.js';
 import type { RowSpec, Workload, WorkloadContext } from './workload.js';
 import { explainAll, rowsOf, shortError } from './workload.js';
@@ -37,7 +37,7 @@ export const controlPlaneWorkload: Workload = {
     const rows: MetricRow[] = [];
     for (const sidecars of context.sizes.controlPlaneSidecars) {
       const sizeRows = rowsOf('control-plane', rowSpecs(sidecars));
-      for (const id of CONTENDER_IDS) explainAll(sizeRows, id, NO_CONTROL_PLANE);
+      for (const id of CONTENDER_IDS) explainAll(sizeRows, id, isTrellisVariant(id) ? VARIANT_NOT_RUN : NO_CONTROL_PLANE);
       context.progress(`  control-plane: ${sidecars} simulated sidecars`);
       try {
         const figures = await simulate(context, sidecars);

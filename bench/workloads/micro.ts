@@ -1,7 +1,7 @@
 /** Micro-benchmarks of Trellis's frame codec and hash ring (clients/micro-benchmarks.ts). */
 import { fileURLToPath } from 'node:url';
 import type { MicroReport } from '../clients/micro-benchmarks.js';
-import { CONTENDER_IDS } from '../results.js';
+import { CONTENDER_IDS, isTrellisVariant, VARIANT_NOT_RUN } from '../results.js';
 import type { Workload, WorkloadContext } from './workload.js';
 import { explainAll, rowsOf, shortError } from './workload.js';
 
@@ -24,7 +24,7 @@ export const microWorkload: Workload = {
       { metric: 'micro.decode_64.ns', label: 'decode 64-byte DATA frame', unit: 'ns/frame', better: 'lower' },
       { metric: 'micro.ring.ns', label: `hash-ring lookup, 3 candidates of ${RING_ENDPOINTS} endpoints`, unit: 'ns/lookup', better: 'lower' },
     ]);
-    for (const id of CONTENDER_IDS) explainAll(rows, id, 'n/a (Trellis internals)');
+    for (const id of CONTENDER_IDS) explainAll(rows, id, isTrellisVariant(id) ? VARIANT_NOT_RUN : 'n/a (Trellis internals)');
     const script = fileURLToPath(new URL('../clients/micro-benchmarks.js', import.meta.url));
     const timeoutMs = 60_000 + CASES * context.sizes.microSeconds * 1.5 * 1000;
     try {

@@ -109,7 +109,7 @@ export const manyConnectionsWorkload = redisWorkload({
   args: (requests) => ['-t', 'set,get', '-c', '50', '-n', String(requests)],
   requests: (context) => context.sizes.rr50Requests,
   operations: (requests) => 2 * requests,
-  cpuRow: { metric: 'rr50.cpu_per_request', label: '50 conns: CPU of both proxy sides per request', unit: 'CPU µs', better: 'lower' },
+  cpuRow: { metric: 'rr50.cpu_per_request', label: '50 conns: CPU of the proxy processes per request', unit: 'CPU µs', better: 'lower' },
   figures: (lines) => {
     const [set, get] = [line(lines, 'SET'), line(lines, 'GET')];
     return {
@@ -134,7 +134,7 @@ export const oneConnectionWorkload = redisWorkload({
   args: (requests) => ['-t', 'get', '-c', '1', '-n', String(requests)],
   requests: (context) => context.sizes.rr1Requests,
   operations: (requests) => requests,
-  cpuRow: { metric: 'rr1.cpu_per_request', label: '1 conn: CPU of both proxy sides per request', unit: 'CPU µs', better: 'lower' },
+  cpuRow: { metric: 'rr1.cpu_per_request', label: '1 conn: CPU of the proxy processes per request', unit: 'CPU µs', better: 'lower' },
   figures: (lines) => {
     const get = line(lines, 'GET');
     return { 'rr1.get.p50': get.p50Ms, 'rr1.get.p99': get.p99Ms, 'rr1.get.rps': get.rps };
@@ -151,7 +151,7 @@ export const churnWorkload = redisWorkload({
   args: (requests) => ['-k', '0', '-c', '20', '-t', 'ping_inline', '-n', String(requests)],
   requests: (context) => context.sizes.churnRequests,
   operations: (requests) => requests,
-  cpuRow: { metric: 'churn.cpu_per_connection', label: 'churn: CPU of both proxy sides per connection', unit: 'CPU µs', better: 'lower' },
+  cpuRow: { metric: 'churn.cpu_per_connection', label: 'churn: CPU of the proxy processes per connection', unit: 'CPU µs', better: 'lower' },
   figures: (lines) => {
     const ping = line(lines, 'PING_INLINE');
     return { 'churn.rps': ping.rps, 'churn.p99': ping.p99Ms };

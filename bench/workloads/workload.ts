@@ -69,6 +69,10 @@ export async function measureEachContender(
   const figuresByRound = new Map<ContenderId, Record<string, Cell>[]>();
   for (let round = 1; round <= repeats; round++) {
     for (const contender of context.contenders) {
+      if (contender.workloads !== undefined && !contender.workloads.includes(workload)) {
+        if (round === 1) explainAll(rows, contender.id, contender.skipReason ?? `n/a (${contender.id} does not run ${workload})`);
+        continue;
+      }
       context.progress(`  ${workload}: ${contender.id}${repeats > 1 ? ` (round ${round} of ${repeats})` : ''}`);
       let pair: RunningContender | undefined;
       let figures: Record<string, Cell>;
@@ -107,7 +111,7 @@ const TROUBLE_LINE = /"level":(4|5|6)\d|LOG[0-4]\[|\[(ALERT|WARNING)\]/;
 
 /** Puts a side that died, or that logged warnings or errors, in the observations. */
 function noteSideTrouble(context: WorkloadContext, workload: WorkloadId, contender: ContenderId, pair: RunningContender): void {
-  for (const side of [pair.sides?.client, pair.sides?.server]) {
+  for (const side of [pair.sides?.client, pair.sides?.server, ...(pair.relays ?? [])]) {
     if (side === undefined) continue;
     if (!side.running) {
       context.observe(`${workload} / ${contender}: ${side.name} exited during the workload: ${side.lastWords()}`);
@@ -126,12 +130,12 @@ export function shortError(error: unknown): string {
 
 
 /**
- * A meter of the CPU seconds (user + system) both proxy sides of a pair use, read from
- * /proc: `start()` before the load, `stop()` after it. For the direct path (no proxy) it gives
- * undefined.
+ * A meter of the CPU seconds (user + system) the proxy processes of a pair use (both sides,
+ * and the relays between them: Trellis's gateways), read from /proc: `start()` before the
+ * load, `stop()` after it. For the direct path (no proxy) it gives undefined.
  */
 export function proxyCpuMeter(pair: RunningContender, ticksPerSecond: number): { start(): Promise<void>; stop(): Promise<number | undefined> } {
-  const pids = pair.sides === undefined ? [] : [pair.sides.client.pid, pair.sides.server.pid];
+  const pids = pair.sides === undefined ? [] : [pair.sides.client.pid, pair.sides.server.pid, ...(pair.relays ?? []).map((relay) => relay.pid)];
   const read = async (): Promise<number> => (await Promise.all(pids.map((pid) => readProcessCpuSeconds(pid, ticksPerSecond)))).reduce((sum, seconds) => sum + seconds, 0);
   let before = 0;
   return {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { BenchResults } from '../../bench/results.js';
-import { CONTENDER_IDS, WORKLOAD_IDS } from '../../bench/results.js';
+import { CONTENDER_IDS, isTrellisVariant, TRELLIS_VARIANT_IDS, TRELLIS_VARIANT_WORKLOADS, WORKLOAD_IDS } from '../../bench/results.js';
 
 const RUN_SCRIPT = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 /** The quick run takes about a minute here; the bound only catches a hang. */
@@ -69,10 +69,27 @@ describe('bench --quick --tiny', () => {
     }
   });
 
+  it('measures Trellis via gateways and over wss in their workloads, and says why not in the others', () => {
+    for (const row of results.rows) {
+      for (const variant of TRELLIS_VARIANT_IDS) {
+        const cell = row.cells[variant];
+        if (TRELLIS_VARIANT_WORKLOADS.includes(row.workload)) assert.equal(typeof cell, 'number', `${row.metric}: ${variant} has no figure: ${String(cell)}`);
+        else assert.match(String(cell), /^n\/a \(this link variant runs/, `${row.metric} / ${variant}`);
+      }
+    }
+    for (const metric of ['bulk.cpu_per_gb', 'rr50.cpu_per_request', 'churn.cpu_per_connection']) {
+      assert.ok(results.rows.some((row) => row.metric === metric), `no row ${metric}`);
+    }
+    for (const variant of TRELLIS_VARIANT_IDS) {
+      const target = results.targets.find((candidate) => candidate.metric === 'bulk.throughput' && candidate.subject === variant);
+      assert.ok(target !== undefined, `no bulk target for ${variant}`);
+    }
+  });
+
   it('says why a contender has no figure where the workload does not apply', () => {
     const controlPlaneRows = results.rows.filter((row) => row.workload === 'control-plane');
     for (const row of controlPlaneRows) {
-      for (const contender of CONTENDER_IDS.filter((id) => id !== 'trellis')) assert.match(String(row.cells[contender]), /no control plane/);
+      for (const contender of CONTENDER_IDS.filter((id) => id !== 'trellis' && !isTrellisVariant(id))) assert.match(String(row.cells[contender]), /no control plane/);
     }
     const memoryRows = results.rows.filter((row) => row.metric.includes('rss') && row.workload !== 'control-plane');
     assert.ok(memoryRows.length > 0);
@@ -95,7 +112,10 @@ describe('bench --quick --tiny', () => {
   });
 
   it('prints and saves the markdown table with Trellis beside each contender and the ratios', () => {
-    assert.match(markdown, /\| figure \| unit \| Trellis \| direct \| Trellis ÷ direct \| stunnel \| Trellis ÷ stunnel \| HAProxy \| Trellis ÷ HAProxy \| target \|/);
+    assert.match(
+      markdown,
+      /\| figure \| unit \| Trellis \| direct \| Trellis ÷ direct \| stunnel \| Trellis ÷ stunnel \| HAProxy \| Trellis ÷ HAProxy \| Trellis via 2 gateways \| Trellis via 2 gateways ÷ Trellis \| Trellis over wss \| Trellis over wss ÷ Trellis \| target \|/,
+    );
     assert.ok(stdout.includes(markdown.split('\n')[0] ?? ''), 'the table is printed at the end');
   });
 });
