@@ -8,7 +8,7 @@ import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
-import { parseControlPlaneUrl, parseFlags, required, UsageError } from '../args.js';
+import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
@@ -23,7 +23,7 @@ the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits wit
 (128 + the signal number when a signal killed it; 127 when CMD is not found).
   --service NAME            CMD's service
   --token TOKEN             a join token for NAME; or env TRELLIS_JOIN_TOKEN (not passed to CMD)
-  --control-plane URL       https://HOST:PORT; repeat for several replicas
+  --control-plane URL       https://HOST:PORT; repeat for several replicas (or TRELLIS_CONTROL_PLANE)
   --app-port P              CMD listens on 127.0.0.1:P; callers of NAME reach it there
   --upstream SVC[=H:P]      a local port to service SVC (default: a free port on 127.0.0.1);
                             CMD gets TRELLIS_UPSTREAM_<SVC>=host:port (upper case, '-' as '_')
@@ -66,8 +66,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (command === undefined || command === '') throw new UsageError('missing the command to run: trellis run [flags] -- CMD [ARGS...]');
   const service = required(values.service, '--service');
   if (!SERVICE_NAME_PATTERN.test(service)) throw new UsageError(`--service "${service}" is not a valid service name (lowercase letters, digits and '-', at most 63)`);
-  const urls = (values['control-plane'] ?? []).map((url) => parseControlPlaneUrl(url));
-  if (urls.length === 0) throw new UsageError('missing --control-plane');
+  const urls = controlPlaneUrls(values['control-plane']);
   const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
   const upstreams = parseUpstreams(values.upstream ?? []);
   const appPort = values['app-port'] === undefined ? undefined : parseAppPort(values['app-port']);

@@ -6,7 +6,7 @@ import { egressConnectorFromEnv } from '../../sidecar/links/http-connect-connect
 import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
-import { parseControlPlaneUrl, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
+import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
@@ -21,7 +21,7 @@ Runs a sidecar next to one instance of a service.
   --service NAME            this instance's service
   --token TOKEN             a join token for NAME (trellis token create); or env TRELLIS_JOIN_TOKEN;
                             not needed when --data-dir holds a valid identity
-  --control-plane URL       https://HOST:PORT; repeat for several replicas
+  --control-plane URL       https://HOST:PORT; repeat for several replicas (or TRELLIS_CONTROL_PLANE)
   --listen URL              link listener for other sidecars and this zone's gateways:
                             HOST:PORT or tls://HOST:PORT (mTLS), or wss://HOST:PORT[/PATH]
                             (mTLS inside a WebSocket over HTTPS)
@@ -73,8 +73,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   }
   const service = required(values.service, '--service');
   if (!SERVICE_NAME_PATTERN.test(service)) throw new UsageError(`--service "${service}" is not a valid service name (lowercase letters, digits and '-', at most 63)`);
-  const urls = (values['control-plane'] ?? []).map((url) => parseControlPlaneUrl(url));
-  if (urls.length === 0) throw new UsageError('missing --control-plane');
+  const urls = controlPlaneUrls(values['control-plane']);
   const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
   const listen = parseLinkUrl(required(values.listen, '--listen'), '--listen');
   if (values.zone !== undefined && !SERVICE_NAME_PATTERN.test(values.zone)) {
