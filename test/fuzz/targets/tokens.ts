@@ -63,8 +63,7 @@ const arbitrary: fc.Arbitrary<readonly TokenInput[]> = fc
     padding: fc.constantFrom('', '', '', '\n', '  \t', '='),
   })
   .map(({ token, valueMutations, jsonMutations, base64Mutations, prefix, tokenMutations, padding }) => {
-    // JSON has no bigint: write it as the integer literal it stands for.
-    const body = JSON.stringify(mutateValueAll(token.body, valueMutations), (_key, value: unknown) => (typeof value === 'bigint' ? Number(value) : value)) as string | undefined;
+    const body = jsonText(mutateValueAll(token.body, valueMutations));
     const json = mutateText(body ?? 'null', jsonMutations);
     const payload = mutateText(Buffer.from(json, 'utf8').toString('base64url'), base64Mutations);
     const text = mutateText(`${prefix ?? token.prefix}${payload}`, tokenMutations) + padding;
@@ -111,3 +110,18 @@ export const tokensTarget = defineTarget<TokenInput>({
   },
   seeds,
 });
+
+/**
+ * The value as JSON text. JSON has no bigint: one is written as the integer literal it stands
+ * for. Mutations can nest a value deeper than JSON.stringify recurses; such a value becomes the
+ * text of an over-deep array, which is what the parsers would meet (token texts are bounded, so
+ * deeper nesting adds nothing).
+ */
+function jsonText(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? Number(item) : item)) as string | undefined;
+  } catch (error) {
+    if (error instanceof RangeError) return '['.repeat(5000);
+    throw error;
+  }
+}
