@@ -1,6 +1,6 @@
 import { joinResponseSchema, parseWithSchema } from '../proto/control.js';
 import type { JoinToken } from '../proto/tokens.js';
-import { fetchPinnedCa, request } from './control/api-client.js';
+import { postToFirstReplica } from './control/api-client.js';
 import type { CredentialsInit } from './identity/credentials.js';
 import { createCsrPem, generateSidecarKeyPair } from './identity/keys.js';
 import { TrellisError } from '../proto/errors.js';
@@ -19,27 +19,16 @@ export async function joinMesh(urls: string[], token: JoinToken, rawToken: strin
   }
   const keys = await generateSidecarKeyPair();
   const csrPem = await createCsrPem(keys.privateKeyPem, service);
-  let lastError: unknown;
-  for (const url of urls) {
-    try {
-      const caPem = await fetchPinnedCa(url, token.caFingerprint);
-      const raw = await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', '/v1/join', { token: rawToken, csrPem, service });
-      // Verified TLS says who answered, not that the answer is well formed.
-      const answer = parseWithSchema(joinResponseSchema, raw, 'join answer from the control plane');
-      return {
-        trustDomain: answer.trustDomain,
-        service,
-        sidecarId: answer.sidecarId,
-        privateKeyPem: keys.privateKeyPem,
-        certPem: answer.certPem,
-        caPems: answer.caPems,
-        expiresAt: answer.expiresAt,
-      };
-    } catch (error) {
-      // Another replica may answer; but a refusal of the token is final.
-      if (error instanceof TrellisError && !error.code.endsWith('_UNREACHABLE')) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError instanceof Error ? lastError : new TrellisError('TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE', 'no control plane URL given');
+  const raw = await postToFirstReplica(urls, token, '/v1/join', { token: rawToken, csrPem, service });
+  // Verified TLS says who answered, not that the answer is well formed.
+  const answer = parseWithSchema(joinResponseSchema, raw, 'join answer from the control plane');
+  return {
+    trustDomain: answer.trustDomain,
+    service,
+    sidecarId: answer.sidecarId,
+    privateKeyPem: keys.privateKeyPem,
+    certPem: answer.certPem,
+    caPems: answer.caPems,
+    expiresAt: answer.expiresAt,
+  };
 }

@@ -62,6 +62,26 @@ export async function fetchPinnedCa(url: string, caFingerprint: string, timeoutM
 }
 
 /**
+ * Joins through the first control-plane replica that answers: authenticates each by the CA
+ * fingerprint a token carries (`fetchPinnedCa`), then POSTs `body` to `path`. A replica that
+ * cannot be reached is skipped; any answer of the control plane (a refused token above all)
+ * is final.
+ */
+export async function postToFirstReplica(urls: readonly string[], token: { caFingerprint: string; trustDomain: string }, path: string, body: unknown): Promise<unknown> {
+  let lastError: unknown;
+  for (const url of urls) {
+    try {
+      const caPem = await fetchPinnedCa(url, token.caFingerprint);
+      return await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', path, body);
+    } catch (error) {
+      if (error instanceof TrellisError && !error.code.endsWith('_UNREACHABLE')) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError instanceof Error ? lastError : new TrellisError('TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE', 'no control plane URL given');
+}
+
+/**
  * One JSON request to the control plane's API over verified TLS. Errors answered by the
  * API come back as ControlPlaneApiError with the server's code and message; a control plane
  * that cannot be reached gives TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE.

@@ -1,7 +1,7 @@
 import { joinGatewayResponseSchema, parseWithSchema } from '../../proto/control.js';
 import { TrellisError } from '../../proto/errors.js';
 import type { GatewayToken } from '../../proto/tokens.js';
-import { fetchPinnedCa, request } from '../control/api-client.js';
+import { postToFirstReplica } from '../control/api-client.js';
 import type { CredentialsInit } from '../identity/credentials.js';
 import { createCsrPem, generateSidecarKeyPair } from '../identity/keys.js';
 
@@ -19,27 +19,16 @@ export async function joinAsGateway(urls: string[], token: GatewayToken, rawToke
   }
   const keys = await generateSidecarKeyPair();
   const csrPem = await createCsrPem(keys.privateKeyPem, name);
-  let lastError: unknown;
-  for (const url of urls) {
-    try {
-      const caPem = await fetchPinnedCa(url, token.caFingerprint);
-      const raw = await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', '/v1/join-gateway', { token: rawToken, csrPem, zone, name });
-      const answer = parseWithSchema(joinGatewayResponseSchema, raw, 'gateway join answer from the control plane');
-      return {
-        trustDomain: answer.trustDomain,
-        service: name,
-        gateway: { zone, name },
-        sidecarId: answer.gatewayId,
-        privateKeyPem: keys.privateKeyPem,
-        certPem: answer.certPem,
-        caPems: answer.caPems,
-        expiresAt: answer.expiresAt,
-      };
-    } catch (error) {
-      // Another replica may answer; but a refusal of the token is final.
-      if (error instanceof TrellisError && !error.code.endsWith('_UNREACHABLE')) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError instanceof Error ? lastError : new TrellisError('TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE', 'no control plane URL given');
+  const raw = await postToFirstReplica(urls, token, '/v1/join-gateway', { token: rawToken, csrPem, zone, name });
+  const answer = parseWithSchema(joinGatewayResponseSchema, raw, 'gateway join answer from the control plane');
+  return {
+    trustDomain: answer.trustDomain,
+    service: name,
+    gateway: { zone, name },
+    sidecarId: answer.gatewayId,
+    privateKeyPem: keys.privateKeyPem,
+    certPem: answer.certPem,
+    caPems: answer.caPems,
+    expiresAt: answer.expiresAt,
+  };
 }

@@ -262,36 +262,35 @@ export class Session extends EventEmitter {
   }
 
   #onOpen(open: OpenFrame): void {
-    const streamId = open.streamId;
-    this.#streams.acceptPeerStreamId(streamId);
-    if (this.#phase !== 'active') return this.#refuse(streamId, ErrorCode.GOING_AWAY, 'the link is going away');
-    if (this.#streams.peerStreamsActive >= this.#init.maxConcurrentStreams) {
-      return this.#refuse(streamId, ErrorCode.RESOURCE_EXHAUSTED, `at most ${this.#init.maxConcurrentStreams} streams at once`);
-    }
-    const onStream = this.#init.onStream;
-    if (onStream === undefined) return this.#refuse(streamId, ErrorCode.UNKNOWN_SERVICE, 'this end serves no streams');
-    const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
-    const stream = new MuxStream(streamId, open.service, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
-    this.#streams.addPeer(stream);
-    onStream(stream, open.service);
+    const stream = this.#acceptPeerStream(open.streamId, open.service, this.#init.onStream === undefined ? 'this end serves no streams' : undefined, ErrorCode.UNKNOWN_SERVICE);
+    if (stream !== undefined) this.#init.onStream?.(stream, open.service);
   }
 
   #onTunnel(tunnel: TunnelFrame): void {
     if ((this.#negotiatedVersion ?? 0) < TUNNEL_PROTOCOL_VERSION) {
       throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `TUNNEL on a link of protocol version ${this.#negotiatedVersion}`);
     }
-    const streamId = tunnel.streamId;
+    const refusal = this.#init.onTunnel === undefined ? 'this end takes no tunnels' : undefined;
+    const stream = this.#acceptPeerStream(tunnel.streamId, `tunnel:${tunnel.target}`, refusal, ErrorCode.ROUTE_REFUSED);
+    if (stream !== undefined) this.#init.onTunnel?.(stream, tunnel);
+  }
+
+  /**
+   * The rules every stream the peer opens goes through (its id, a drain, the stream limit, a
+   * handler to take it): the new stream, or undefined once it was refused with RESET.
+   * @throws ProtocolError `TRELLIS_ERR_STREAM_ID` for a bad or reused id.
+   */
+  #acceptPeerStream(streamId: number, label: string, noHandler: string | undefined, noHandlerCode: ErrorCode): MuxStream | undefined {
     this.#streams.acceptPeerStreamId(streamId);
-    if (this.#phase !== 'active') return this.#refuse(streamId, ErrorCode.GOING_AWAY, 'the link is going away');
+    if (this.#phase !== 'active') return void this.#refuse(streamId, ErrorCode.GOING_AWAY, 'the link is going away');
     if (this.#streams.peerStreamsActive >= this.#init.maxConcurrentStreams) {
-      return this.#refuse(streamId, ErrorCode.RESOURCE_EXHAUSTED, `at most ${this.#init.maxConcurrentStreams} streams at once`);
+      return void this.#refuse(streamId, ErrorCode.RESOURCE_EXHAUSTED, `at most ${this.#init.maxConcurrentStreams} streams at once`);
     }
-    const onTunnel = this.#init.onTunnel;
-    if (onTunnel === undefined) return this.#refuse(streamId, ErrorCode.ROUTE_REFUSED, 'this end takes no tunnels');
+    if (noHandler !== undefined) return void this.#refuse(streamId, noHandlerCode, noHandler);
     const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
-    const stream = new MuxStream(streamId, `tunnel:${tunnel.target}`, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    const stream = new MuxStream(streamId, label, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
     this.#streams.addPeer(stream);
-    onTunnel(stream, tunnel);
+    return stream;
   }
 
   #refuse(streamId: number, code: ErrorCode, message: string): void {
