@@ -119,7 +119,7 @@ export const tokensTarget = defineTarget<TokenInput>({
  */
 function jsonText(value: unknown): string | undefined {
   try {
-    return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? Number(item) : item)) as string | undefined;
+    return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? Number(item) : item));
   } catch (error) {
     if (error instanceof RangeError) return '['.repeat(5000);
     throw error;
