@@ -4,7 +4,9 @@
  * a process, so that a sidecar's or gateway's descriptors stay bounded whatever arrives.
  */
 
-import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { ValidationError } from '../../proto/errors.js';
 import type { PeerIdentity } from '../../proto/spiffe.js';
 
@@ -189,4 +191,41 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   const resolved = value ?? fallback;
   if (!Number.isInteger(resolved) || resolved < 1) throw new ValidationError(`${name} must be a whole number >= 1, got ${resolved}`);
   return resolved;
+}
+
+/** A TCP listener in front of a TLS or HTTPS server, letting through only what the guard admits. */
+export interface FrontDoor {
+  /** The TCP server to listen with. */
+  readonly server: Server;
+  /** The admission of a connection still in its handshake (its TLS socket shows its TCP socket's address). */
+  readonly pendingOf: (socket: Socket) => PendingHandshake | undefined;
+  /** Binds `url`'s host and port; resolves with the port really bound. */
+  readonly listen: (host: string, port: number) => Promise<number>;
+}
+
+/**
+ * Accepts TCP for `inner` (a tls.Server or https.Server that never listens itself): only
+ * connections `guard` admits reach it, so a refused one costs no TLS state and is closed at once.
+ */
+export function frontDoor(guard: ListenerGuard, inner: Server): FrontDoor {
+  const pending = new Map<string, PendingHandshake>();
+  const keyOf = (socket: Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
+  const server = createServer((socket) => {
+    const admitted = guard.admitConnection(socket);
+    if (admitted === undefined) return;
+    const key = keyOf(socket);
+    pending.set(key, admitted);
+    socket.once('close', () => pending.delete(key));
+    socket.setNoDelay(true);
+    inner.emit('connection', socket);
+  });
+  return {
+    server,
+    pendingOf: (socket) => pending.get(keyOf(socket)),
+    listen: async (host, port) => {
+      server.listen(port, host);
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
+      return (server.address() as AddressInfo).port;
+    },
+  };
 }

@@ -1,6 +1,4 @@
 import { once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
-import net from 'node:net';
 import tls from 'node:tls';
 import { TrellisError } from '../../proto/errors.js';
 import { spiffeIdOf } from '../../proto/spiffe.js';
@@ -9,8 +7,7 @@ import { formatHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
 import { directConnector } from './connector.js';
 import { LinkTls, linkPeerOf } from './link-tls.js';
-import type { PendingHandshake } from './listener-guard.js';
-import { ListenerGuard } from './listener-guard.js';
+import { frontDoor, ListenerGuard } from './listener-guard.js';
 import type { LinkUrl } from './link-url.js';
 import { formatLinkUrl, parseLinkUrl } from './link-url.js';
 import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
@@ -114,20 +111,8 @@ export class TlsLinkTransport implements LinkTransport {
     });
     const onChange = (): void => server.setSecureContext(this.#tls.contextOptions());
     this.#credentials.on('change', onChange);
-    /** Connections in their handshake, by `address:port` (the TLS socket shows its TCP socket's). */
-    const pending = new Map<string, PendingHandshake>();
-    const pendingOf = (socket: Socket): PendingHandshake | undefined => pending.get(`${socket.remoteAddress}:${socket.remotePort}`);
-    // TCP is accepted here, and only admitted connections reach the TLS server: a refused one
-    // costs no TLS state, and is closed at once.
-    const front = net.createServer((socket) => {
-      const admitted = guard.admitConnection(socket);
-      if (admitted === undefined) return;
-      const key = `${socket.remoteAddress}:${socket.remotePort}`;
-      pending.set(key, admitted);
-      socket.once('close', () => pending.delete(key));
-      socket.setNoDelay(true);
-      server.emit('connection', socket);
-    });
+    const front = frontDoor(guard, server);
+    const pendingOf = front.pendingOf;
     server.on('secureConnection', (socket) => {
       const admitted = pendingOf(socket);
       const shown = linkPeerOf(this.#tls.trustDomain, socket.getPeerCertificate());
@@ -154,15 +139,13 @@ export class TlsLinkTransport implements LinkTransport {
       else admitted.fail(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake-timeout' : 'handshake-failed');
       socket.destroy();
     });
-    front.listen(url.port, url.host);
-    await Promise.race([once(front, 'listening'), once(front, 'error').then(([error]) => Promise.reject(error as Error))]);
-    const bound = front.address() as AddressInfo;
+    const boundPort = await front.listen(url.host, url.port);
     return {
-      url: `tls://${formatHostPort(url.host, bound.port)}`,
+      url: `tls://${formatHostPort(url.host, boundPort)}`,
       close: () =>
         new Promise<void>((resolve) => {
           this.#credentials.off('change', onChange);
-          front.close(() => resolve());
+          front.server.close(() => resolve());
         }),
     };
   }

@@ -1,8 +1,7 @@
-import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
-import net, { isIP } from 'node:net';
+import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -12,8 +11,7 @@ import { formatHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
 import { directConnector } from './connector.js';
 import { LinkTls, linkPeerOf } from './link-tls.js';
-import type { PendingHandshake } from './listener-guard.js';
-import { ListenerGuard } from './listener-guard.js';
+import { frontDoor, ListenerGuard } from './listener-guard.js';
 import type { LinkUrl } from './link-url.js';
 import { DEFAULT_WS_LINK_PATH, formatLinkUrl, parseLinkUrl } from './link-url.js';
 import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
@@ -99,20 +97,8 @@ export class WsLinkTransport implements LinkTransport {
     /** Connections past their outer TLS handshake and not yet upgraded, with the timer that ends them. */
     const upgrading = new Map<Duplex, NodeJS.Timeout>();
     const guard = this.#guard;
-    /** Connections on their way to a link, by `address:port` (the outer TLS socket shows its TCP socket's). */
-    const pending = new Map<string, PendingHandshake>();
-    const pendingOf = (socket: Socket): PendingHandshake | undefined => pending.get(`${socket.remoteAddress}:${socket.remotePort}`);
-    // TCP is accepted here, and only admitted connections reach the HTTPS server: a refused one
-    // costs no TLS state, and is closed at once.
-    const front = net.createServer((socket) => {
-      const admitted = guard.admitConnection(socket);
-      if (admitted === undefined) return;
-      const key = `${socket.remoteAddress}:${socket.remotePort}`;
-      pending.set(key, admitted);
-      socket.once('close', () => pending.delete(key));
-      socket.setNoDelay(true);
-      server.emit('connection', socket);
-    });
+    const front = frontDoor(guard, server);
+    const pendingOf = front.pendingOf;
     server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
       pendingOf(socket)?.fail(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake-timeout' : 'handshake-failed');
       socket.destroy();
@@ -157,15 +143,13 @@ export class WsLinkTransport implements LinkTransport {
         );
       });
     });
-    front.listen(url.port, url.host);
-    await Promise.race([once(front, 'listening'), once(front, 'error').then(([error]) => Promise.reject(error as Error))]);
-    const bound = front.address() as AddressInfo;
+    const boundPort = await front.listen(url.host, url.port);
     return {
-      url: formatLinkUrl({ scheme: 'wss', host: url.host, port: bound.port, path }),
+      url: formatLinkUrl({ scheme: 'wss', host: url.host, port: boundPort, path }),
       close: () =>
         new Promise<void>((resolve) => {
           this.#credentials.off('change', onChange);
-          front.close(() => resolve());
+          front.server.close(() => resolve());
           for (const socket of upgrading.keys()) socket.destroy();
         }),
     };
