@@ -12,7 +12,7 @@ import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
 import { Credentials } from './identity/credentials.js';
-import { SidecarStateDir } from './identity/state-dir.js';
+import { keepStateIn, SidecarStateDir } from './identity/state-dir.js';
 import { InboundHandler } from './forward/inbound.js';
 import type { StreamQuotaLimits } from './forward/stream-quota.js';
 import { StreamQuota } from './forward/stream-quota.js';
@@ -36,7 +36,6 @@ import { TunnelAcceptor } from './tunnel/tunnel-acceptor.js';
 import { TunnelDialer } from './tunnel/tunnel-dialer.js';
 import { PrometheusSidecarMetrics } from './metrics/index.js';
 import type { HostPort } from './net/address.js';
-import { decodeConfigEntries } from './config/entries.js';
 
 export interface SidecarInit {
   service: string;
@@ -130,15 +129,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   config.on('version', (version: number) => metrics.configVersion(version));
   let configReady = false;
   config.once('version', () => (configReady = true));
-  const cached = await stateDir?.loadConfig();
-  if (cached !== undefined) config.applySnapshot(cached.version, decodeConfigEntries(cached.entries));
-  if (stateDir !== undefined) {
-    config.on('version', (version: number) => {
-      stateDir.saveConfig(version, config.entries().map((entry) => [entry.key, entry.value])).catch((error: Error) =>
-        logger.warn({ err: error.message }, 'cannot cache the mesh config'),
-      );
-    });
-  }
+  if (stateDir !== undefined) await keepStateIn(stateDir, config, credentials, logger);
 
   const zone = init.zone ?? 'default';
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
@@ -227,11 +218,6 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     }
     const renewer = new CertificateRenewer({ credentials, session, logger });
     closers.push(() => renewer.stop());
-    if (stateDir !== undefined) {
-      credentials.on('change', () => {
-        stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
-      });
-    }
 
     const isReady = (): boolean => configReady;
     let admin: AdminServer | undefined;

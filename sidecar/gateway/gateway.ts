@@ -4,13 +4,12 @@ import type { GatewayToken } from '../../proto/tokens.js';
 import { TrellisError } from '../../proto/errors.js';
 import type { AdminServer } from '../admin-server.js';
 import { startAdminServer } from '../admin-server.js';
-import { decodeConfigEntries } from '../config/entries.js';
 import { MeshConfig } from '../config/mesh-config.js';
 import { ControlSession } from '../control/control-session.js';
 import type { CredentialsInit } from '../identity/credentials.js';
 import { Credentials } from '../identity/credentials.js';
 import { CertificateRenewer } from '../identity/renewer.js';
-import { SidecarStateDir } from '../identity/state-dir.js';
+import { keepStateIn, SidecarStateDir } from '../identity/state-dir.js';
 import type { Connector } from '../links/connector.js';
 import type { StreamQuotaLimits } from '../forward/stream-quota.js';
 import { StreamQuota } from '../forward/stream-quota.js';
@@ -77,16 +76,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   let configReady = false;
   config.once('version', () => (configReady = true));
   config.on('version', (version: number) => metrics.configVersion(version));
-  const cached = await stateDir?.loadConfig();
-  if (cached !== undefined) config.applySnapshot(cached.version, decodeConfigEntries(cached.entries));
-  if (stateDir !== undefined) {
-    config.on('version', (version: number) => {
-      stateDir.saveConfig(version, config.entries().map((entry) => [entry.key, entry.value])).catch((error: Error) => logger.warn({ err: error.message }, 'cannot cache the mesh config'));
-    });
-    credentials.on('change', () => {
-      stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
-    });
-  }
+  if (stateDir !== undefined) await keepStateIn(stateDir, config, credentials, logger);
 
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
   const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard });

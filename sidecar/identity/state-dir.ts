@@ -1,6 +1,9 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CredentialsInit } from './credentials.js';
+import type { Logger } from 'pino';
+import { decodeConfigEntries } from '../config/entries.js';
+import type { MeshConfig } from '../config/mesh-config.js';
+import type { Credentials, CredentialsInit } from './credentials.js';
 
 /**
  * What a sidecar keeps in its data directory so that it restarts without the control plane:
@@ -42,6 +45,21 @@ export class SidecarStateDir {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await atomicWrite(join(this.dir, 'config.json'), JSON.stringify({ version, entries }), 0o644);
   }
+}
+
+/**
+ * Static stability: starts `config` from the directory's cached config (if any), then keeps the
+ * cache and the saved certificate up to date as new versions and renewals arrive.
+ */
+export async function keepStateIn(stateDir: SidecarStateDir, config: MeshConfig, credentials: Credentials, logger: Logger): Promise<void> {
+  const cached = await stateDir.loadConfig();
+  if (cached !== undefined) config.applySnapshot(cached.version, decodeConfigEntries(cached.entries));
+  config.on('version', (version: number) => {
+    stateDir.saveConfig(version, config.entries().map((entry) => [entry.key, entry.value])).catch((error: Error) => logger.warn({ err: error.message }, 'cannot cache the mesh config'));
+  });
+  credentials.on('change', () => {
+    stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
+  });
 }
 
 /** Writes to a temporary file and renames it over the target: never a half-written file. */
