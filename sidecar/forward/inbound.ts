@@ -1,12 +1,12 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { ErrorCode, errorCodeName, ProtocolError } from '../../proto/errors.js';
+import { ErrorCode, errorCodeName } from '../../proto/errors.js';
 import { peerKeyOf } from '../links/listener-guard.js';
 import type { AuthenticatedLink } from '../links/transport.js';
 import type { TunnelAcceptor } from '../tunnel/tunnel-acceptor.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
-import { MuxError } from '../mux/errors.js';
+import { isPeerViolation } from '../mux/errors.js';
 import { Session } from '../mux/index.js';
 import type { HostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
@@ -63,7 +63,7 @@ export class InboundHandler {
     this.#sessions.add(session);
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
-      if (error instanceof ProtocolError || (error instanceof MuxError && error.code === 'TRELLIS_ERR_PEER_NOT_READING')) {
+      if (isPeerViolation(error)) {
         this.#init.metrics.protocolViolation(error.code);
         this.#init.logger.warn({ peer: link.peerAddress, code: error.code, err: error.message }, 'peer broke the protocol');
       }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ErrorCode, ProtocolError } from '../../proto/errors.js';
+import { ErrorCode } from '../../proto/errors.js';
 import { gatewayKey } from '../../proto/names.js';
 import type { MeshConfig } from '../config/mesh-config.js';
 import { StreamQuota } from '../forward/stream-quota.js';
@@ -7,7 +7,7 @@ import { keepAlive } from '../links/keepalive.js';
 import { peerKeyOf } from '../links/listener-guard.js';
 import type { AuthenticatedLink, LinkTransport } from '../links/transport.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { MuxError } from '../mux/errors.js';
+import { isPeerViolation } from '../mux/errors.js';
 import { Session } from '../mux/index.js';
 import type { Relay } from './relay.js';
 
@@ -141,7 +141,7 @@ export class PeerLinks {
     keepAlive(session, { intervalMs: this.#init.pingIntervalMs ?? 1000, onRtt: (rttMs) => metrics.linkRtt(link.peerAddress, rttMs) });
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
-      if (error instanceof ProtocolError || (error instanceof MuxError && error.code === 'TRELLIS_ERR_PEER_NOT_READING')) {
+      if (isPeerViolation(error)) {
         metrics.protocolViolation(error.code);
         logger.warn({ peer: link.peerAddress, code: error.code, err: error.message }, 'peer broke the protocol');
       }

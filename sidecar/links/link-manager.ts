@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { ErrorCode, ProtocolError, TrellisError } from '../../proto/errors.js';
+import { ErrorCode, TrellisError } from '../../proto/errors.js';
+import { isPeerViolation } from '../mux/errors.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import { Session } from '../mux/index.js';
@@ -109,7 +110,7 @@ export class LinkManager {
       metrics.linksActive(this.#sessions.size);
       if (error !== undefined) {
         this.#init.onLinkDown?.(target);
-        if (error instanceof ProtocolError) metrics.protocolViolation(error.code);
+        if (isPeerViolation(error)) metrics.protocolViolation(error.code);
         logger.warn({ peer: target.address, code: error.code, err: error.message }, 'link closed with an error');
       } else {
         logger.debug({ peer: target.address }, 'link closed');

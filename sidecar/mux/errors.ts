@@ -3,7 +3,7 @@
  * `proto/`; everything else a session reports is a {@link MuxError} with a stable code.
  */
 
-import { TrellisError } from '../../proto/index.js';
+import { ProtocolError, TrellisError } from '../../proto/index.js';
 
 /** Stable codes of {@link MuxError}. */
 export type MuxErrorCode =
@@ -51,4 +51,12 @@ export class MuxError extends TrellisError {
 
   /** The wire ErrorCode involved, when there is one. */
   readonly wireCode: number | undefined;
+}
+
+/**
+ * Whether a session closed because the peer misbehaved (broke the protocol, or stopped reading
+ * while it kept sending): what the metrics count as a protocol violation, whichever end dialled.
+ */
+export function isPeerViolation(error: unknown): error is TrellisError {
+  return error instanceof ProtocolError || (error instanceof MuxError && error.code === 'TRELLIS_ERR_PEER_NOT_READING');
 }
