@@ -75,7 +75,9 @@ export class ConfigPublisher {
   private flush(): void {
     this.flushTimer = undefined;
     const version = this.config.version;
-    if (this.pending.size > 0 && this.subscribers.size > 0) {
+    // A version step without changes (the store's own changes sealed elsewhere) still moves
+    // every subscriber on, or the next delta's base would not be theirs.
+    if ((this.pending.size > 0 || version !== this.publishedVersion) && this.subscribers.size > 0) {
       const bytes = encodeControlMessage({ type: 'delta', version, baseVersion: this.publishedVersion, changes: [...this.pending] });
       for (const target of this.subscribers) target.sendEncoded(bytes);
       this.metrics.configPushed('delta', bytes.byteLength, this.subscribers.size);

@@ -1,7 +1,10 @@
 /**
- * The control plane's wiring, in one place: data directory, store, CA, tokens, config, the
- * registries of endpoints and gateways, the HTTPS listener with its REST routes and the
- * sidecar channel, and metrics.
+ * The control plane's wiring, in one place: data directory, listener, store (a file, or etcd
+ * shared with other replicas), CA, tokens, config, the registries of endpoints and gateways,
+ * the leader's duties, the REST routes and the sidecar channel, and metrics.
+ *
+ * What can fail cheaply is checked first: options, the data directory, the listening port and
+ * the encryption key file, before a CA or an admin token is written.
  */
 import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
@@ -9,6 +12,7 @@ import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
@@ -16,19 +20,26 @@ import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
 import { publicRoutes } from './api/public-routes.js';
 import { createRequestHandler } from './api/router.js';
-import { CertificateAuthority } from './ca.js';
+import { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME, CertificateAuthority } from './ca.js';
 import { issueServerCertificate } from './cert-issuer.js';
 import { ConfigPublisher } from './config-publisher.js';
 import { ConfigState } from './config-state.js';
 import { DataDirError } from './errors.js';
 import { GatewayRegistry } from './gateway-registry.js';
+import { LeaderElection } from './leader-election.js';
 import { ControlPlaneMetrics } from './metrics.js';
+import { OrphanSweeper } from './orphan-sweeper.js';
 import { PolicyService } from './policies.js';
 import { Registry } from './registry.js';
+import { ReplicaLease } from './replica-lease.js';
+import { SecretBox } from './secret-box.js';
+import { SharedDataFiles } from './shared-data-files.js';
 import { SidecarChannel } from './sidecar-channel.js';
+import { EtcdStore } from './store/etcd-store.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
-import { TokenService } from './token-service.js';
+import { ADMIN_TOKEN_FILE_NAME, TokenService } from './token-service.js';
+import { ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX } from '../proto/control.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /**
@@ -57,8 +68,16 @@ export interface ControlPlaneInit {
   pingIntervalMs?: number;
   /** Window over which config changes are coalesced into one delta. @default 20 ms */
   pushCoalesceMs?: number;
-  /** Where state lives. @default a FileStore in `dataDir`; closed by {@link ControlPlane.close}. */
+  /**
+   * Share state with the other replicas of one etcd. The CA and the admin token are stored
+   * there encrypted with the key in `encryptionKeyFile` (mode 0600), the same file on every
+   * replica. @default state in a file in `dataDir`
+   */
+  etcd?: { hosts: string[]; encryptionKeyFile: string; prefix?: string };
+  /** Where state lives, if given (tests); closed by {@link ControlPlane.close}. Overrides `etcd`'s store, not its encryption. */
   store?: Store;
+  /** Names this replica in logs and in the leader key. @default `<hostname>:<pid>` */
+  replicaId?: string;
   /** Clock for token and certificate times, ms since the epoch (tests move it). @default Date.now */
   now?: () => number;
 }
@@ -89,32 +108,50 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
   const requestedTrustDomain = init.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   if (!TRUST_DOMAIN_PATTERN.test(requestedTrustDomain)) throw new ValidationError(`trust domain "${requestedTrustDomain}" is not a DNS-like name`);
   const logger = init.logger;
+  const replicaId = init.replicaId ?? `${hostname()}:${process.pid}`;
   await prepareDataDir(init.dataDir);
-  const store = init.store ?? (await FileStore.open(init.dataDir));
+  // The port first: a busy port must not leave a new CA and admin token behind. The listener
+  // has no certificate until the CA exists; it refuses handshakes for those few moments.
+  const server = createServer({
+    // Sidecars present certificates on the channel; REST clients use tokens and need none.
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+  });
+  let port: number;
   try {
-    const ca = await CertificateAuthority.loadOrCreate({ dataDir: init.dataDir, trustDomain: requestedTrustDomain, logger, now });
-    const tokens = new TokenService(store, ca, now);
-    const adminTokenPath = await tokens.ensureAdminToken(init.dataDir, logger);
+    port = await listen(server, init.listenHost, init.listenPort);
+  } catch (err) {
+    throw new TrellisError(ControlErrorCode.LISTEN, `cannot listen on ${init.listenHost}:${init.listenPort}: ${(err as Error).message}`, { cause: err });
+  }
+  const closeServer = (): Promise<void> => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    return closed;
+  };
+  let store: Store | undefined;
+  try {
+    const box = init.etcd === undefined ? undefined : await SecretBox.fromKeyFile(init.etcd.encryptionKeyFile);
+    store = init.store ?? (init.etcd === undefined ? await FileStore.open(init.dataDir) : await EtcdStore.connect({ hosts: init.etcd.hosts, prefix: init.etcd.prefix }));
+    const { ca, tokens, adminTokenPath } = await loadSecrets(store, box, init.dataDir, requestedTrustDomain, logger, now);
     const config = await ConfigState.load(store, logger);
-    const registry = new Registry(config, leaseTtlMs, logger);
-    const gateways = new GatewayRegistry(config, leaseTtlMs, logger);
+    const replicaLease = await ReplicaLease.grant(store, leaseTtlMs, logger);
+    const registry = new Registry(config, replicaLease, leaseTtlMs, logger);
+    const gateways = new GatewayRegistry(config, replicaLease, leaseTtlMs, logger);
+    const election = new LeaderElection({ store, replicaId, ttlMs: leaseTtlMs, logger });
+    const sweeper = new OrphanSweeper({ store, config, prefixes: [ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX], intervalMs: leaseTtlMs, logger });
+    election.onChange((leading) => {
+      gateways.setLeading(leading);
+      if (leading) sweeper.start();
+      else sweeper.stop();
+    });
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
     const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
-    const server = createServer(
-      {
-        key: serverCert.keyPem,
-        cert: serverCert.certPem,
-        ca: ca.caPems(),
-        // Sidecars present certificates on the channel; REST clients use tokens and need none.
-        requestCert: true,
-        rejectUnauthorized: false,
-        minVersion: 'TLSv1.2',
-      },
-      createRequestHandler(routes, { tokens, metrics, logger }),
-    );
+    server.setSecureContext({ key: serverCert.keyPem, cert: serverCert.certPem, ca: ca.caPems() });
+    server.on('request', createRequestHandler(routes, { tokens, metrics, logger }));
     const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs }, init.pingIntervalMs);
     metrics.setGaugeSource({
       sidecarsConnected: () => channel.connectedCount,
@@ -122,19 +159,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       configVersion: () => config.version,
       ackedVersions: () => channel.ackedVersions(),
     });
-    let port: number;
-    try {
-      port = await listen(server, init.listenHost, init.listenPort);
-    } catch (err) {
-      await channel.close();
-      publisher.close();
-      registry.close();
-      gateways.close();
-      throw new TrellisError(ControlErrorCode.LISTEN, `cannot listen on ${init.listenHost}:${init.listenPort}: ${(err as Error).message}`, { cause: err });
-    }
-    // Stored endpoints' and gateways' leases start once they can reach us again, not while we boot.
-    registry.start();
-    gateways.start();
+    election.start();
     const renewTimer = setInterval(() => {
       issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS)
         .then((next) => server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() }))
@@ -143,7 +168,8 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     renewTimer.unref();
     const host = isIP(init.listenHost) === 6 ? `[${init.listenHost}]` : init.listenHost;
     const url = `https://${host}:${port}`;
-    logger.info({ url, trustDomain: ca.trustDomain, caFingerprint: ca.fingerprint, configVersion: config.version }, 'control plane listening');
+    logger.info({ url, replicaId, store: init.etcd === undefined ? 'file' : 'etcd', trustDomain: ca.trustDomain, caFingerprint: ca.fingerprint, configVersion: config.version }, 'control plane listening');
+    const openStore = store;
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -154,22 +180,62 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       close() {
         closing ??= (async () => {
           clearInterval(renewTimer);
-          const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-          server.closeAllConnections();
+          const serverClosed = closeServer();
           await channel.close();
           await serverClosed;
           publisher.close();
           registry.close();
           gateways.close();
-          await store.close();
+          sweeper.stop();
+          replicaLease.close();
+          await election.close();
+          await config.close();
+          await openStore.close();
           logger.info('control plane closed');
         })();
         return closing;
       },
     };
   } catch (err) {
-    await store.close();
+    await closeServer();
+    await store?.close();
     throw err;
+  }
+}
+
+/**
+ * The CA and the admin token. With a shared store, every replica takes those the first
+ * replica stored (encrypted); the first stores its own.
+ */
+async function loadSecrets(
+  store: Store,
+  box: SecretBox | undefined,
+  dataDir: string,
+  trustDomain: string,
+  logger: Logger,
+  now: () => number,
+): Promise<{ ca: CertificateAuthority; tokens: TokenService; adminTokenPath: string }> {
+  const shared =
+    box === undefined
+      ? undefined
+      : new SharedDataFiles({
+          store,
+          box,
+          dataDir,
+          logger,
+          files: [
+            { name: CA_KEY_FILE_NAME, mode: 0o600 },
+            { name: CA_CERT_FILE_NAME, mode: 0o644 },
+            { name: ADMIN_TOKEN_FILE_NAME, mode: 0o600 },
+          ],
+        });
+  for (let attempt = 0; ; attempt++) {
+    const complete = (await shared?.pull()) ?? true;
+    const ca = await CertificateAuthority.loadOrCreate({ dataDir, trustDomain, logger, now });
+    const tokens = new TokenService(store, ca, now);
+    const adminTokenPath = await tokens.ensureAdminToken(dataDir, logger);
+    // Another replica that started at the same moment may have stored its own first: take those.
+    if (complete || shared === undefined || (await shared.push()) || attempt > 0) return { ca, tokens, adminTokenPath };
   }
 }
 

@@ -3,6 +3,8 @@
  * held by a lease like an endpoint; every change of those entries recomputes the zone graph's
  * routes (`proto/routes.ts`), and the `route/<from>/<to>` entries that changed are written in
  * the same config version step, so that no sidecar ever sees gateways and routes disagree.
+ * Changes no write of this replica made (another replica's, a lease that ran out) are followed
+ * by the leader, which writes the routes they call for.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -11,7 +13,9 @@ import { GATEWAY_KEY_PREFIX, ROUTE_KEY_PREFIX, gatewayEntryKey, routeKey } from 
 import { computeRoutes } from '../proto/routes.js';
 import type { GatewayIdentity } from './cert-issuer.js';
 import type { ConfigState } from './config-state.js';
+import type { ApplyOptions } from './config-state.js';
 import { LeasedEntries } from './leased-entries.js';
+import type { ReplicaLease } from './replica-lease.js';
 
 /** `GET /v1/gateways` answer: every gateway entry, whether its session is connected, and the routes. */
 export interface GatewaysView {
@@ -24,21 +28,25 @@ export class GatewayRegistry {
   readonly #config: ConfigState;
   readonly #leases: LeasedEntries;
   readonly #logger: Logger;
+  #leading = false;
+  #reconciling: Promise<unknown> = Promise.resolve();
 
-  constructor(config: ConfigState, leaseTtlMs: number, logger: Logger) {
+  constructor(config: ConfigState, lease: ReplicaLease, leaseTtlMs: number, logger: Logger) {
     this.#config = config;
     this.#logger = logger;
-    this.#leases = new LeasedEntries({ config, leaseTtlMs, logger, what: 'gateway', write: (changes) => this.#writeWithRoutes(changes) });
+    this.#leases = new LeasedEntries({ config, lease, leaseTtlMs, logger, what: 'gateway', write: (changes, options, ifRevision) => this.#writeWithRoutes(changes, options, ifRevision) });
+    config.onChange((_version, changes) => {
+      if (this.#leading && changes.some(([key]) => key.startsWith(GATEWAY_KEY_PREFIX))) this.#reconcileRoutes();
+    });
   }
 
   /**
-   * Gives every stored gateway a fresh lease, and brings the stored routes in line with the
-   * stored gateways (they differ only if the route rules changed since they were written).
-   * Call once after loading.
+   * Whether this replica leads. The leader brings the stored routes in line with the stored
+   * gateways when it takes over and after every gateway change.
    */
-  start(): void {
-    this.#leases.start(GATEWAY_KEY_PREFIX);
-    this.#writeWithRoutes([]).catch((err: unknown) => this.#logger.error({ err }, 'cannot persist routes'));
+  setLeading(leading: boolean): void {
+    this.#leading = leading;
+    if (leading) this.#reconcileRoutes();
   }
 
   /**
@@ -83,7 +91,7 @@ export class GatewayRegistry {
     return { gateways, routes };
   }
 
-  /** Stops every lease timer; entries stay stored for the next start. */
+  /** Stops every timer; entries stay stored for the next start. */
   close(): void {
     this.#leases.close();
   }
@@ -93,7 +101,7 @@ export class GatewayRegistry {
    * Only routes that differ from the stored ones are written, so a gateway change that leaves
    * the graph's paths alone pushes no route.
    */
-  #writeWithRoutes(changes: readonly ConfigChange[]): Promise<number> {
+  #writeWithRoutes(changes: readonly ConfigChange[], options: ApplyOptions = {}, ifRevision?: { key: string; revision: number }): Promise<number | undefined> {
     const gateways = new Map<string, ConfigValue>(this.#config.list(GATEWAY_KEY_PREFIX));
     for (const [key, value] of changes) {
       if (value === null) gateways.delete(key);
@@ -104,6 +112,14 @@ export class GatewayRegistry {
     const routeChanges: ConfigChange[] = [];
     for (const [key, route] of wanted) if (!isDeepStrictEqual(this.#config.get(key), route)) routeChanges.push([key, route]);
     for (const [key] of this.#config.list(ROUTE_KEY_PREFIX)) if (!wanted.has(key)) routeChanges.push([key, null]);
-    return this.#config.apply([...changes, ...routeChanges]);
+    const all = [...changes, ...routeChanges];
+    return ifRevision === undefined ? this.#config.apply(all, options) : this.#config.applyIf(all, ifRevision, options);
+  }
+
+  /** Writes the route changes the stored gateways call for, one reconciliation at a time. */
+  #reconcileRoutes(): void {
+    this.#reconciling = this.#reconciling
+      .then(() => this.#writeWithRoutes([]))
+      .catch((err: unknown) => this.#logger.error({ err }, 'cannot persist routes'));
   }
 }

@@ -1,19 +1,31 @@
 /**
- * Config entries held by leases: endpoints and gateway entries. A connected session holds
- * its entry's lease open; once the session ends the entry stays for `leaseTtlMs` and goes
- * unless its owner comes back. After a restart every stored entry gets a fresh lease, so
- * owners that reconnect in time keep their entries.
+ * Config entries that sessions hold: endpoints and gateway entries. An entry is written under
+ * this replica's store lease ({@link ReplicaLease}) while a session of this replica holds it.
+ * Once the session ends the entry stays for `leaseTtlMs` and goes unless its owner comes back
+ * (here or at another replica). So an entry disappears when its owner and its replica are both
+ * gone, never because one replica restarted.
+ *
+ * Several replicas may write one entry (a sidecar that moved). Removals are conditional on the
+ * entry still being this replica's last write, so that a replica never removes an entry that
+ * another replica's session holds now.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { ConfigChange, ConfigValue } from '../proto/control.js';
-import type { ConfigState } from './config-state.js';
+import type { ApplyOptions, ConfigState } from './config-state.js';
+import type { ReplicaLease } from './replica-lease.js';
 
-/** Applies changes as one config version step (see {@link ConfigState.apply}). */
-export type ConfigWriter = (changes: readonly ConfigChange[]) => Promise<number>;
+/**
+ * Applies changes as one config version step (see {@link ConfigState.apply}); with `ifRevision`
+ * only if that entry is unchanged since (see {@link ConfigState.applyIf}), else resolving with
+ * undefined.
+ */
+export type ConfigWriter = (changes: readonly ConfigChange[], options: ApplyOptions, ifRevision?: { key: string; revision: number }) => Promise<number | undefined>;
 
 /** What {@link LeasedEntries} needs. */
 export interface LeasedEntriesInit {
   config: ConfigState;
+  lease: ReplicaLease;
   leaseTtlMs: number;
   logger: Logger;
   /** Names the entries in logs (`endpoint`, `gateway`). */
@@ -25,13 +37,21 @@ export interface LeasedEntriesInit {
   write?: ConfigWriter;
 }
 
-/** Leases on config entries, by entry key. */
+/** This replica's last write of an entry: the revision, and the lease it was made under. */
+interface OwnWrite {
+  revision: number;
+  leaseId: string;
+}
+
+/** Session-held config entries, by entry key. */
 export class LeasedEntries {
-  /** key → the session that holds its lease open. */
+  /** key → the session that holds the entry. */
   readonly #holders = new Map<string, object>();
-  /** key → timer that removes its entry, while nobody holds the lease. */
-  readonly #leaseTimers = new Map<string, NodeJS.Timeout>();
+  /** key → timer that removes its entry, while nobody here holds it. */
+  readonly #lingerTimers = new Map<string, NodeJS.Timeout>();
+  readonly #ownWrites = new Map<string, OwnWrite>();
   readonly #config: ConfigState;
+  readonly #lease: ReplicaLease;
   readonly #leaseTtlMs: number;
   readonly #logger: Logger;
   readonly #what: string;
@@ -40,78 +60,104 @@ export class LeasedEntries {
 
   constructor(init: LeasedEntriesInit) {
     this.#config = init.config;
+    this.#lease = init.lease;
     this.#leaseTtlMs = init.leaseTtlMs;
     this.#logger = init.logger;
     this.#what = init.what;
-    this.#write = init.write ?? ((changes) => init.config.apply(changes));
+    this.#write = init.write ?? ((changes, options, ifRevision) => (ifRevision === undefined ? init.config.apply(changes, options) : init.config.applyIf(changes, ifRevision, options)));
+    init.lease.onReplaced(() => this.#rewriteHeld());
   }
 
-  /** Gives every stored entry under `prefix` that nobody holds a fresh lease. Call once after loading. */
-  start(prefix: string): void {
-    for (const [key] of this.#config.list(prefix)) if (!this.#holders.has(key)) this.#startLease(key);
-  }
-
-  /** (Re)places entry `key`, held open by `holder`; a previous holder loses the lease. Resolves with the config version. */
+  /** (Re)places entry `key`, held by `holder`; a previous holder loses it. Resolves with the config version. */
   put(holder: object, key: string, value: ConfigValue): Promise<number> {
-    this.#cancelLease(key);
+    this.#cancelLinger(key);
     this.#holders.set(key, holder);
-    return this.#write([[key, value]]);
+    return this.#writeHeld(key, value);
   }
 
-  /** Replaces entry `key` with `update(current)`. Ignored unless `holder` holds the lease and the entry exists. */
+  /** Replaces entry `key` with `update(current)`. Ignored unless `holder` holds it and it exists. */
   update<T extends ConfigValue>(holder: object, key: string, update: (current: T) => T): Promise<number> {
     const current = this.#config.get(key) as T | undefined;
     if (this.#holders.get(key) !== holder || current === undefined) return Promise.resolve(this.#config.version);
-    return this.#write([[key, update(current)]]);
+    return this.#writeHeld(key, update(current));
   }
 
-  /** The owner is draining: its entry goes now. Ignored unless `holder` holds the lease. */
+  /** The owner is draining: its entry goes now. Ignored unless `holder` holds it. */
   remove(holder: object, key: string): Promise<number> {
     if (this.#holders.get(key) !== holder) return Promise.resolve(this.#config.version);
     this.#holders.delete(key);
-    this.#cancelLease(key);
-    return this.#write([[key, null]]);
+    this.#cancelLinger(key);
+    this.#ownWrites.delete(key);
+    return this.#write([[key, null]], {}).then((version) => version ?? this.#config.version);
   }
 
   /** `holder`'s session ended: its entry now lives for the lease time unless it is put again. */
   release(holder: object, key: string): void {
     if (this.#holders.get(key) !== holder) return;
     this.#holders.delete(key);
-    if (this.#config.get(key) !== undefined) this.#startLease(key);
+    if (this.#config.get(key) !== undefined) this.#startLinger(key);
   }
 
-  /** Whether a session currently holds the lease of entry `key`. */
+  /** Whether a session of this replica holds entry `key`. */
   isHeld(key: string): boolean {
     return this.#holders.has(key);
   }
 
-  /** Stops every lease timer; entries stay stored for the next start. */
+  /** Stops every timer; entries stay stored, under a lease that runs out unless renewed. */
   close(): void {
     this.#closed = true;
-    for (const timer of this.#leaseTimers.values()) clearTimeout(timer);
-    this.#leaseTimers.clear();
+    for (const timer of this.#lingerTimers.values()) clearTimeout(timer);
+    this.#lingerTimers.clear();
   }
 
-  #startLease(key: string): void {
-    this.#cancelLease(key);
-    // Sessions closing during shutdown must not start leases that would outlive the store.
+  /**
+   * Writes a held entry under the current lease. A write that would change nothing is skipped
+   * only when the stored entry is still this replica's own write under that lease; otherwise
+   * it is forced, to move the entry back under this replica's lease.
+   */
+  async #writeHeld(key: string, value: ConfigValue): Promise<number> {
+    const lease = this.#lease.current;
+    const own = this.#ownWrites.get(key);
+    const stillOurs = own !== undefined && own.leaseId === lease.id && own.revision === this.#config.revisionOf(key);
+    if (stillOurs && isDeepStrictEqual(this.#config.get(key), value)) return this.#config.version;
+    const version = (await this.#write([[key, value]], { leases: new Map([[key, lease]]), force: new Set([key]) })) ?? this.#config.version;
+    // Only if it is still held: a release or a removal meanwhile decides what happens next.
+    if (this.#holders.has(key) || this.#lingerTimers.has(key)) this.#ownWrites.set(key, { revision: this.#config.revisionOf(key), leaseId: lease.id });
+    return version;
+  }
+
+  #rewriteHeld(): void {
+    for (const key of this.#holders.keys()) {
+      const value = this.#config.get(key);
+      if (value === undefined) continue;
+      this.#writeHeld(key, value).catch((err: unknown) => this.#logger.error({ err, key }, `cannot write ${this.#what} under the new lease`));
+    }
+  }
+
+  #startLinger(key: string): void {
+    this.#cancelLinger(key);
+    // Sessions closing during shutdown must not start timers that would outlive the store.
     if (this.#closed) return;
     const timer = setTimeout(() => {
-      this.#leaseTimers.delete(key);
-      if (this.#holders.has(key)) return;
-      this.#logger.info({ key }, `lease expired; removing ${this.#what}`);
-      this.#write([[key, null]]).catch((err: unknown) => {
-        this.#logger.error({ err, key }, `cannot persist ${this.#what} removal`);
-      });
+      this.#lingerTimers.delete(key);
+      const own = this.#ownWrites.get(key);
+      if (this.#holders.has(key) || own === undefined) return;
+      this.#ownWrites.delete(key);
+      this.#write([[key, null]], {}, { key, revision: own.revision })
+        .then((version) => {
+          if (version === undefined) this.#logger.info({ key }, `${this.#what} was taken over by another replica; leaving it`);
+          else this.#logger.info({ key }, `owner did not come back; removed ${this.#what}`);
+        })
+        .catch((err: unknown) => this.#logger.error({ err, key }, `cannot persist ${this.#what} removal`));
     }, this.#leaseTtlMs);
-    // Pending leases must not keep a closing process alive.
+    // Pending removals must not keep a closing process alive.
     timer.unref();
-    this.#leaseTimers.set(key, timer);
+    this.#lingerTimers.set(key, timer);
   }
 
-  #cancelLease(key: string): void {
-    const timer = this.#leaseTimers.get(key);
+  #cancelLinger(key: string): void {
+    const timer = this.#lingerTimers.get(key);
     if (timer !== undefined) clearTimeout(timer);
-    this.#leaseTimers.delete(key);
+    this.#lingerTimers.delete(key);
   }
 }

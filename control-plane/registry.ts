@@ -1,5 +1,5 @@
 /**
- * The service registry: endpoints in the config map, each held by a lease (see
+ * The service registry: endpoints in the config map, held by the sessions of their sidecars (see
  * {@link LeasedEntries}): an endpoint outlives its sidecar's session by the lease time.
  */
 import type { Logger } from 'pino';
@@ -7,6 +7,7 @@ import type { EndpointValue, ServicesView } from '../proto/control.js';
 import { ENDPOINT_KEY_PREFIX, endpointKey } from '../proto/control.js';
 import type { ConfigState } from './config-state.js';
 import { LeasedEntries } from './leased-entries.js';
+import type { ReplicaLease } from './replica-lease.js';
 
 /** What a sidecar says about itself when it registers; health starts `true`. */
 export type EndpointRegistration = Omit<EndpointValue, 'healthy'>;
@@ -17,15 +18,11 @@ export class Registry {
 
   constructor(
     private readonly config: ConfigState,
+    lease: ReplicaLease,
     leaseTtlMs: number,
     logger: Logger,
   ) {
-    this.leases = new LeasedEntries({ config, leaseTtlMs, logger, what: 'endpoint' });
-  }
-
-  /** Gives every endpoint already in the config a fresh lease. Call once after loading. */
-  start(): void {
-    this.leases.start(ENDPOINT_KEY_PREFIX);
+    this.leases = new LeasedEntries({ config, lease, leaseTtlMs, logger, what: 'endpoint' });
   }
 
   /**
@@ -52,7 +49,7 @@ export class Registry {
     this.leases.release(holder, endpointKey(service, sidecarId));
   }
 
-  /** Whether a session currently holds the lease of the sidecar's endpoint. */
+  /** Whether a session of this replica holds the sidecar's endpoint. */
   isConnected(service: string, sidecarId: string): boolean {
     return this.leases.isHeld(endpointKey(service, sidecarId));
   }
@@ -77,7 +74,7 @@ export class Registry {
     return counts;
   }
 
-  /** Stops every lease timer; endpoints stay stored for the next start. */
+  /** Stops every timer; endpoints stay stored for the next start. */
   close(): void {
     this.leases.close();
   }

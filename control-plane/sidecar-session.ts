@@ -37,6 +37,8 @@ export class SidecarSession implements PushTarget {
   /** Cleared at each ping, set by the pong; a session still clear at the next ping is dead. */
   alive = true;
   private registered = false;
+  /** Settles once the registration has reached the config (or failed to). */
+  private registeredInConfig: Promise<void> = Promise.resolve();
   private readonly logger: Logger;
   private readonly role: SessionRole;
 
@@ -121,13 +123,20 @@ export class SidecarSession implements PushTarget {
         return;
       case 'renew':
         return this.renew(message.csrPem);
-      default:
-        this.track(this.role.handle(this, message), message.type);
+      default: {
+        const done = this.role.handle(this, message);
+        this.track(done, message.type);
+        if (message.type === this.role.registerType && !this.registered) this.registeredInConfig = done.then(() => undefined, () => undefined);
+      }
     }
-    if (message.type !== this.role.registerType) return;
+    if (message.type !== this.role.registerType || this.registered) return;
     this.registered = true;
-    this.components.publisher.subscribe(this);
     this.components.onRegistered?.(this);
+    // The first snapshot holds the sidecar's own registration: subscribe once it is in the
+    // config (written to the store and back through its watch), or failed to get there.
+    void this.registeredInConfig.then(() => {
+      if (this.ws.readyState === WebSocket.OPEN) this.components.publisher.subscribe(this);
+    });
   }
 
   private renew(csrPem: string): void {

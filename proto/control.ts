@@ -51,6 +51,8 @@ export const ControlErrorCode = {
   LISTEN: 'TRELLIS_ERR_LISTEN',
   /** The store failed or was used after close. */
   STORE: 'TRELLIS_ERR_STORE',
+  /** The etcd encryption key file is missing, readable by others, malformed, or not the key the stored secrets were sealed with. */
+  ENCRYPTION_KEY: 'TRELLIS_ERR_ENCRYPTION_KEY',
   INTERNAL: 'TRELLIS_ERR_INTERNAL',
 } as const;
 export type ControlErrorCode = (typeof ControlErrorCode)[keyof typeof ControlErrorCode];

@@ -137,9 +137,9 @@ describe('sidecar channel', () => {
     });
   });
 
-  it('after a restart, stored endpoints get a fresh lease and go if their sidecar does not return', async () => {
+  it('after a restart, endpoints of the previous run go a lease time after it stopped unless their sidecar returns', async () => {
     const dir = await tempDir();
-    const first = await startTestControlPlane(dir.path);
+    const first = await startTestControlPlane(dir.path, { leaseTtlMs: 1000 });
     const caPem = await caPemOf(dir.path);
     const db = await joinAs(first, dir.path, 'db');
     const web = await joinAs(first, dir.path, 'web');
