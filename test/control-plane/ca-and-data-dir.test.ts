@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { stat, writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DataDirError } from '../../control-plane/index.js';
+import { ControlErrorCode } from '../../proto/control.js';
+import type { TrellisError } from '../../proto/errors.js';
 import { parseAdminToken } from '../../proto/tokens.js';
 import { adminTokenOf, caPemOf, call, startTestControlPlane, tempDir } from './helpers.js';
 
@@ -97,6 +101,20 @@ describe('CA and data directory', () => {
       await writeFile(cp.adminTokenPath, 'trellis-admin-v1.garbage!');
       await assert.rejects(startTestControlPlane(dir.path), (err: unknown) => err instanceof DataDirError && err.path === cp.adminTokenPath);
     } finally {
+      await dir.remove();
+    }
+  });
+
+  it('checks the port before anything else: a busy port fails with its code and writes no CA or admin token', async () => {
+    const dir = await tempDir();
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      await assert.rejects(startTestControlPlane(dir.path, { listenPort: port }), (err: TrellisError) => err.code === ControlErrorCode.LISTEN);
+      assert.deepEqual((await readdir(dir.path)).sort(), []);
+    } finally {
+      busy.close();
       await dir.remove();
     }
   });
