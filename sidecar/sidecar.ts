@@ -12,7 +12,8 @@ import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
 import { Credentials } from './identity/credentials.js';
-import { keepStateIn, SidecarStateDir } from './identity/state-dir.js';
+import type { KeptState } from './identity/state-dir.js';
+import { keepStateIn, loadUsableCredentials, SidecarStateDir } from './identity/state-dir.js';
 import { InboundHandler } from './forward/inbound.js';
 import type { StreamQuotaLimits } from './forward/stream-quota.js';
 import { StreamQuota } from './forward/stream-quota.js';
@@ -129,7 +130,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   config.on('version', (version: number) => metrics.configVersion(version));
   let configReady = false;
   config.once('version', () => (configReady = true));
-  if (stateDir !== undefined) await keepStateIn(stateDir, config, credentials, logger);
+  const kept: KeptState | undefined = stateDir === undefined ? undefined : await keepStateIn(stateDir, config, credentials, logger);
 
   const zone = init.zone ?? 'default';
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
@@ -177,6 +178,8 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   });
 
   const closers: (() => Promise<void> | void)[] = [];
+  // Closed last, after the control session: the final version reaches the disk.
+  if (kept !== undefined) closers.push(() => kept.close());
   let closing: Promise<void> | undefined;
   // Idempotent: a drain ends in close(), and a caller may close again.
   const close = (): Promise<void> => (closing ??= closeAll());
@@ -232,6 +235,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
           ready: isReady(),
           controlPlaneConnected: session.connected,
           configVersion: config.version,
+          configFromCache: kept?.servingFromCache ?? false,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
           zone,
           linkAddress: registeredAddress(linkListener.url),
@@ -283,7 +287,7 @@ function delay(ms: number): Promise<void> {
 }
 
 async function obtainCredentials(init: SidecarInit, stateDir: SidecarStateDir | undefined) {
-  const saved = await stateDir?.loadCredentials();
+  const saved = await loadUsableCredentials(stateDir, init.logger);
   // A saved identity of the same service that is still valid lets the sidecar start while
   // the control plane is away.
   if (saved !== undefined && saved.service === init.service && saved.expiresAt > Date.now() + 60_000) return saved;
