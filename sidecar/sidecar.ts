@@ -8,6 +8,7 @@ import type { BalancingOptions } from './balancer/index.js';
 import { HashRingBalancer } from './balancer/index.js';
 import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
+import { sidecarRegistration } from './control/registration.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
@@ -204,16 +205,17 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       proxy = proxyListener;
     }
 
+    let appHealth: AppHealth | undefined;
     const session = new ControlSession({
       urls: init.controlPlaneUrls,
       credentials,
       config,
       logger,
-      registration: { type: 'register', address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 },
+      // Without checks the sidecar vouches for its app as soon as it serves.
+      registration: sidecarRegistration({ address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 }, () => appHealth?.healthy ?? true),
     });
     session.start();
     closers.push(() => session.close());
-    let appHealth: AppHealth | undefined;
     if (init.health !== undefined && init.app !== undefined) {
       const checks = startAppHealthChecks({ app: init.app, options: init.health, channel: session, logger });
       closers.push(() => checks.stop());
