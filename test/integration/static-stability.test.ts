@@ -3,7 +3,8 @@
 // server sidecar restarted meanwhile come back from their on-disk cache and serve; when the
 // control plane is back they reconnect, register and take new config (a policy change) without
 // anyone's help. A corrupt cache is refused with its code and the sidecar starts from the
-// control plane instead.
+// control plane instead. Across zones, both gateways restarted while it is down serve from
+// their cache too.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -21,6 +22,8 @@ import { connect, readAll, sha256, startSinkSourceApp } from '../support/apps.js
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
 import { createToken, eventually, removeDirs, scrapeMetric, setPolicy, startControlPlane, startSidecar } from '../support/mesh.js';
 import { freeLoopbackPort } from '../support/ports.js';
+import type { TrellisProcess } from '../support/processes.js';
+import { runTrellis, spawnTrellis } from '../support/processes.js';
 
 /** What the app sends on every connection before it answers with the sha256 of what it got. */
 const APP_BYTES = randomBytes(2 * 1024 * 1024);
@@ -197,5 +200,103 @@ describe('static stability', () => {
     assert.equal(now.sidecarId, clientId);
     assert.deepEqual(now.upstreams[0]?.endpoints.map((e) => e.sidecarId), [serverId]);
     await eventually(async () => (await cachedVersion(clientDir)) === (await status(client)).configVersion, 'the cache to be rewritten from the control plane');
+  });
+});
+
+interface GatewayProcess {
+  proc: TrellisProcess;
+  adminUrl: string;
+}
+
+interface GatewayStatus {
+  controlPlaneConnected: boolean;
+  configVersion: number;
+  configFromCache: boolean;
+  peerGateways: string[];
+}
+
+async function gatewayStatus(gateway: GatewayProcess): Promise<GatewayStatus> {
+  return (await (await fetch(`${gateway.adminUrl}/status`)).json()) as GatewayStatus;
+}
+
+/** A gateway on a fixed port with a data directory; without `token` it starts from the directory. */
+async function startGateway(cp: ControlPlaneProcess, options: { zone: string; name: string; listen: string; dataDir: string; token?: string }): Promise<GatewayProcess> {
+  const args = ['gateway', '--zone', options.zone, '--name', options.name, '--control-plane', cp.url, '--listen', `tls://${options.listen}`, '--admin', '127.0.0.1:0', '--data-dir', options.dataDir];
+  if (options.token !== undefined) args.push('--token', options.token);
+  const proc = spawnTrellis(args);
+  await proc.waitForOutput(/ready: links on/);
+  const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
+  return { proc, adminUrl: adminUrl ?? '' };
+}
+
+async function gatewayToken(cp: ControlPlaneProcess, zone: string, name: string): Promise<string> {
+  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
+  assert.equal(created.code, 0, created.stderr);
+  return created.stdout.trim();
+}
+
+describe('static stability across zones', () => {
+  let cp: ControlPlaneProcess;
+  let app: TestApp;
+  let server: SidecarProcess;
+  let client: SidecarProcess;
+  const gateways = new Map<string, GatewayProcess>();
+  const gatewaySetup = new Map<string, { zone: string; name: string; listen: string; dataDir: string }>();
+  const dirs: string[] = [];
+  const clientPort = (): number => client.upstreams.get('blob')?.port ?? 0;
+  const linked = async (): Promise<boolean> => (await gatewayStatus(gateways.get('a/ga')!)).peerGateways.includes('c/gc') && (await gatewayStatus(gateways.get('c/gc')!)).peerGateways.includes('a/ga');
+
+  before(async () => {
+    cp = await startControlPlane();
+    app = await startSinkSourceApp(APP_BYTES);
+    for (const [zone, name] of [['a', 'ga'], ['c', 'gc']] as const) {
+      const dataDir = await mkdtemp(join(tmpdir(), `trellis-stable-${name}-`));
+      dirs.push(dataDir);
+      const setup = { zone, name, listen: `127.0.0.1:${await freeLoopbackPort()}`, dataDir };
+      gatewaySetup.set(`${zone}/${name}`, setup);
+      gateways.set(`${zone}/${name}`, await startGateway(cp, { ...setup, token: await gatewayToken(cp, zone, name) }));
+    }
+    server = await startSidecar({ service: 'blob', token: await createToken(cp, 'blob'), cp, app: app.address, extra: ['--zone', 'c'] });
+    client = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, upstreams: ['blob'], extra: ['--zone', 'a'] });
+    await eventually(linked, 'the gateways to link');
+    await transfer(clientPort(), randomBytes(256 * 1024));
+    // The gateways' caches hold the zone graph as it is now.
+    await eventually(async () => {
+      for (const [key, gateway] of gateways) if ((await cachedVersion(gatewaySetup.get(key)!.dataDir)) !== (await gatewayStatus(gateway)).configVersion) return false;
+      return true;
+    }, 'both gateway caches to hold the current version');
+  });
+
+  after(async () => {
+    await Promise.all([client?.proc.stop('SIGKILL'), server?.proc.stop('SIGKILL'), ...[...gateways.values()].map((g) => g.proc.stop('SIGKILL'))]);
+    await cp?.proc.stop('SIGKILL');
+    await app?.close();
+    await removeDirs(cp?.dataDir ?? '', ...dirs);
+  });
+
+  it('restarts both gateways while the control plane is down: they serve from their cache, and catch up after', async () => {
+    await cp.proc.stop('SIGKILL');
+    for (const key of ['c/gc', 'a/ga']) {
+      const before = await gatewayStatus(gateways.get(key)!);
+      await gateways.get(key)!.proc.stop('SIGKILL');
+      const restarted = await startGateway(cp, gatewaySetup.get(key)!);
+      gateways.set(key, restarted);
+      const after = await gatewayStatus(restarted);
+      assert.equal(after.controlPlaneConnected, false, key);
+      assert.equal(after.configFromCache, true, key);
+      assert.equal(after.configVersion, before.configVersion, key);
+      await eventually(linked, `the gateways to link again after ${key} restarted`);
+      for (let i = 0; i < 3; i += 1) await transfer(clientPort(), randomBytes(512 * 1024));
+    }
+
+    cp = await startControlPlane({ dataDir: cp.dataDir, listen: new URL(cp.url).host });
+    await eventually(async () => {
+      for (const gateway of gateways.values()) {
+        const now = await gatewayStatus(gateway);
+        if (!now.controlPlaneConnected || now.configFromCache) return false;
+      }
+      return true;
+    }, 'both gateways to reconnect and take a snapshot', 30_000);
+    await transfer(clientPort(), randomBytes(256 * 1024));
   });
 });
