@@ -206,6 +206,8 @@ const registerMessageSchema = z.object({
   address: linkAddressSchema,
   zone: endpointValueSchema.shape.zone,
   weight: endpointValueSchema.shape.weight,
+  /** The app's health as the sidecar sees it now; absent from version-1 sidecars, whose register means healthy. */
+  healthy: z.boolean().optional(),
 });
 /** A gateway's first message (its zone and name come from its certificate). */
 const registerGatewayMessageSchema = z.object({
@@ -231,7 +233,7 @@ const sidecarMessageSchema = z.discriminatedUnion('type', [
   deregisterMessageSchema,
 ]);
 
-/** Sent first on the channel; (re)places this sidecar's endpoint. Health starts `true`. */
+/** Sent first on the channel; (re)places this sidecar's endpoint with the health it reports (`true` when absent). */
 export type RegisterMessage = z.infer<typeof registerMessageSchema>;
 /** Sent first by a gateway: (re)places its `gateway/<zone>/<name>` entry. */
 export type RegisterGatewayMessage = z.infer<typeof registerGatewayMessageSchema>;

@@ -8,11 +8,13 @@ import type { BalancingOptions } from './balancer/index.js';
 import { HashRingBalancer } from './balancer/index.js';
 import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
+import { sidecarRegistration } from './control/registration.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
 import { Credentials } from './identity/credentials.js';
-import { keepStateIn, SidecarStateDir } from './identity/state-dir.js';
+import type { KeptState } from './identity/state-dir.js';
+import { keepStateIn, loadUsableCredentials, SidecarStateDir } from './identity/state-dir.js';
 import { InboundHandler } from './forward/inbound.js';
 import type { StreamQuotaLimits } from './forward/stream-quota.js';
 import { StreamQuota } from './forward/stream-quota.js';
@@ -129,7 +131,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   config.on('version', (version: number) => metrics.configVersion(version));
   let configReady = false;
   config.once('version', () => (configReady = true));
-  if (stateDir !== undefined) await keepStateIn(stateDir, config, credentials, logger);
+  const kept: KeptState | undefined = stateDir === undefined ? undefined : await keepStateIn(stateDir, config, credentials, logger);
 
   const zone = init.zone ?? 'default';
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
@@ -177,6 +179,8 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   });
 
   const closers: (() => Promise<void> | void)[] = [];
+  // Closed last, after the control session: the final version reaches the disk.
+  if (kept !== undefined) closers.push(() => kept.close());
   let closing: Promise<void> | undefined;
   // Idempotent: a drain ends in close(), and a caller may close again.
   const close = (): Promise<void> => (closing ??= closeAll());
@@ -201,16 +205,17 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       proxy = proxyListener;
     }
 
+    let appHealth: AppHealth | undefined;
     const session = new ControlSession({
       urls: init.controlPlaneUrls,
       credentials,
       config,
       logger,
-      registration: { type: 'register', address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 },
+      // Without checks the sidecar vouches for its app as soon as it serves.
+      registration: sidecarRegistration({ address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 }, () => appHealth?.healthy ?? true),
     });
     session.start();
     closers.push(() => session.close());
-    let appHealth: AppHealth | undefined;
     if (init.health !== undefined && init.app !== undefined) {
       const checks = startAppHealthChecks({ app: init.app, options: init.health, channel: session, logger });
       closers.push(() => checks.stop());
@@ -232,6 +237,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
           ready: isReady(),
           controlPlaneConnected: session.connected,
           configVersion: config.version,
+          configFromCache: kept?.servingFromCache ?? false,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
           zone,
           linkAddress: registeredAddress(linkListener.url),
@@ -283,7 +289,7 @@ function delay(ms: number): Promise<void> {
 }
 
 async function obtainCredentials(init: SidecarInit, stateDir: SidecarStateDir | undefined) {
-  const saved = await stateDir?.loadCredentials();
+  const saved = await loadUsableCredentials(stateDir, init.logger);
   // A saved identity of the same service that is still valid lets the sidecar start while
   // the control plane is away.
   if (saved !== undefined && saved.service === init.service && saved.expiresAt > Date.now() + 60_000) return saved;

@@ -9,7 +9,8 @@ import { ControlSession } from '../control/control-session.js';
 import type { CredentialsInit } from '../identity/credentials.js';
 import { Credentials } from '../identity/credentials.js';
 import { CertificateRenewer } from '../identity/renewer.js';
-import { keepStateIn, SidecarStateDir } from '../identity/state-dir.js';
+import type { KeptState } from '../identity/state-dir.js';
+import { keepStateIn, loadUsableCredentials, SidecarStateDir } from '../identity/state-dir.js';
 import type { Connector } from '../links/connector.js';
 import type { StreamQuotaLimits } from '../forward/stream-quota.js';
 import { StreamQuota } from '../forward/stream-quota.js';
@@ -76,7 +77,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   let configReady = false;
   config.once('version', () => (configReady = true));
   config.on('version', (version: number) => metrics.configVersion(version));
-  if (stateDir !== undefined) await keepStateIn(stateDir, config, credentials, logger);
+  const kept: KeptState | undefined = stateDir === undefined ? undefined : await keepStateIn(stateDir, config, credentials, logger);
 
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
   const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard });
@@ -97,6 +98,8 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   const relay: Relay = new Relay({ self, config, peerSession: (key) => peers.session(key), sidecarLinks, metrics, logger });
 
   const closers: (() => Promise<void> | void)[] = [() => peers.close(), () => sidecarLinks.close()];
+  // Closed last, after the control session: the final version reaches the disk.
+  if (kept !== undefined) closers.unshift(() => kept.close());
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= (async () => {
     for (const closer of [...closers].reverse()) await closer();
@@ -137,6 +140,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
           ready: isReady(),
           controlPlaneConnected: controlSession.connected,
           configVersion: config.version,
+          configFromCache: kept?.servingFromCache ?? false,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
           listen: listenUrls,
           advertise: init.advertise ?? listenUrls,
@@ -155,7 +159,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
 }
 
 async function obtainGatewayCredentials(init: GatewayInit, stateDir: SidecarStateDir | undefined): Promise<CredentialsInit> {
-  const saved = await stateDir?.loadCredentials();
+  const saved = await loadUsableCredentials(stateDir, init.logger);
   // A saved identity of the same gateway that is still valid lets it start while the control plane is away.
   if (saved?.gateway !== undefined && saved.gateway.zone === init.zone && saved.gateway.name === init.name && saved.expiresAt > Date.now() + 60_000) return saved;
   if (init.token === undefined) {

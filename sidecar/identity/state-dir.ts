@@ -1,70 +1,140 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { decodeConfigEntries } from '../config/entries.js';
+import { z } from 'zod';
+import { TrellisError } from '../../proto/errors.js';
+import { writeFileAtomic } from '../config/atomic-file.js';
+import { ConfigCache } from '../config/config-cache.js';
 import type { MeshConfig } from '../config/mesh-config.js';
 import type { Credentials, CredentialsInit } from './credentials.js';
 
+/** The saved identity cannot be used: unreadable, not JSON, or not of the expected shape. */
+export const IDENTITY_CORRUPT = 'TRELLIS_ERR_IDENTITY_CORRUPT';
+
+const identitySchema = z.object({
+  trustDomain: z.string().min(1),
+  service: z.string().min(1),
+  gateway: z.object({ zone: z.string().min(1), name: z.string().min(1) }).optional(),
+  sidecarId: z.string().min(1),
+  certPem: z.string().includes('-----BEGIN CERTIFICATE-----'),
+  caPems: z.array(z.string().includes('-----BEGIN CERTIFICATE-----')).min(1),
+  expiresAt: z.number().int().positive(),
+});
+
 /**
- * What a sidecar keeps in its data directory so that it restarts without the control plane:
- * its identity (key mode 0600) and the last mesh configuration it applied.
+ * What a sidecar (or gateway) keeps in its data directory so that it restarts without the
+ * control plane: its identity (key mode 0600, certificate, trust bundle) and the last mesh
+ * configuration it applied (see {@link ConfigCache}).
  */
 export class SidecarStateDir {
+  /** Saves one after the other: two renewals in a row must not interleave their files. */
+  #saving: Promise<void> = Promise.resolve();
+
   constructor(readonly dir: string) {}
 
+  get configPath(): string {
+    return join(this.dir, 'config.json');
+  }
+
+  /**
+   * The saved identity, or `undefined` when there is none.
+   * @throws TrellisError `TRELLIS_ERR_IDENTITY_CORRUPT` when the files are there but unusable.
+   */
   async loadCredentials(): Promise<CredentialsInit | undefined> {
     let raw: string;
     try {
       raw = await readFile(join(this.dir, 'identity.json'), 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
+      throw new TrellisError(IDENTITY_CORRUPT, `cannot read the saved identity: ${(error as Error).message}`, { cause: error });
     }
-    const identity = JSON.parse(raw) as Omit<CredentialsInit, 'privateKeyPem'>;
-    const privateKeyPem = await readFile(join(this.dir, 'sidecar.key'), 'utf8');
+    let identity: z.infer<typeof identitySchema>;
+    let privateKeyPem: string;
+    try {
+      identity = identitySchema.parse(JSON.parse(raw));
+      privateKeyPem = await readFile(join(this.dir, 'sidecar.key'), 'utf8');
+    } catch (error) {
+      throw new TrellisError(IDENTITY_CORRUPT, `the saved identity in ${this.dir} is unusable: ${(error as Error).message}`, { cause: error });
+    }
+    if (!privateKeyPem.includes('PRIVATE KEY-----')) throw new TrellisError(IDENTITY_CORRUPT, `${join(this.dir, 'sidecar.key')} holds no private key`);
     return { ...identity, privateKeyPem };
   }
 
-  async saveCredentials(credentials: CredentialsInit): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const { privateKeyPem, ...identity } = credentials;
-    await atomicWrite(join(this.dir, 'sidecar.key'), privateKeyPem, 0o600);
-    await atomicWrite(join(this.dir, 'identity.json'), `${JSON.stringify(identity, null, 2)}\n`, 0o644);
-  }
-
-  async loadConfig(): Promise<{ version: number; entries: [string, unknown][] } | undefined> {
-    try {
-      return JSON.parse(await readFile(join(this.dir, 'config.json'), 'utf8')) as { version: number; entries: [string, unknown][] };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
-  }
-
-  async saveConfig(version: number, entries: [string, unknown][]): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await atomicWrite(join(this.dir, 'config.json'), JSON.stringify({ version, entries }), 0o644);
+  saveCredentials(credentials: CredentialsInit): Promise<void> {
+    const save = async (): Promise<void> => {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const { privateKeyPem, ...identity } = credentials;
+      await writeFileAtomic(join(this.dir, 'sidecar.key'), privateKeyPem, 0o600);
+      await writeFileAtomic(join(this.dir, 'identity.json'), `${JSON.stringify(identity, null, 2)}\n`, 0o644);
+    };
+    const saving = this.#saving.catch(() => undefined).then(save);
+    this.#saving = saving;
+    return saving;
   }
 }
 
 /**
- * Static stability: starts `config` from the directory's cached config (if any), then keeps the
- * cache and the saved certificate up to date as new versions and renewals arrive.
+ * The saved identity if it can be used, else `undefined` (reported, so that the operator
+ * knows why the sidecar asks for a join token).
  */
-export async function keepStateIn(stateDir: SidecarStateDir, config: MeshConfig, credentials: Credentials, logger: Logger): Promise<void> {
-  const cached = await stateDir.loadConfig();
-  if (cached !== undefined) config.applySnapshot(cached.version, decodeConfigEntries(cached.entries));
-  config.on('version', (version: number) => {
-    stateDir.saveConfig(version, config.entries().map((entry) => [entry.key, entry.value])).catch((error: Error) => logger.warn({ err: error.message }, 'cannot cache the mesh config'));
-  });
-  credentials.on('change', () => {
-    stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
-  });
+export async function loadUsableCredentials(stateDir: SidecarStateDir | undefined, logger: Logger): Promise<CredentialsInit | undefined> {
+  try {
+    return await stateDir?.loadCredentials();
+  } catch (error) {
+    logger.error({ code: (error as TrellisError).code, err: (error as Error).message }, 'ignoring the saved identity');
+    return undefined;
+  }
 }
 
-/** Writes to a temporary file and renames it over the target: never a half-written file. */
-async function atomicWrite(path: string, content: string, mode: number): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, content, { mode });
-  await rename(temporary, path);
+/** The state directory at work: the version the sidecar started from, and the cache to close. */
+export interface KeptState {
+  /** The config version read from the cache at start, if it held a usable one. */
+  readonly cachedVersion: number | undefined;
+  /** Whether the config is still the cached one: no version from the control plane yet. */
+  readonly servingFromCache: boolean;
+  /** Writes what is pending and stops following changes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Static stability: starts `config` from the directory's cached config (if any and valid;
+ * a corrupt cache is reported and ignored), then keeps the cache and the saved certificate up
+ * to date as new versions and renewals arrive.
+ */
+export async function keepStateIn(stateDir: SidecarStateDir, config: MeshConfig, credentials: Credentials, logger: Logger): Promise<KeptState> {
+  const cache = new ConfigCache({ path: stateDir.configPath, source: config, logger });
+  let cachedVersion: number | undefined;
+  try {
+    const cached = await cache.load();
+    if (cached !== undefined) {
+      config.applySnapshot(cached.version, cached.entries);
+      cachedVersion = cached.version;
+      logger.info({ configVersion: cached.version, savedAt: new Date(cached.savedAt).toISOString() }, 'serving from the cached config until the control plane answers');
+    }
+  } catch (error) {
+    logger.error({ code: (error as TrellisError).code, err: (error as Error).message }, 'ignoring the cached config; waiting for the control plane');
+  }
+  let servingFromCache = cachedVersion !== undefined;
+  // After the cached snapshot: writing back what was just read would be wasted.
+  const onVersion = (version: number): void => {
+    if (servingFromCache) logger.info({ configVersion: version, cachedVersion }, 'caught up with the control plane');
+    servingFromCache = false;
+    cache.changed();
+  };
+  config.on('version', onVersion);
+  const onCredentials = (): void => {
+    stateDir.saveCredentials(credentials.current).catch((error: Error) => logger.warn({ err: error.message }, 'cannot save the renewed certificate'));
+  };
+  credentials.on('change', onCredentials);
+  return {
+    cachedVersion,
+    get servingFromCache() {
+      return servingFromCache;
+    },
+    close: async () => {
+      config.off('version', onVersion);
+      credentials.off('change', onCredentials);
+      await cache.close();
+    },
+  };
 }

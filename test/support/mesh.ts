@@ -46,8 +46,11 @@ export interface SidecarProcess {
 
 export interface SidecarOptions {
   service: string;
-  token: string;
+  /** Omitted: the sidecar starts from the identity in `dataDir`. */
+  token?: string;
   cp: ControlPlaneProcess;
+  /** @default 127.0.0.1:0 */
+  listen?: string;
   app?: string;
   upstreams?: string[];
   dataDir?: string;
@@ -55,8 +58,9 @@ export interface SidecarOptions {
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<SidecarProcess> {
-  const args = ['sidecar', '--service', options.service, '--token', options.token, '--control-plane', options.cp.url];
-  args.push('--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0');
+  const args = ['sidecar', '--service', options.service, '--control-plane', options.cp.url];
+  if (options.token !== undefined) args.push('--token', options.token);
+  args.push('--listen', options.listen ?? '127.0.0.1:0', '--admin', '127.0.0.1:0');
   if (options.app !== undefined) args.push('--app', options.app);
   for (const upstream of options.upstreams ?? []) args.push('--upstream', `${upstream}=127.0.0.1:0`);
   if (options.dataDir !== undefined) args.push('--data-dir', options.dataDir);
