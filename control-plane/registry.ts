@@ -9,8 +9,11 @@ import type { ConfigState } from './config-state.js';
 import { LeasedEntries } from './leased-entries.js';
 import type { ReplicaLease } from './replica-lease.js';
 
-/** What a sidecar says about itself when it registers; health starts `true`. */
-export type EndpointRegistration = Omit<EndpointValue, 'healthy'>;
+/**
+ * What a sidecar says about itself when it registers, with the health its app has now (a
+ * version-1 sidecar says nothing of health, which means healthy).
+ */
+export type EndpointRegistration = Omit<EndpointValue, 'healthy'> & { healthy?: boolean };
 
 /** Endpoints and their leases, on top of the config map. */
 export class Registry {
@@ -30,7 +33,7 @@ export class Registry {
    * A previous holder of the same sidecar loses the lease. Resolves with the config version.
    */
   register(holder: object, registration: EndpointRegistration): Promise<number> {
-    const endpoint: EndpointValue = { ...registration, healthy: true };
+    const endpoint: EndpointValue = { ...registration, healthy: registration.healthy ?? true };
     return this.leases.put(holder, endpointKey(endpoint.service, endpoint.sidecarId), endpoint);
   }
 

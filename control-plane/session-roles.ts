@@ -79,7 +79,7 @@ class SidecarRole implements SessionRole {
     switch (message.type) {
       case 'register':
         this.#logger.info({ address: message.address, zone: message.zone }, 'sidecar registered');
-        return registry.register(holder, { sidecarId, service, address: message.address, zone: message.zone, weight: message.weight });
+        return registry.register(holder, { sidecarId, service, address: message.address, zone: message.zone, weight: message.weight, healthy: message.healthy ?? true });
       case 'health':
         return registry.setHealthy(holder, service, sidecarId, message.healthy);
       case 'deregister':

@@ -118,6 +118,23 @@ describe('sidecar channel', () => {
     });
   });
 
+  it('takes the health a register reports: an unhealthy sidecar is never pushed as healthy', async () => {
+    await withTestControlPlane({}, async (cp, dir) => {
+      const caPem = await caPemOf(dir.path);
+      const db = await joinAs(cp, dir.path, 'db');
+      const client = new ChannelClient(cp, caPem, db);
+      await client.opened;
+      client.send({ type: 'register', address: '127.0.0.1:7401', zone: 'z1', weight: 10, healthy: false });
+      const snapshot = await client.waitFor(isSnapshot);
+      const key = `endpoint/db/${db.sidecarId}`;
+      assert.equal((new Map(snapshot.entries).get(key) as { healthy: boolean } | undefined)?.healthy, false);
+      const services = await call(cp, dir.path, 'GET', '/v1/services', { token: await adminTokenOf(cp) });
+      assert.equal((services.json as { services: Record<string, Array<{ healthy: boolean }>> }).services['db']?.[0]?.healthy, false);
+      assert.ok(!client.messages.some((m) => isDelta(m) && m.changes.some(([k, v]) => k === key && (v as { healthy?: boolean } | null)?.healthy === true)));
+      await client.close();
+    });
+  });
+
   it('removes an endpoint when its lease runs out after the session closes', async () => {
     await withTestControlPlane({ leaseTtlMs: 300 }, async (cp, dir) => {
       const caPem = await caPemOf(dir.path);
