@@ -35,7 +35,6 @@ import { ReplicaLease } from './replica-lease.js';
 import { SecretBox } from './secret-box.js';
 import { SharedDataFiles } from './shared-data-files.js';
 import { SidecarChannel } from './sidecar-channel.js';
-import { EtcdStore } from './store/etcd-store.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
 import { ADMIN_TOKEN_FILE_NAME, TokenService } from './token-service.js';
@@ -132,7 +131,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
   let store: Store | undefined;
   try {
     const box = init.etcd === undefined ? undefined : await SecretBox.fromKeyFile(init.etcd.encryptionKeyFile);
-    store = init.store ?? (init.etcd === undefined ? await FileStore.open(init.dataDir) : await EtcdStore.connect({ hosts: init.etcd.hosts, prefix: init.etcd.prefix }));
+    store = init.store ?? (init.etcd === undefined ? await FileStore.open(init.dataDir) : await connectEtcd(init.etcd));
     const { ca, tokens, adminTokenPath } = await loadSecrets(store, box, init.dataDir, requestedTrustDomain, logger, now);
     const config = await ConfigState.load(store, logger);
     const replicaLease = await ReplicaLease.grant(store, leaseTtlMs, logger);
@@ -201,6 +200,12 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     await store?.close();
     throw err;
   }
+}
+
+/** The etcd store, loaded only when asked for: the file store's users need none of its client. */
+async function connectEtcd(etcd: { hosts: string[]; prefix?: string }): Promise<Store> {
+  const { EtcdStore } = await import('./store/etcd-store.js');
+  return EtcdStore.connect({ hosts: etcd.hosts, prefix: etcd.prefix });
 }
 
 /**
