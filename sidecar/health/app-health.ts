@@ -34,9 +34,9 @@ export interface AppHealth {
 
 /**
  * Checks the local app and tells the control plane whenever the verdict flips, so that other
- * sidecars stop (or resume) sending it traffic. The control plane registers every endpoint
- * as healthy, so the current verdict is sent again after every (re)connect of the channel,
- * right after the registration.
+ * sidecars stop (or resume) sending it traffic. Until the first check has answered the app
+ * counts as unhealthy. The current verdict travels in every registration and is sent again
+ * after every (re)connect of the channel (for control planes that ignore it in `register`).
  * @throws ValidationError when the timeout exceeds the interval.
  */
 export function startAppHealthChecks(init: AppHealthInit): AppHealth {

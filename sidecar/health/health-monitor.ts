@@ -3,12 +3,13 @@ import { performance } from 'node:perf_hooks';
 import type { HealthProbe, ProbeResult } from './probes.js';
 
 /**
- * The health verdict from a run of check results: healthy until `unhealthyAfterFailures`
- * checks in a row fail, then unhealthy until `healthyAfterSuccesses` in a row pass. Starts
- * healthy, as the control plane registers every endpoint.
+ * The health verdict from a run of check results. Unknown until the first check, whose result
+ * is the first verdict (so an endpoint is never reported healthy before its app has answered
+ * a check); then healthy until `unhealthyAfterFailures` checks in a row fail, and unhealthy
+ * until `healthyAfterSuccesses` in a row pass. Unknown reads as unhealthy.
  */
 export class HealthVerdict {
-  #healthy = true;
+  #healthy: boolean | undefined;
   #streak = 0;
 
   constructor(
@@ -17,11 +18,20 @@ export class HealthVerdict {
   ) {}
 
   get healthy(): boolean {
-    return this.#healthy;
+    return this.#healthy ?? false;
   }
 
-  /** Takes one check result; returns true when the verdict changed. */
+  /** Whether a check has run yet. */
+  get known(): boolean {
+    return this.#healthy !== undefined;
+  }
+
+  /** Takes one check result; returns true when the verdict changed (the first result always does). */
   record(ok: boolean): boolean {
+    if (this.#healthy === undefined) {
+      this.#healthy = ok;
+      return true;
+    }
     // The streak counts results that disagree with the current verdict.
     if (ok === this.#healthy) {
       this.#streak = 0;

@@ -10,9 +10,12 @@ import type { ProbeResult } from '../../sidecar/health/index.js';
 import { HealthVerdict, httpProbe, parseHealthCheck, startAppHealthChecks, tcpProbe } from '../../sidecar/health/index.js';
 
 describe('HealthVerdict', () => {
-  it('turns unhealthy after 2 failures in a row and healthy again after 1 success', () => {
+  it('takes its first verdict from the first check, then turns unhealthy after 2 failures in a row and healthy again after 1 success', () => {
     const verdict = new HealthVerdict(2, 1);
-    assert.equal(verdict.healthy, true, 'starts healthy, as registered');
+    assert.equal(verdict.known, false);
+    assert.equal(verdict.healthy, false, 'never healthy before a check passed');
+    assert.equal(verdict.record(true), true, 'the first result is the first verdict');
+    assert.equal(verdict.healthy, true);
     assert.equal(verdict.record(false), false);
     assert.equal(verdict.record(true), false, 'one failure is forgiven');
     assert.equal(verdict.record(false), false);
@@ -122,7 +125,7 @@ describe('startAppHealthChecks', () => {
     const keepAlive = setTimeout(() => undefined, 10_000);
     while (channel.sent.length < 2) await once(channel, 'sent');
     clearTimeout(keepAlive);
-    assert.deepEqual(channel.sent, [false, true], 'unhealthy after two failures, healthy after one success');
+    assert.deepEqual(channel.sent, [false, true], 'unhealthy from the first failed check, healthy after one success');
     channel.emit('connected');
     assert.deepEqual(channel.sent, [false, true, true]);
     health.stop();
