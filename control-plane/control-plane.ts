@@ -15,6 +15,7 @@ import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
 import { publicRoutes } from './api/public-routes.js';
+import { tokenRoutes } from './api/token-routes.js';
 import { createRequestHandler } from './api/router.js';
 import { CertificateAuthority } from './ca.js';
 import { issueServerCertificate } from './cert-issuer.js';
@@ -28,6 +29,7 @@ import { Registry } from './registry.js';
 import { SidecarChannel } from './sidecar-channel.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
+import { startTokenPruner } from './token-pruner.js';
 import { TokenService } from './token-service.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -102,6 +104,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
     const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
+    routes.push(...tokenRoutes({ tokens }));
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     const server = createServer(
       {
@@ -141,6 +144,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
         .catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
     }, SERVER_CERT_RENEW_MS);
     renewTimer.unref();
+    const tokenPruner = startTokenPruner(tokens, { logger });
     const host = isIP(init.listenHost) === 6 ? `[${init.listenHost}]` : init.listenHost;
     const url = `https://${host}:${port}`;
     logger.info({ url, trustDomain: ca.trustDomain, caFingerprint: ca.fingerprint, configVersion: config.version }, 'control plane listening');
@@ -154,6 +158,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       close() {
         closing ??= (async () => {
           clearInterval(renewTimer);
+          tokenPruner.stop();
           const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
           server.closeAllConnections();
           await channel.close();
