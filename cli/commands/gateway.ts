@@ -36,7 +36,7 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
   --connect-timeout D       time to dial a link, TCP and TLS (default 5s)
 
 Example:
-  trellis gateway --zone east --name gw1 --token "$(cat gw1.token)" \\
+  trellis gateway --zone east --name gw1 --token-file gw1.token \\
     --control-plane https://10.0.0.5:7400 --listen tls://0.0.0.0:7600 \\
     --advertise tls://gw1.east.example.com:7600 --admin 127.0.0.1:9600`;
 
