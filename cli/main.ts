@@ -9,7 +9,7 @@ Commands:
   sidecar         run a sidecar next to a service instance
   gateway         run a gateway that relays tunnels between zones
   run             run a command next to its own sidecar (trellis run [flags] -- CMD ARGS...)
-  token create    create a join token for a service, or a gateway token
+  token           create, list or revoke join tokens (for a service or a gateway)
   policy          allow or deny calls between services
 
 Run 'trellis help <command>' (or 'trellis <command> --help') for a command's flags and examples,

@@ -19,6 +19,7 @@ import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
 import { publicRoutes } from './api/public-routes.js';
+import { tokenRoutes } from './api/token-routes.js';
 import { createRequestHandler } from './api/router.js';
 import { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME, CertificateAuthority } from './ca.js';
 import { issueServerCertificate } from './cert-issuer.js';
@@ -37,6 +38,8 @@ import { SharedDataFiles } from './shared-data-files.js';
 import { SidecarChannel } from './sidecar-channel.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
+import { startTokenPruner } from './token-pruner.js';
+import type { TokenPruner } from './token-pruner.js';
 import { ADMIN_TOKEN_FILE_NAME, TokenService } from './token-service.js';
 import { ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX } from '../proto/control.js';
 
@@ -139,8 +142,12 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const gateways = new GatewayRegistry(config, replicaLease, leaseTtlMs, logger);
     const election = new LeaderElection({ store, replicaId, ttlMs: leaseTtlMs, logger });
     const sweeper = new OrphanSweeper({ store, config, prefixes: [ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX], intervalMs: leaseTtlMs, logger });
+    // Duties that run once among the replicas: the leader's.
+    let tokenPruner: TokenPruner | undefined;
     election.onChange((leading) => {
       gateways.setLeading(leading);
+      tokenPruner?.stop();
+      tokenPruner = leading ? startTokenPruner(tokens, { logger }) : undefined;
       if (leading) sweeper.start();
       else sweeper.stop();
     });
@@ -148,6 +155,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
     const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
+    routes.push(...tokenRoutes({ tokens }));
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     server.setSecureContext({ key: serverCert.keyPem, cert: serverCert.certPem, ca: ca.caPems() });
     server.on('request', createRequestHandler(routes, { tokens, metrics, logger }));
@@ -179,6 +187,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       close() {
         closing ??= (async () => {
           clearInterval(renewTimer);
+          tokenPruner?.stop();
           const serverClosed = closeServer();
           await channel.close();
           await serverClosed;

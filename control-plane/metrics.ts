@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** How a join attempt (sidecar or gateway) ended; the label of `trellis_cp_joins_total`. */
-export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'error';
+export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'token_used' | 'token_revoked' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'rate_limited' | 'error';
 
 /** Live values that gauges read at scrape time instead of being kept up to date. */
 export interface GaugeSource {
@@ -27,6 +27,7 @@ export class ControlPlaneMetrics {
   private readonly pushBytes: Counter<'type'>;
   private readonly pushLatency: Histogram;
   private readonly httpRequests: Counter<'route' | 'status'>;
+  private readonly adminRefusals: Counter<'route' | 'reason'>;
 
   constructor() {
     const registers = [this.registry];
@@ -42,6 +43,12 @@ export class ControlPlaneMetrics {
       registers,
     });
     this.httpRequests = new Counter({ name: 'trellis_cp_http_requests_total', help: 'REST requests, by route and status.', labelNames: ['route', 'status'], registers });
+    this.adminRefusals = new Counter({
+      name: 'trellis_cp_admin_refusals_total',
+      help: 'Admin API calls refused for their credentials, by route and reason (missing, malformed, join_token, unknown).',
+      labelNames: ['route', 'reason'],
+      registers,
+    });
     new Gauge({
       name: 'trellis_cp_sidecars_connected',
       help: 'Sidecar sessions currently connected.',
@@ -119,6 +126,10 @@ export class ControlPlaneMetrics {
 
   httpRequest(route: string, status: number): void {
     this.httpRequests.inc({ route, status: String(status) });
+  }
+
+  adminRefused(route: string, reason: string): void {
+    this.adminRefusals.inc({ route, reason });
   }
 
   /** The metrics in Prometheus text format, and its content type. */

@@ -36,6 +36,12 @@ export const ControlErrorCode = {
   TOKEN_WRONG_SERVICE: 'TRELLIS_ERR_TOKEN_WRONG_SERVICE',
   /** A gateway token used to join as a sidecar, or a service token used to start a gateway. */
   TOKEN_WRONG_KIND: 'TRELLIS_ERR_TOKEN_WRONG_KIND',
+  /** A single-use join token that already let someone join. */
+  TOKEN_USED: 'TRELLIS_ERR_TOKEN_USED',
+  /** The join token was revoked by an operator. */
+  TOKEN_REVOKED: 'TRELLIS_ERR_TOKEN_REVOKED',
+  /** Too many failed join attempts from this source address; try again later. */
+  RATE_LIMITED: 'TRELLIS_ERR_RATE_LIMITED',
   /** The CSR cannot be parsed, its signature is bad, or its key is too weak. */
   BAD_CSR: 'TRELLIS_ERR_BAD_CSR',
   /** An admin route was called without a valid admin token. */
@@ -366,10 +372,13 @@ export type JoinGatewayResponse = z.infer<typeof joinGatewayResponseSchema>;
 
 const ttlSecondsSchema = z.number().int().min(1).max(31_536_000).default(86_400);
 export const createTokenRequestSchema = z.union([
-  z.object({ service: serviceNameSchema, ttlSeconds: ttlSecondsSchema }).strict(),
-  z.object({ gateway: gatewayNameSchema, zone: zoneNameSchema, ttlSeconds: ttlSecondsSchema }).strict(),
+  z.object({ service: serviceNameSchema, ttlSeconds: ttlSecondsSchema, once: z.boolean().default(false) }).strict(),
+  z.object({ gateway: gatewayNameSchema, zone: zoneNameSchema, ttlSeconds: ttlSecondsSchema, once: z.boolean().default(false) }).strict(),
 ]);
-/** `POST /v1/tokens` body: a service join token, or a gateway token; `ttlSeconds` defaults to one day. */
+/**
+ * `POST /v1/tokens` body: a service join token, or a gateway token; `ttlSeconds` defaults to
+ * one day; with `once` the first successful join consumes the token.
+ */
 export type CreateTokenRequest = z.input<typeof createTokenRequestSchema>;
 /** `POST /v1/tokens` answer. */
 export interface CreateTokenResponse { token: string; expiresAt: number }

@@ -142,3 +142,43 @@ function checked<T>(schema: z.ZodType<T>, body: unknown, kind: string): T {
 function badToken(kind: string, why: string): never {
   throw new ValidationError(`bad ${kind} token: ${why}`, BAD_TOKEN_CODE);
 }
+
+// ---- what the admin API says about join and gateway tokens ----
+
+/** The public id of a join or gateway token, as `trellis token revoke ID` takes it. */
+export const tokenIdSchema = commonFields.id;
+
+/** One join or gateway token as `GET /v1/tokens` lists it: what it binds to and its state, never its secret or hash. */
+export const tokenInfoSchema = z.object({
+  id: tokenIdSchema,
+  kind: z.enum(['service', 'gateway']),
+  /** The service a `service` token joins as. */
+  service: z.string().regex(SERVICE_NAME_PATTERN).optional(),
+  /** The zone and name a `gateway` token starts as. */
+  zone: z.string().regex(SERVICE_NAME_PATTERN).optional(),
+  gateway: z.string().regex(SERVICE_NAME_PATTERN).optional(),
+  /** Milliseconds since the epoch; absent for tokens issued before it was recorded. */
+  createdAt: z.number().int().nonnegative().optional(),
+  expiresAt: z.number().int().nonnegative(),
+  /** Whether the first successful join consumes the token. */
+  once: z.boolean(),
+  /** When a single-use token was consumed. */
+  usedAt: z.number().int().nonnegative().optional(),
+  /** When an operator revoked the token. */
+  revokedAt: z.number().int().nonnegative().optional(),
+});
+/** `GET /v1/tokens` answer, oldest first. */
+export const tokenListSchema = z.object({ tokens: z.array(tokenInfoSchema).max(100_000) });
+/** `POST /v1/tokens/revoke` body. */
+export const revokeTokenRequestSchema = z.object({ id: tokenIdSchema }).strict();
+
+export type TokenInfo = z.infer<typeof tokenInfoSchema>;
+export type TokenList = z.infer<typeof tokenListSchema>;
+
+/** Whether a token can still let someone join at `nowMs`, and if not, why: revoked, then used, then expired. */
+export function tokenState(token: TokenInfo, nowMs: number): 'active' | 'revoked' | 'used' | 'expired' {
+  if (token.revokedAt !== undefined) return 'revoked';
+  if (token.once && token.usedAt !== undefined) return 'used';
+  if (token.expiresAt <= nowMs) return 'expired';
+  return 'active';
+}

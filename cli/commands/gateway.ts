@@ -9,6 +9,7 @@ import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } f
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { untilSignal } from '../signals.js';
+import { joinTokenInput } from '../token-file.js';
 
 export const gatewayHelp = `Usage: trellis gateway --zone ZONE --name NAME --token TOKEN --control-plane URL --listen URL...
                        [--advertise URL]... [--admin HOST:PORT] [--data-dir DIR] [--egress-proxy URL]
@@ -19,6 +20,8 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
   --name NAME               this gateway's name in its zone (default: the token's)
   --token TOKEN             a gateway token (trellis token create --gateway NAME --zone ZONE); or env
                             TRELLIS_GATEWAY_TOKEN; not needed when --data-dir holds a valid identity
+  --token-file FILE         read the token from FILE instead (mode 0600): other local users can
+                            read a --token in the process list
   --control-plane URL       https://HOST:PORT; repeat for several replicas (or TRELLIS_CONTROL_PLANE)
   --listen URL              a link listener (repeatable): HOST:PORT or tls://HOST:PORT (mTLS), or
                             wss://HOST:PORT[/PATH] (mTLS inside a WebSocket over HTTPS)
@@ -33,7 +36,7 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
   --connect-timeout D       time to dial a link, TCP and TLS (default 5s)
 
 Example:
-  trellis gateway --zone east --name gw1 --token "$(cat gw1.token)" \\
+  trellis gateway --zone east --name gw1 --token-file gw1.token \\
     --control-plane https://10.0.0.5:7400 --listen tls://0.0.0.0:7600 \\
     --advertise tls://gw1.east.example.com:7600 --admin 127.0.0.1:9600`;
 
@@ -42,6 +45,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     zone: { type: 'string' },
     name: { type: 'string' },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'control-plane': { type: 'string', multiple: true },
     listen: { type: 'string', multiple: true },
     advertise: { type: 'string', multiple: true },
@@ -56,7 +60,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   }
   const zone = required(values.zone, '--zone');
   if (!SERVICE_NAME_PATTERN.test(zone)) throw new UsageError(`--zone "${zone}" is not a valid zone name (lowercase letters, digits and '-', at most 63)`);
-  const rawToken = values.token ?? process.env['TRELLIS_GATEWAY_TOKEN'];
+  const rawToken = joinTokenInput(values, 'TRELLIS_GATEWAY_TOKEN');
   const token = rawToken === undefined ? undefined : { raw: rawToken, parsed: parseGatewayToken(rawToken) };
   const name = values.name ?? token?.parsed.gateway;
   if (name === undefined) throw new UsageError('missing --name (or a --token that names the gateway)');

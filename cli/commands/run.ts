@@ -13,6 +13,7 @@ import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
+import { joinTokenInput } from '../token-file.js';
 
 export const runHelp = `Usage: trellis run --service NAME --token TOKEN --control-plane URL [--app-port P]
                    [--upstream SERVICE[=HOST:PORT]]... [--listen HOST:PORT] [--advertise HOST:PORT]
@@ -23,6 +24,8 @@ the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits wit
 (128 + the signal number when a signal killed it; 127 when CMD is not found).
   --service NAME            CMD's service
   --token TOKEN             a join token for NAME; or env TRELLIS_JOIN_TOKEN (not passed to CMD)
+  --token-file FILE         read the token from FILE instead (mode 0600): other local users can
+                            read a --token in the process list
   --control-plane URL       https://HOST:PORT; repeat for several replicas (or TRELLIS_CONTROL_PLANE)
   --app-port P              CMD listens on 127.0.0.1:P; callers of NAME reach it there
   --upstream SVC[=H:P]      a local port to service SVC (default: a free port on 127.0.0.1);
@@ -49,6 +52,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(separator === -1 ? argv : argv.slice(0, separator), {
     service: { type: 'string' },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'control-plane': { type: 'string', multiple: true },
     'app-port': { type: 'string' },
     upstream: { type: 'string', multiple: true },
@@ -67,7 +71,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const service = required(values.service, '--service');
   if (!SERVICE_NAME_PATTERN.test(service)) throw new UsageError(`--service "${service}" is not a valid service name (lowercase letters, digits and '-', at most 63)`);
   const urls = controlPlaneUrls(values['control-plane']);
-  const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
+  const rawToken = joinTokenInput(values, 'TRELLIS_JOIN_TOKEN');
   const upstreams = parseUpstreams(values.upstream ?? []);
   const appPort = values['app-port'] === undefined ? undefined : parseAppPort(values['app-port']);
   const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`) : createFileLogger(`sidecar:${service}`, values['log-file']);

@@ -11,6 +11,7 @@ import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { untilSignal } from '../signals.js';
+import { joinTokenInput } from '../token-file.js';
 
 export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen URL
                        [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--proxy HOST:PORT] [--admin HOST:PORT]
@@ -21,6 +22,8 @@ Runs a sidecar next to one instance of a service.
   --service NAME            this instance's service
   --token TOKEN             a join token for NAME (trellis token create); or env TRELLIS_JOIN_TOKEN;
                             not needed when --data-dir holds a valid identity
+  --token-file FILE         read the token from FILE instead (mode 0600): other local users can
+                            read a --token in the process list
   --control-plane URL       https://HOST:PORT; repeat for several replicas (or TRELLIS_CONTROL_PLANE)
   --listen URL              link listener for other sidecars and this zone's gateways:
                             HOST:PORT or tls://HOST:PORT (mTLS), or wss://HOST:PORT[/PATH]
@@ -50,6 +53,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
     service: { type: 'string' },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'control-plane': { type: 'string', multiple: true },
     listen: { type: 'string' },
     app: { type: 'string' },
@@ -74,7 +78,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const service = required(values.service, '--service');
   if (!SERVICE_NAME_PATTERN.test(service)) throw new UsageError(`--service "${service}" is not a valid service name (lowercase letters, digits and '-', at most 63)`);
   const urls = controlPlaneUrls(values['control-plane']);
-  const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
+  const rawToken = joinTokenInput(values, 'TRELLIS_JOIN_TOKEN');
   const listen = parseLinkUrl(required(values.listen, '--listen'), '--listen');
   if (values.zone !== undefined && !SERVICE_NAME_PATTERN.test(values.zone)) {
     throw new UsageError(`--zone "${values.zone}" is not a valid zone name (lowercase letters, digits and '-', at most 63)`);

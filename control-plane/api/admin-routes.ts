@@ -34,7 +34,9 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
         const request = parseWithSchema(createTokenRequestSchema, body, 'token request');
         const ttlMs = request.ttlSeconds * 1000;
         const created: CreateTokenResponse =
-          'service' in request ? await tokens.createJoinToken(request.service, ttlMs) : await tokens.createGatewayToken(request.zone, request.gateway, ttlMs);
+          'service' in request
+            ? await tokens.createJoinToken(request.service, ttlMs, { once: request.once })
+            : await tokens.createGatewayToken(request.zone, request.gateway, ttlMs, { once: request.once });
         return { status: 201, json: created };
       },
     },

@@ -2,10 +2,12 @@
 import { randomBytes } from 'node:crypto';
 import type { JoinGatewayResponse, JoinResponse, TrustBundle } from '../../proto/control.js';
 import { joinGatewayRequestSchema, joinRequestSchema, parseWithSchema } from '../../proto/control.js';
-import { TrellisError } from '../../proto/errors.js';
+import { TrellisError, ValidationError } from '../../proto/errors.js';
 import { gatewaySpiffeId, serviceSpiffeId } from '../../proto/spiffe.js';
 import type { CertificateAuthority } from '../ca.js';
 import { signGatewayCsr, signSidecarCsr } from '../cert-issuer.js';
+import { ApiError } from '../errors.js';
+import { JoinFailureLimiter } from '../join-rate-limiter.js';
 import type { ControlPlaneMetrics, JoinResult } from '../metrics.js';
 import type { TokenService } from '../token-service.js';
 import type { Route } from './router.js';
@@ -16,6 +18,8 @@ export interface PublicRouteComponents {
   tokens: TokenService;
   metrics: ControlPlaneMetrics;
   leafTtlMs: number;
+  /** Failed joins per source address. @default a JoinFailureLimiter with its defaults */
+  joinFailures?: JoinFailureLimiter;
 }
 
 const joinResultByCode: Record<string, JoinResult> = {
@@ -23,21 +27,30 @@ const joinResultByCode: Record<string, JoinResult> = {
   TRELLIS_ERR_BAD_TOKEN: 'bad_token',
   TRELLIS_ERR_TOKEN_UNKNOWN: 'token_unknown',
   TRELLIS_ERR_TOKEN_EXPIRED: 'token_expired',
+  TRELLIS_ERR_TOKEN_USED: 'token_used',
+  TRELLIS_ERR_TOKEN_REVOKED: 'token_revoked',
+  TRELLIS_ERR_RATE_LIMITED: 'rate_limited',
   TRELLIS_ERR_TOKEN_WRONG_SERVICE: 'wrong_service',
   TRELLIS_ERR_TOKEN_WRONG_KIND: 'wrong_kind',
   TRELLIS_ERR_BAD_CSR: 'bad_csr',
   TRELLIS_ERR_BODY_TOO_LARGE: 'bad_request',
 };
 
-/** Counts a join attempt by how it ended, whatever kind of peer joined. */
-async function countedJoin<T>(metrics: ControlPlaneMetrics, join: () => Promise<T>): Promise<T> {
+/**
+ * Counts a join attempt by how it ended, whatever kind of peer joined, and refuses a source
+ * address that failed too often. Only the client's mistakes count against it, not ours.
+ */
+async function countedJoin<T>(metrics: ControlPlaneMetrics, failures: JoinFailureLimiter, source: string, join: () => Promise<T>): Promise<T> {
   try {
+    failures.check(source);
     const answer = await join();
     metrics.joinCompleted('ok');
     metrics.certificateIssued('join');
     return answer;
   } catch (err) {
     metrics.joinCompleted((err instanceof TrellisError && joinResultByCode[err.code]) || 'error');
+    const refused = err instanceof ApiError ? err.httpStatus < 500 && err.httpStatus !== 429 : err instanceof ValidationError;
+    if (refused) failures.failed(source);
     throw err;
   }
 }
@@ -45,6 +58,7 @@ async function countedJoin<T>(metrics: ControlPlaneMetrics, join: () => Promise<
 /** `GET /v1/trust-bundle`, `POST /v1/join`, `POST /v1/join-gateway`, `GET /metrics`. */
 export function publicRoutes(components: PublicRouteComponents): Route[] {
   const { ca, tokens, metrics, leafTtlMs } = components;
+  const failures = components.joinFailures ?? new JoinFailureLimiter();
   return [
     {
       method: 'GET',
@@ -58,12 +72,13 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/join',
       admin: false,
       hasBody: true,
-      handle: (body) =>
-        countedJoin(metrics, async () => {
+      handle: (body, { remoteAddress }) =>
+        countedJoin(metrics, failures, remoteAddress, async () => {
           const request = parseWithSchema(joinRequestSchema, body, 'join request');
-          await tokens.verifyJoinToken(request.token, request.service);
           const sidecarId = `sc-${randomBytes(6).toString('hex')}`;
-          const issued = signSidecarCsr(ca, request.csrPem, { sidecarId, service: request.service }, leafTtlMs);
+          const issued = await tokens.redeemJoinToken(request.token, request.service, () =>
+            signSidecarCsr(ca, request.csrPem, { sidecarId, service: request.service }, leafTtlMs),
+          );
           const answer: JoinResponse = {
             sidecarId,
             service: request.service,
@@ -81,12 +96,11 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/join-gateway',
       admin: false,
       hasBody: true,
-      handle: (body) =>
-        countedJoin(metrics, async () => {
+      handle: (body, { remoteAddress }) =>
+        countedJoin(metrics, failures, remoteAddress, async () => {
           const { token, csrPem, zone, name } = parseWithSchema(joinGatewayRequestSchema, body, 'gateway join request');
-          await tokens.verifyGatewayToken(token, zone, name);
           const gatewayId = `gw-${randomBytes(6).toString('hex')}`;
-          const issued = signGatewayCsr(ca, csrPem, { gatewayId, zone, name }, leafTtlMs);
+          const issued = await tokens.redeemGatewayToken(token, zone, name, () => signGatewayCsr(ca, csrPem, { gatewayId, zone, name }, leafTtlMs));
           const answer: JoinGatewayResponse = {
             gatewayId,
             zone,

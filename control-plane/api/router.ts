@@ -8,12 +8,19 @@ import { ControlErrorCode } from '../../proto/control.js';
 import { ApiError } from '../errors.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
 import type { TokenService } from '../token-service.js';
+import { AdminAuthorizationError } from '../token-service.js';
 import { errorAnswer, readJsonBody, sendJson } from './http.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 /** What a route answers: JSON (status 200 unless given) or preformatted text. */
 export type RouteAnswer = { status?: number; json: unknown } | { contentType: string; text: string };
+
+/** What a route may know of the request besides its body. */
+export interface RouteRequest {
+  /** The client's IP address as the socket sees it (the rate limit of failed joins keys on it). */
+  remoteAddress: string;
+}
 
 /** One REST route. */
 export interface Route {
@@ -23,7 +30,7 @@ export interface Route {
   admin: boolean;
   /** Whether the route reads a JSON body. */
   hasBody: boolean;
-  handle(body: unknown): Promise<RouteAnswer>;
+  handle(body: unknown, request: RouteRequest): Promise<RouteAnswer>;
 }
 
 /** Builds the `request` listener of the HTTPS server. */
@@ -55,17 +62,27 @@ async function serve(
   candidates: Route[] | undefined,
   req: IncomingMessage,
   res: ServerResponse,
-  components: { tokens: TokenService },
+  components: { tokens: TokenService; metrics: ControlPlaneMetrics },
 ): Promise<void> {
   if (candidates === undefined) throw new ApiError(ControlErrorCode.NOT_FOUND, `no route ${req.method ?? ''} ${req.url ?? ''}`, 404);
   if (route === undefined) {
     res.setHeader('Allow', candidates.map((r) => r.method).join(', '));
     throw new ApiError(ControlErrorCode.METHOD_NOT_ALLOWED, `${req.method ?? ''} is not allowed here`, 405);
   }
-  if (route.admin) await components.tokens.verifyAdminAuthorization(req.headers.authorization);
+  if (route.admin) await verifyAdmin(route.path, req.headers.authorization, components);
   const body = route.hasBody ? await readJsonBody(req) : undefined;
-  const answer = await route.handle(body);
+  const answer = await route.handle(body, { remoteAddress: req.socket.remoteAddress ?? 'unknown' });
   if ('json' in answer) return sendJson(res, answer.status ?? 200, answer.json);
   res.writeHead(200, { 'Content-Type': answer.contentType, 'Content-Length': Buffer.byteLength(answer.text) });
   res.end(answer.text);
+}
+
+/** Checks the admin token, counting a refusal by route and reason before passing it on. */
+async function verifyAdmin(path: string, authorization: string | undefined, components: { tokens: TokenService; metrics: ControlPlaneMetrics }): Promise<void> {
+  try {
+    await components.tokens.verifyAdminAuthorization(authorization);
+  } catch (err) {
+    if (err instanceof AdminAuthorizationError) components.metrics.adminRefused(path, err.reason);
+    throw err;
+  }
 }

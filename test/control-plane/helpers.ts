@@ -72,11 +72,11 @@ export interface Answer {
  * the server's URI SAN is the control plane's SPIFFE id.
  */
 export async function call(
-  cp: ControlPlane,
+  cp: Pick<ControlPlane, 'url' | 'trustDomain'>,
   dataDir: string,
   method: string,
   path: string,
-  options: { body?: unknown; rawBody?: string | Buffer; token?: string } = {},
+  options: { body?: unknown; rawBody?: string | Buffer; token?: string; localAddress?: string } = {},
 ): Promise<Answer> {
   const ca = await caPemOf(dataDir);
   const url = new URL(path, cp.url);
@@ -89,6 +89,7 @@ export async function call(
         path: url.pathname,
         method,
         ca,
+        localAddress: options.localAddress,
         checkServerIdentity: controlPlaneIdentityCheck(cp.trustDomain),
         headers: {
           ...(payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }),

@@ -156,7 +156,8 @@ describe('sidecar channel', () => {
 
   it('after a restart, endpoints of the previous run go a lease time after it stopped unless their sidecar returns', async () => {
     const dir = await tempDir();
-    const first = await startTestControlPlane(dir.path, { leaseTtlMs: 1000 });
+    // Long enough that a loaded machine restarts, joins and subscribes well within it.
+    const first = await startTestControlPlane(dir.path, { leaseTtlMs: 2500 });
     const caPem = await caPemOf(dir.path);
     const db = await joinAs(first, dir.path, 'db');
     const web = await joinAs(first, dir.path, 'web');
@@ -166,7 +167,7 @@ describe('sidecar channel', () => {
     await first.close();
     await client.closed;
 
-    const second = await startTestControlPlane(dir.path, { leaseTtlMs: 1000 });
+    const second = await startTestControlPlane(dir.path, { leaseTtlMs: 2500 });
     try {
       const watcher = await connectRegistered(second, caPem, web, '127.0.0.1:7402');
       const snapshot = await watcher.waitFor(isSnapshot);
