@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REPORT_HISTOGRAM_BOUNDS_MS } from '../../proto/control.js';
 import type { SidecarMetrics } from './metrics.js';
 
 /** Sidecar metrics in a prom-client registry of their own (one per sidecar, never global). */
@@ -31,6 +32,11 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #tunnelsActive: Gauge<'role'>;
   readonly #tunnelsOpened: Counter<'role'>;
   readonly #configVersion: Gauge;
+  readonly #upstreamStreamsOpened: Counter<'upstream'>;
+  readonly #upstreamStreamsActive: Gauge<'upstream'>;
+  readonly #upstreamStreamFailures: Counter<'upstream' | 'code'>;
+  readonly #upstreamConnectSeconds: Histogram<'upstream'>;
+  readonly #upstreamStreamSeconds: Histogram<'upstream'>;
 
   constructor(labels: { service: string; sidecarId?: string }) {
     const registers = [this.registry];
@@ -157,6 +163,40 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       help: 'When the sidecar certificate expires (Unix seconds).',
       registers,
     });
+    // The buckets of the control plane's reports, so that a report reads these histograms as they are.
+    const reportBuckets = REPORT_HISTOGRAM_BOUNDS_MS.map((ms) => ms / 1000);
+    this.#upstreamStreamsOpened = new Counter({
+      name: 'trellis_sidecar_upstream_streams_opened_total',
+      help: 'Outbound streams opened, by destination service.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.#upstreamStreamsActive = new Gauge({
+      name: 'trellis_sidecar_upstream_streams_active',
+      help: 'Outbound streams open now, by destination service.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.#upstreamStreamFailures = new Counter({
+      name: 'trellis_sidecar_upstream_stream_failures_total',
+      help: 'Connections to a destination service that got no stream, or whose stream was reset, by destination and wire error code.',
+      labelNames: ['upstream', 'code'],
+      registers,
+    });
+    this.#upstreamConnectSeconds = new Histogram({
+      name: 'trellis_sidecar_upstream_connect_seconds',
+      help: 'Time from accepting a connection to its stream being open (pick, link dial if needed, OPEN), by destination service.',
+      labelNames: ['upstream'],
+      buckets: reportBuckets,
+      registers,
+    });
+    this.#upstreamStreamSeconds = new Histogram({
+      name: 'trellis_sidecar_upstream_stream_duration_seconds',
+      help: 'How long outbound streams stayed open, by destination service.',
+      labelNames: ['upstream'],
+      buckets: reportBuckets,
+      registers,
+    });
     this.#configVersion = new Gauge({
       name: 'trellis_sidecar_config_version',
       help: 'Version of the mesh configuration this sidecar applies.',
@@ -220,6 +260,18 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   tunnelClosed(role: 'relay'): void {
     this.#tunnelsActive.dec({ role });
+  }
+  upstreamStreamOpened(upstream: string, connectSeconds: number): void {
+    this.#upstreamStreamsOpened.inc({ upstream });
+    this.#upstreamStreamsActive.inc({ upstream });
+    this.#upstreamConnectSeconds.observe({ upstream }, connectSeconds);
+  }
+  upstreamStreamClosed(upstream: string, durationSeconds: number): void {
+    this.#upstreamStreamsActive.dec({ upstream });
+    this.#upstreamStreamSeconds.observe({ upstream }, durationSeconds);
+  }
+  upstreamStreamFailed(upstream: string, codeName: string): void {
+    this.#upstreamStreamFailures.inc({ upstream, code: codeName });
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));
