@@ -12,8 +12,10 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
+import { MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS } from '../proto/control.js';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
+import { withDashboard } from './api/dashboard-routes.js';
 import { publicRoutes } from './api/public-routes.js';
 import { createRequestHandler } from './api/router.js';
 import { CertificateAuthority } from './ca.js';
@@ -22,9 +24,12 @@ import { ConfigPublisher } from './config-publisher.js';
 import { ConfigState } from './config-state.js';
 import { DataDirError } from './errors.js';
 import { GatewayRegistry } from './gateway-registry.js';
+import { buildMeshView } from './dashboard/mesh-view.js';
+import { DashboardSessions } from './dashboard/sessions.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { PolicyService } from './policies.js';
 import { Registry } from './registry.js';
+import { ReportStore } from './reports.js';
 import { SidecarChannel } from './sidecar-channel.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
@@ -59,6 +64,8 @@ export interface ControlPlaneInit {
   pushCoalesceMs?: number;
   /** Where state lives. @default a FileStore in `dataDir`; closed by {@link ControlPlane.close}. */
   store?: Store;
+  /** How often sidecars and gateways send their reports. @default 5 s */
+  reportIntervalMs?: number;
   /** Clock for token and certificate times, ms since the epoch (tests move it). @default Date.now */
   now?: () => number;
 }
@@ -101,6 +108,8 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
+    const reports = new ReportStore(now);
+    const reportIntervalMs = reportInterval(init.reportIntervalMs ?? 5000);
     const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     const server = createServer(
@@ -113,9 +122,16 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
         rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
       },
-      createRequestHandler(routes, { tokens, metrics, logger }),
+      withDashboard(createRequestHandler(routes, { tokens, metrics, logger }), {
+        tokens,
+        sessions: new DashboardSessions({ now }),
+        view: () => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now }),
+        apiRoutes: routes,
+        metrics,
+        logger,
+      }),
     );
-    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs }, init.pingIntervalMs);
+    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs, reports: { store: reports, intervalMs: reportIntervalMs } }, init.pingIntervalMs);
     metrics.setGaugeSource({
       sidecarsConnected: () => channel.connectedCount,
       endpointCounts: () => registry.endpointCounts(),
@@ -196,4 +212,11 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new ValidationError(`${name} must be a positive number of milliseconds`);
   return value;
+}
+
+function reportInterval(ms: number): number {
+  if (!Number.isInteger(ms) || ms < MIN_REPORT_INTERVAL_MS || ms > MAX_REPORT_INTERVAL_MS) {
+    throw new ValidationError(`reportIntervalMs must be a whole number of milliseconds from ${MIN_REPORT_INTERVAL_MS} to ${MAX_REPORT_INTERVAL_MS}`);
+  }
+  return ms;
 }
