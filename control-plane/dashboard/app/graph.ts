@@ -11,7 +11,7 @@ import { formatMs, formatRate } from './dom.js';
 const STYLE: cytoscape.StylesheetJson = [
   { selector: 'node', style: { label: 'data(label)', 'font-size': 11, 'text-wrap': 'wrap', color: '#1d2733', 'text-valign': 'center', 'text-halign': 'center' } },
   { selector: '.zone', style: { 'background-color': '#f3f6fa', 'border-color': '#9aa9bb', 'border-width': 1, 'text-valign': 'top', 'font-weight': 'bold', shape: 'round-rectangle' } },
-  { selector: '.service', style: { 'background-color': '#e4eefb', 'border-color': '#3d6fb6', 'border-width': 2, 'text-valign': 'top', shape: 'round-rectangle' } },
+  { selector: '.service', style: { 'background-color': '#e4eefb', 'border-color': '#3d6fb6', 'border-width': 2, shape: 'round-rectangle', width: 'label', height: 'label', padding: '8px', 'font-weight': 'bold' } },
   { selector: '.sidecar', style: { 'background-color': '#3d6fb6', width: 18, height: 18, 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3 } },
   { selector: '.sidecar.unhealthy', style: { 'background-color': '#c9372c' } },
   { selector: '.sidecar.disconnected', style: { 'background-color': '#9aa9bb' } },
@@ -19,9 +19,32 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: 'edge', style: { 'curve-style': 'bezier', 'font-size': 10, 'text-background-color': '#ffffff', 'text-background-opacity': 0.85, 'text-background-padding': '2px' } },
   { selector: '.traffic', style: { label: 'data(label)', width: 'data(width)', 'line-color': '#2f8f5b', 'target-arrow-color': '#2f8f5b', 'target-arrow-shape': 'triangle' } },
   { selector: '.traffic.failing', style: { 'line-color': '#c9372c', 'target-arrow-color': '#c9372c' } },
-  { selector: '.link', style: { label: 'data(label)', width: 1, 'line-style': 'dashed', 'line-color': '#8895a7', 'font-size': 8, color: '#5b6778' } },
+  { selector: '.link', style: { label: 'data(label)', width: 1, 'line-style': 'dashed', 'line-color': '#8895a7', 'font-size': 8, color: '#5b6778', 'text-rotation': 'autorotate' } },
+  { selector: '.instance', style: { width: 1, 'line-color': '#b7c6d9' } },
   { selector: '.gateway-link', style: { width: 2, 'line-style': 'dotted', 'line-color': '#7a4fb0' } },
 ];
+
+/**
+ * Force-directed inside the zones. Services are plain nodes with their sidecars around them:
+ * nesting sidecars inside service nodes as well made the layout spread them apart.
+ */
+const LAYOUT: cytoscape.CoseLayoutOptions = {
+  name: 'cose',
+  animate: false,
+  randomize: true,
+  nodeDimensionsIncludeLabels: true,
+  padding: 24,
+  componentSpacing: 60,
+  nodeRepulsion: () => 40_000,
+  nodeOverlap: 20,
+  idealEdgeLength: (edge) => (edge.hasClass('instance') ? 40 : 120),
+  edgeElasticity: () => 100,
+  nestingFactor: 1,
+  gravity: 1,
+  numIter: 1500,
+};
+/** A picture of a few nodes is not blown up past this zoom when fitted. */
+const MAX_FIT_ZOOM = 1.6;
 
 export class TopologyGraph {
   readonly #cy: cytoscape.Core;
@@ -54,8 +77,12 @@ export class TopologyGraph {
     const shape = [...ids].sort().join(' ');
     if (shape !== this.#shape) {
       this.#shape = shape;
-      this.#cy.layout({ name: 'cose', animate: false, nodeDimensionsIncludeLabels: true, padding: 20, randomize: false, idealEdgeLength: () => 90 }).run();
-      this.#cy.fit(undefined, 20);
+      this.#cy.layout(LAYOUT).run();
+      this.#cy.fit(undefined, 24);
+      if (this.#cy.zoom() > MAX_FIT_ZOOM) {
+        this.#cy.zoom(MAX_FIT_ZOOM);
+        this.#cy.center();
+      }
     }
     this.#summarize(view);
   }
@@ -86,7 +113,9 @@ function elementsOf(view: MeshView): cytoscape.ElementDefinition[] {
   const sidecarIds = new Set<string>();
   for (const sidecar of view.sidecars) {
     const classes = ['sidecar', sidecar.healthy ? '' : 'unhealthy', sidecar.connected ? '' : 'disconnected'].join(' ').trim();
-    elements.push({ data: { id: `sc:${sidecar.sidecarId}`, label: sidecar.sidecarId, parent: `svc:${sidecar.service}` }, classes });
+    const zone = `zone:${sidecar.zone}`;
+    elements.push({ data: { id: `sc:${sidecar.sidecarId}`, label: sidecar.sidecarId, parent: zone }, classes });
+    elements.push({ data: { id: `instance:${sidecar.sidecarId}`, source: `svc:${sidecar.service}`, target: `sc:${sidecar.sidecarId}` }, classes: 'instance' });
     sidecarIds.add(sidecar.sidecarId);
   }
   const gatewayIds = new Set<string>();
