@@ -233,8 +233,11 @@ export const MAX_REPORT_INTERVAL_MS = 60_000;
 export const REPORT_HISTOGRAM_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000];
 /** Most destinations, callers, peers and ejection entries in one report. */
 export const MAX_REPORT_ENTRIES = 64;
-/** Most error codes in one report (and per destination). */
+/** Most error codes in a report's `errors`, and in one destination's `failed`. */
 export const MAX_REPORT_ERROR_CODES = 32;
+export const MAX_REPORT_FAILURE_CODES = 16;
+/** A report of every list at its cap, every name at its longest, encodes to fewer bytes than this. */
+export const MAX_REPORT_BYTES = 128 * 1024;
 /**
  * The report interval a control plane asked for in its upgrade answer, or `undefined` when it
  * announced no channel version 2 (then it takes no reports) or a malformed interval.
@@ -247,10 +250,9 @@ export function reportIntervalFromHeaders(headers: Record<string, string | strin
   return intervalMs;
 }
 const countSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const errorCodeNameSchema = z.string().regex(/^[A-Z0-9_()]{1,40}$/, 'not an error code name');
-const countsByCodeSchema = z
-  .record(errorCodeNameSchema, countSchema)
-  .refine((counts) => Object.keys(counts).length <= MAX_REPORT_ERROR_CODES, `at most ${MAX_REPORT_ERROR_CODES} error codes`);
+const errorCodeNameSchema = z.string().regex(/^[A-Z0-9_()]{1,32}$/, 'not an error code name');
+const countsByCode = (max: number) =>
+  z.record(errorCodeNameSchema, countSchema).refine((counts) => Object.keys(counts).length <= max, `at most ${max} error codes`);
 const histogramSchema = z.object({
   counts: z.array(countSchema).length(REPORT_HISTOGRAM_BOUNDS_MS.length + 1),
   sumMs: z.number().nonnegative().max(Number.MAX_SAFE_INTEGER),
@@ -265,11 +267,11 @@ const reportMessageSchema = z.object({
   bytes: z.object({ in: countSchema, out: countSchema }),
   linksActive: countSchema,
   upstreams: z
-    .array(z.object({ service: serviceNameSchema, opened: countSchema, active: countSchema, failed: countsByCodeSchema, connectMs: histogramSchema, durationMs: histogramSchema }))
+    .array(z.object({ service: serviceNameSchema, opened: countSchema, active: countSchema, failed: countsByCode(MAX_REPORT_FAILURE_CODES), connectMs: histogramSchema, durationMs: histogramSchema }))
     .max(MAX_REPORT_ENTRIES),
   denials: z.array(z.object({ source: serviceNameSchema, count: countSchema })).max(MAX_REPORT_ENTRIES),
-  errors: countsByCodeSchema,
-  peers: z.array(z.object({ peer: z.string().max(300), rttMs: z.number().nonnegative().max(3_600_000) })).max(MAX_REPORT_ENTRIES),
+  errors: countsByCode(MAX_REPORT_ERROR_CODES),
+  peers: z.array(z.object({ peer: z.string().max(256), rttMs: z.number().nonnegative().max(3_600_000) })).max(MAX_REPORT_ENTRIES),
   ejections: z.array(z.object({ service: serviceNameSchema, count: countSchema })).max(MAX_REPORT_ENTRIES),
 });
 const sidecarMessageSchema = z.discriminatedUnion('type', [

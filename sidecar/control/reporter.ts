@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ReportHistogram, ReportMessage, SidecarMessage } from '../../proto/control.js';
-import { MAX_REPORT_ENTRIES, MAX_REPORT_ERROR_CODES, REPORT_HISTOGRAM_BOUNDS_MS, SERVICE_NAME_PATTERN } from '../../proto/control.js';
+import { parseSidecarMessage } from '../../proto/control.js';
+import { MAX_REPORT_ENTRIES, MAX_REPORT_ERROR_CODES, MAX_REPORT_FAILURE_CODES, REPORT_HISTOGRAM_BOUNDS_MS, SERVICE_NAME_PATTERN } from '../../proto/control.js';
 
 /** What the reporter needs of the channel (a `ControlSession`). */
 export interface ReportChannel {
@@ -69,7 +70,7 @@ export class Reporter {
         service,
         opened: read.sum('trellis_sidecar_upstream_streams_opened_total', { upstream: service }),
         active: read.sum('trellis_sidecar_upstream_streams_active', { upstream: service }),
-        failed: read.byLabel('trellis_sidecar_upstream_stream_failures_total', 'code', { upstream: service }, MAX_REPORT_ERROR_CODES),
+        failed: read.byLabel('trellis_sidecar_upstream_stream_failures_total', 'code', { upstream: service }, MAX_REPORT_FAILURE_CODES),
         connectMs: read.histogram('trellis_sidecar_upstream_connect_seconds', { upstream: service }),
         durationMs: read.histogram('trellis_sidecar_upstream_stream_duration_seconds', { upstream: service }),
       }));
@@ -77,7 +78,7 @@ export class Reporter {
     for (const service of read.labelValues('trellis_sidecar_upstream_stream_failures_total', 'upstream')) {
       if (!isServiceName(service) || upstreams.some((u) => u.service === service)) continue;
       const empty = read.histogram('trellis_sidecar_upstream_connect_seconds', { upstream: service });
-      upstreams.push({ service, opened: 0, active: 0, failed: read.byLabel('trellis_sidecar_upstream_stream_failures_total', 'code', { upstream: service }, MAX_REPORT_ERROR_CODES), connectMs: empty, durationMs: empty });
+      upstreams.push({ service, opened: 0, active: 0, failed: read.byLabel('trellis_sidecar_upstream_stream_failures_total', 'code', { upstream: service }, MAX_REPORT_FAILURE_CODES), connectMs: empty, durationMs: empty });
     }
     upstreams.sort((a, b) => b.opened - a.opened || a.service.localeCompare(b.service));
     const appHealthy = state.appHealthy();
@@ -101,7 +102,7 @@ export class Reporter {
       errors: read.byLabel('trellis_sidecar_stream_errors_total', 'code', {}, MAX_REPORT_ERROR_CODES),
       peers: read
         .values('trellis_sidecar_link_rtt_seconds')
-        .filter((v) => typeof v.labels.peer === 'string' && v.labels.peer.length <= 300)
+        .filter((v) => typeof v.labels.peer === 'string' && v.labels.peer.length <= 256)
         .slice(0, MAX_REPORT_ENTRIES)
         .map((v) => ({ peer: String(v.labels.peer), rttMs: Math.min(3_600_000, Math.max(0, v.value * 1000)) })),
       ejections: topCounts(read.byLabel('trellis_sidecar_endpoint_ejections_total', 'upstream', {}, Infinity))
@@ -125,7 +126,8 @@ export class Reporter {
     if (this.#sending) return;
     this.#sending = true;
     this.build()
-      .then((report) => this.#init.channel.send(report))
+      // A report the control plane would refuse would cost the channel: check it here first.
+      .then((report) => this.#init.channel.send(parseSidecarMessage(report)))
       .catch((err: unknown) => this.#init.logger.warn({ err: (err as Error).message }, 'cannot build a report'))
       .finally(() => (this.#sending = false));
   }

@@ -34,7 +34,8 @@ class TrafficLoop {
     const deadline = Date.now() + maxMs;
     this.#done = (async () => {
       for (let i = 0; i < maxRequests && this.#running && Date.now() < deadline; i++) {
-        (await getOnce(port)) ? (this.ok += 1) : (this.refused += 1);
+        if (await getOnce(port)) this.ok += 1;
+        else this.refused += 1;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
