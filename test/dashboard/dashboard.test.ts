@@ -4,22 +4,20 @@
 // numbers, a policy denied from the page refusing the caller's traffic, a killed sidecar's
 // endpoint leaving the page. Keeps a screenshot.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import { chromium } from 'playwright-core';
 import type { HttpTestApp } from '../support/http-app.js';
 import { startHttpApp } from '../support/http-app.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
 import { createToken, eventually, removeDirs, scrapeMetric, sidecarStatus, startControlPlane, startSidecar } from '../support/mesh.js';
 import type { TrellisProcess } from '../support/processes.js';
 import { runTrellis, spawnTrellis } from '../support/processes.js';
+import { launchChromium } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Sidecars report every 5 s: a few reports' worth on a loaded machine. */
 const LIVE_TIMEOUT_MS = 60_000;
 
@@ -74,7 +72,6 @@ describe('dashboard in Chromium', { timeout: 300_000 }, () => {
   let adminToken: string;
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package chromium (scripts/test.sh does)`);
     cp = await startControlPlane({ leaseTtl: '2s' });
     adminToken = (await readFile(cp.adminTokenFile, 'utf8')).trim();
     const apiToken = await createToken(cp, 'api');
@@ -92,15 +89,7 @@ describe('dashboard in Chromium', { timeout: 300_000 }, () => {
     traffic = new TrafficLoop(web.upstreams.get('api')?.port ?? 0);
 
     browserDir = await mkdtemp(join(tmpdir(), 'trellis-browser-'));
-    context = await chromium.launchPersistentContext(join(browserDir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      // The control plane's certificate comes from the mesh's own CA, which this profile does not know.
-      ignoreHTTPSErrors: true,
-      viewport: { width: 1366, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchChromium(browserDir));
   });
 
   after(async () => {
