@@ -125,7 +125,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       withDashboard(createRequestHandler(routes, { tokens, metrics, logger }), {
         tokens,
         sessions: new DashboardSessions({ now }),
-        view: () => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now }),
+        view: () => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) }),
         apiRoutes: routes,
         metrics,
         logger,

@@ -58,6 +58,11 @@ export class SidecarChannel {
     for (const session of this.sessions) if (session.isRegistered) yield session.ackedVersion;
   }
 
+  /** The config version the registered session of `ownerKey` (a sidecar id, or `gw/<zone>/<name>`) acked last. */
+  ackedVersionOf(ownerKey: string): number | undefined {
+    return this.sessionByOwner.get(ownerKey)?.ackedVersion;
+  }
+
   /** Closes every session (1001) and stops accepting; resolves once all have closed. */
   async close(): Promise<void> {
     clearInterval(this.pingTimer);

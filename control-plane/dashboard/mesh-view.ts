@@ -18,6 +18,8 @@ export interface MeshViewComponents {
   /** Leaf lifetime: a certificate with under a quarter of it left is renewing late. */
   leafTtlMs: number;
   now: () => number;
+  /** The config version the session of an owner key (sidecar id, `gw/<zone>/<name>`) acked last. */
+  ackedVersionOf: (ownerKey: string) => number | undefined;
 }
 
 export function buildMeshView(components: MeshViewComponents): MeshView {
@@ -61,7 +63,7 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
       zones.add(endpoint.zone);
       sidecarByAddress.set(linkHostPort(endpoint.address), endpoint.sidecarId);
       const report = sidecarReports.get(endpoint.sidecarId);
-      sidecars.push(sidecarView(name, endpoint, report, generatedAt));
+      sidecars.push({ ...sidecarView(name, endpoint, report, generatedAt), configVersionAcked: components.ackedVersionOf(endpoint.sidecarId) ?? null });
       if (!endpoint.healthy) warnings.push({ kind: 'endpoint-unhealthy', subject: endpoint.sidecarId, message: `${name} on ${endpoint.sidecarId} is unhealthy` });
       if (!endpoint.connected) warnings.push({ kind: 'endpoint-disconnected', subject: endpoint.sidecarId, message: `${name} on ${endpoint.sidecarId} lost its control-plane session; its endpoint goes when the lease ends` });
     }
@@ -82,6 +84,7 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
       software: report?.latest.software ?? null,
       certExpiresAt: report?.latest.certExpiresAt ?? null,
       configVersion: report?.latest.configVersion ?? null,
+      configVersionAcked: components.ackedVersionOf(`gw/${g.zone}/${g.name}`) ?? null,
     };
   });
 
@@ -125,7 +128,7 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
   };
 }
 
-function sidecarView(service: string, endpoint: Omit<EndpointValue, 'service'> & { connected: boolean }, report: SenderReports | undefined, now: number): SidecarView {
+function sidecarView(service: string, endpoint: Omit<EndpointValue, 'service'> & { connected: boolean }, report: SenderReports | undefined, now: number): Omit<SidecarView, 'configVersionAcked'> {
   const latest = report?.latest;
   return {
     sidecarId: endpoint.sidecarId,

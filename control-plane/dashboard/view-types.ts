@@ -61,6 +61,8 @@ export interface SidecarView {
   certExpiresAt: number | null;
   /** The config version it applies (from its report). */
   configVersion: number | null;
+  /** The config version its session acked last; `null` without a session. */
+  configVersionAcked: number | null;
   linksActive: number | null;
   streamsActive: number | null;
   reportAgeMs: number | null;
@@ -76,6 +78,7 @@ export interface GatewayView {
   software: string | null;
   certExpiresAt: number | null;
   configVersion: number | null;
+  configVersionAcked: number | null;
 }
 
 export interface TrafficEdgeView { from: string; to: string; connectionsPerSecond: number; opened: number; active: number; failed: number }

@@ -119,7 +119,8 @@ describe('dashboard routes', () => {
       const client = new ChannelClient(cp, caPem, web);
       await client.opened;
       client.send({ type: 'register', address: '127.0.0.1:7401', zone: 'z1', weight: 1 });
-      await client.waitFor(isSnapshot);
+      const snapshot = await client.waitFor(isSnapshot);
+      client.send({ type: 'ack', version: snapshot.version });
       client.send({ type: 'health', healthy: false });
       const metrics = new PrometheusSidecarMetrics({ service: 'web' });
       // A certificate with ten minutes left, and config version 0 while the mesh is further on.
@@ -136,6 +137,8 @@ describe('dashboard routes', () => {
       const kinds = async (): Promise<string[]> => ((await uiCall(cp, caPem, 'GET', '/ui/api/mesh', { cookie: session.cookie })).json as MeshView).warnings.map((w) => w.kind).sort();
       await eventually(async () => (await kinds()).length === 4, 'four warnings');
       assert.deepEqual(await kinds(), ['cert-expiring', 'config-behind', 'endpoint-ejected', 'endpoint-unhealthy']);
+      const view = (await uiCall(cp, caPem, 'GET', '/ui/api/mesh', { cookie: session.cookie })).json as MeshView;
+      assert.equal(view.sidecars.find((s) => s.sidecarId === web.sidecarId)?.configVersionAcked, snapshot.version);
       await client.close();
       await eventually(async () => (await kinds()).includes('endpoint-disconnected'), 'the disconnected endpoint warning');
     });

@@ -151,6 +151,10 @@ describe('dashboard in Chromium', { timeout: 300_000 }, () => {
     await eventually(async () => Number(await page.locator('tr[data-service="api"] [data-signal="opened"]').textContent()) > opened, 'the opened count of api to grow', LIVE_TIMEOUT_MS);
     assert.ok(traffic.ok > 0);
     for (const id of ids) assert.equal(await page.locator(`tr[data-sidecar="${id}"] td`).nth(2).textContent(), '0.1.0');
+    for (const id of ids) {
+      const config = /^v(\d+) \(acked v(\d+)\)$/.exec((await page.locator(`tr[data-sidecar="${id}"] [data-field="config"]`).textContent()) ?? '');
+      assert.ok(config !== null && Number(config[1]) > 0 && Number(config[2]) > 0, 'the applied and the acked config version');
+    }
     assert.notEqual(await page.locator('tr[data-service="api"] [data-signal="connectMs"]').textContent(), '– / –');
     // The graph: a canvas drawn by cytoscape, and its account in text.
     assert.ok((await page.locator('#graph canvas').count()) > 0);

@@ -67,7 +67,7 @@ export function renderSidecars(container: HTMLElement, view: MeshView): void {
         h('td', {}, s.software ?? '–'),
         h('td', { class: s.healthy && s.connected ? 'good' : 'bad' }, !s.connected ? 'disconnected' : s.healthy ? 'healthy' : 'unhealthy'),
         h('td', {}, formatUntil(s.certExpiresAt, now)),
-        h('td', { class: s.configVersion !== null && s.configVersion < view.configVersion ? 'bad' : '' }, s.configVersion === null ? '–' : `v${s.configVersion}`),
+        h('td', { class: behind(s.configVersionAcked, view.configVersion) ? 'bad' : '', 'data-field': 'config' }, configCell(s.configVersion, s.configVersionAcked)),
         h('td', { class: 'num' }, s.linksActive ?? '–'),
         h('td', { class: 'num' }, s.streamsActive ?? '–'),
       ),
@@ -82,7 +82,7 @@ export function renderSidecars(container: HTMLElement, view: MeshView): void {
         h('td', {}, g.software ?? '–'),
         h('td', { class: g.connected ? 'good' : 'bad' }, g.connected ? 'connected' : 'disconnected'),
         h('td', {}, formatUntil(g.certExpiresAt, now)),
-        h('td', {}, g.configVersion === null ? '–' : `v${g.configVersion}`),
+        h('td', { class: behind(g.configVersionAcked, view.configVersion) ? 'bad' : '', 'data-field': 'config' }, configCell(g.configVersion, g.configVersionAcked)),
         h('td', { class: 'num' }, g.links.length),
         h('td', { class: 'num' }, '–'),
       ),
@@ -92,10 +92,19 @@ export function renderSidecars(container: HTMLElement, view: MeshView): void {
     h(
       'table',
       {},
-      h('thead', {}, h('tr', {}, ...['id', 'service', 'zone', 'version', 'health', 'cert expires in', 'config', 'links', 'streams'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', {}, h('tr', {}, ...['id', 'service', 'zone', 'version', 'health', 'cert expires in', 'config applied (acked)', 'links', 'streams'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, ...rows),
     ),
   );
+}
+
+/** `v7 (acked v7)`: what the sender applies by its report, and what its session acked. */
+function configCell(applied: number | null, acked: number | null): string {
+  return `${applied === null ? '–' : `v${applied}`}${acked === null ? '' : ` (acked v${acked})`}`;
+}
+
+function behind(acked: number | null, current: number): boolean {
+  return acked !== null && acked < current;
 }
 
 /** What a matrix cell asks for: a rule's action, or no rule (the default applies). */
