@@ -2,6 +2,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { REPORT_HISTOGRAM_BOUNDS_MS } from '../../proto/control.js';
 import type { SidecarMetrics } from './metrics.js';
 
+/** Most destinations with series of their own in the per-destination metrics. */
+export const MAX_UPSTREAM_LABELS = 256;
+/** The label of every destination beyond {@link MAX_UPSTREAM_LABELS} (not a service name, so reports leave it out). */
+export const OTHER_UPSTREAMS = '(other)';
+
 /** Sidecar metrics in a prom-client registry of their own (one per sidecar, never global). */
 export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly registry = new Registry();
@@ -37,6 +42,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #upstreamStreamFailures: Counter<'upstream' | 'code'>;
   readonly #upstreamConnectSeconds: Histogram<'upstream'>;
   readonly #upstreamStreamSeconds: Histogram<'upstream'>;
+  /** Destinations with series of their own; the proxy port lets apps name any, so they are capped. */
+  readonly #upstreamLabels = new Set<string>();
 
   constructor(labels: { service: string; sidecarId?: string }) {
     const registers = [this.registry];
@@ -261,17 +268,26 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   tunnelClosed(role: 'relay'): void {
     this.#tunnelsActive.dec({ role });
   }
-  upstreamStreamOpened(upstream: string, connectSeconds: number): void {
+  upstreamStreamOpened(destination: string, connectSeconds: number): void {
+    const upstream = this.#upstreamLabel(destination);
     this.#upstreamStreamsOpened.inc({ upstream });
     this.#upstreamStreamsActive.inc({ upstream });
     this.#upstreamConnectSeconds.observe({ upstream }, connectSeconds);
   }
-  upstreamStreamClosed(upstream: string, durationSeconds: number): void {
+  upstreamStreamClosed(destination: string, durationSeconds: number): void {
+    const upstream = this.#upstreamLabel(destination);
     this.#upstreamStreamsActive.dec({ upstream });
     this.#upstreamStreamSeconds.observe({ upstream }, durationSeconds);
   }
-  upstreamStreamFailed(upstream: string, codeName: string): void {
-    this.#upstreamStreamFailures.inc({ upstream, code: codeName });
+  upstreamStreamFailed(destination: string, codeName: string): void {
+    this.#upstreamStreamFailures.inc({ upstream: this.#upstreamLabel(destination), code: codeName });
+  }
+  /** The destination's own label while there are fewer than {@link MAX_UPSTREAM_LABELS}, then `(other)`. */
+  #upstreamLabel(destination: string): string {
+    if (this.#upstreamLabels.has(destination)) return destination;
+    if (this.#upstreamLabels.size >= MAX_UPSTREAM_LABELS) return OTHER_UPSTREAMS;
+    this.#upstreamLabels.add(destination);
+    return destination;
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));

@@ -26,6 +26,7 @@ import {
 import type { ReportChannel } from '../../sidecar/control/reporter.js';
 import { Reporter } from '../../sidecar/control/reporter.js';
 import { PrometheusSidecarMetrics } from '../../sidecar/metrics/index.js';
+import { MAX_UPSTREAM_LABELS, OTHER_UPSTREAMS } from '../../sidecar/metrics/prometheus-metrics.js';
 import { adminTokenOf, caPemOf, ChannelClient, isError, isSnapshot, joinAs, silentLogger, withTestControlPlane } from '../control-plane/helpers.js';
 import { eventually } from '../support/mesh.js';
 import { uiCall, uiLogin } from './helpers.js';
@@ -110,6 +111,19 @@ describe('reports', () => {
     assert.equal(report.peers.length, MAX_REPORT_ENTRIES);
     assert.equal(Object.keys(report.errors).length, MAX_REPORT_ERROR_CODES);
     assert.deepEqual(parseSidecarMessage(report), report);
+  });
+
+  it('come from per-destination metrics whose series are capped (apps may name any destination at the proxy port)', async () => {
+    const metrics = new PrometheusSidecarMetrics({ service: 'web' });
+    for (let i = 0; i < MAX_UPSTREAM_LABELS + 50; i++) metrics.upstreamStreamFailed(`name-${i}`, 'APP_UNREACHABLE');
+    metrics.upstreamStreamFailed('name-0', 'APP_UNREACHABLE');
+    const failures = (await metrics.registry.getSingleMetric('trellis_sidecar_upstream_stream_failures_total')?.get())?.values ?? [];
+    assert.equal(failures.length, MAX_UPSTREAM_LABELS + 1);
+    assert.equal(failures.find((v) => v.labels.upstream === OTHER_UPSTREAMS)?.value, 50);
+    assert.equal(failures.find((v) => v.labels.upstream === 'name-0')?.value, 2);
+    const report = await reporterFor(metrics).build();
+    assert.equal(report.upstreams.length, MAX_REPORT_ENTRIES);
+    assert.equal(report.upstreams.some((u) => u.service === OTHER_UPSTREAMS), false);
   });
 
   it('stay under MAX_REPORT_BYTES with every list at its cap and every name at its longest', () => {
