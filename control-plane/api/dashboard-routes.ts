@@ -93,7 +93,13 @@ async function serveDashboard(
   if (path === '/ui/login') {
     allow(method, ['POST']);
     const { token } = parseWithSchema(loginRequestSchema, await readJsonBody(req), 'login');
-    await tokens.verifyAdminAuthorization(`Bearer ${token}`);
+    try {
+      await tokens.verifyAdminAuthorization(`Bearer ${token}`);
+    } catch (err) {
+      // An audit line, never the token.
+      components.logger.warn({ remote: req.socket.remoteAddress, code: (err as { code?: string }).code }, 'dashboard login refused');
+      throw err;
+    }
     const opened = sessions.open();
     components.logger.info({ remote: req.socket.remoteAddress }, 'dashboard login');
     res.setHeader('Set-Cookie', opened.cookie);
