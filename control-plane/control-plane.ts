@@ -15,7 +15,7 @@ import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
 import { MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS } from '../proto/control.js';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
-import { withDashboard } from './api/dashboard-routes.js';
+import { meshViewRoutes, withDashboard } from './api/dashboard-routes.js';
 import { publicRoutes } from './api/public-routes.js';
 import { createRequestHandler } from './api/router.js';
 import { CertificateAuthority } from './ca.js';
@@ -26,6 +26,7 @@ import { DataDirError } from './errors.js';
 import { GatewayRegistry } from './gateway-registry.js';
 import { buildMeshView } from './dashboard/mesh-view.js';
 import { DashboardSessions } from './dashboard/sessions.js';
+import type { MeshView } from './dashboard/view-types.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { PolicyService } from './policies.js';
 import { Registry } from './registry.js';
@@ -110,7 +111,8 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const policies = new PolicyService(config);
     const reports = new ReportStore(now);
     const reportIntervalMs = reportInterval(init.reportIntervalMs ?? 5000);
-    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
+    const meshView = (): MeshView => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) });
+    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways }), ...meshViewRoutes(meshView)];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     const server = createServer(
       {
@@ -125,7 +127,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       withDashboard(createRequestHandler(routes, { tokens, metrics, logger }), {
         tokens,
         sessions: new DashboardSessions({ now }),
-        view: () => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) }),
+        view: meshView,
         apiRoutes: routes,
         metrics,
         logger,

@@ -42,6 +42,11 @@ export interface DashboardComponents {
   logger: Logger;
 }
 
+/** `GET /v1/mesh`: the dashboard's view for scripts, behind the admin token like every admin route. */
+export function meshViewRoutes(view: () => MeshView): Route[] {
+  return [{ method: 'GET', path: '/v1/mesh', admin: true, hasBody: false, handle: () => Promise.resolve({ json: view() }) }];
+}
+
 /** Serves `/ui…` and hands every other request to `next`. */
 export function withDashboard(next: RequestListener, components: DashboardComponents): RequestListener {
   const assets = new Map<string, Promise<Buffer>>();

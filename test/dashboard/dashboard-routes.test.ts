@@ -8,7 +8,7 @@ import type { MeshView } from '../../control-plane/dashboard/view-types.js';
 import type { ControlPlane } from '../../control-plane/index.js';
 import { Reporter } from '../../sidecar/control/reporter.js';
 import { PrometheusSidecarMetrics } from '../../sidecar/metrics/index.js';
-import { adminTokenOf, caPemOf, ChannelClient, controlPlaneIdentityCheck, isSnapshot, joinAs, silentLogger, withTestControlPlane } from '../control-plane/helpers.js';
+import { adminTokenOf, call, caPemOf, ChannelClient, controlPlaneIdentityCheck, isSnapshot, joinAs, silentLogger, withTestControlPlane } from '../control-plane/helpers.js';
 import { eventually } from '../support/mesh.js';
 import { uiCall, uiLogin } from './helpers.js';
 
@@ -138,6 +138,11 @@ describe('dashboard routes', () => {
       await eventually(async () => (await kinds()).length === 4, 'four warnings');
       assert.deepEqual(await kinds(), ['cert-expiring', 'config-behind', 'endpoint-ejected', 'endpoint-unhealthy']);
       const view = (await uiCall(cp, caPem, 'GET', '/ui/api/mesh', { cookie: session.cookie })).json as MeshView;
+      // The same view for scripts, behind the admin token.
+      const scripted = await call(cp, dir.path, 'GET', '/v1/mesh', { token: await adminTokenOf(cp) });
+      assert.equal(scripted.status, 200);
+      assert.equal((scripted.json as MeshView).sidecars.find((s) => s.sidecarId === web.sidecarId)?.configVersionAcked, snapshot.version);
+      assert.equal(errorCode((await call(cp, dir.path, 'GET', '/v1/mesh')).json), 'TRELLIS_ERR_UNAUTHORIZED');
       assert.equal(view.sidecars.find((s) => s.sidecarId === web.sidecarId)?.configVersionAcked, snapshot.version);
       await client.close();
       await eventually(async () => (await kinds()).includes('endpoint-disconnected'), 'the disconnected endpoint warning');
