@@ -155,6 +155,8 @@ describe('dashboard in Chromium', { timeout: 300_000 }, () => {
       const config = /^v(\d+) \(acked v(\d+)\)$/.exec((await page.locator(`tr[data-sidecar="${id}"] [data-field="config"]`).textContent()) ?? '');
       assert.ok(config !== null && Number(config[1]) > 0 && Number(config[2]) > 0, 'the applied and the acked config version');
     }
+    // Gateways report too.
+    await page.locator('tr[data-gateway="default/edge"] td', { hasText: '0.1.0' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
     assert.notEqual(await page.locator('tr[data-service="api"] [data-signal="connectMs"]').textContent(), '– / –');
     // The graph: a canvas drawn by cytoscape, and its account in text.
     assert.ok((await page.locator('#graph canvas').count()) > 0);
