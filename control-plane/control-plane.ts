@@ -16,8 +16,10 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
+import { MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS } from '../proto/control.js';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
+import { meshViewRoutes, withDashboard } from './api/dashboard-routes.js';
 import { publicRoutes } from './api/public-routes.js';
 import { tokenRoutes } from './api/token-routes.js';
 import { createRequestHandler } from './api/router.js';
@@ -28,6 +30,9 @@ import { ConfigState } from './config-state.js';
 import { DataDirError } from './errors.js';
 import { GatewayRegistry } from './gateway-registry.js';
 import { LeaderElection } from './leader-election.js';
+import { buildMeshView } from './dashboard/mesh-view.js';
+import { DashboardSessions } from './dashboard/sessions.js';
+import type { MeshView } from './dashboard/view-types.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { OrphanSweeper } from './orphan-sweeper.js';
 import { PolicyService } from './policies.js';
@@ -35,6 +40,7 @@ import { Registry } from './registry.js';
 import { ReplicaLease } from './replica-lease.js';
 import { SecretBox } from './secret-box.js';
 import { SharedDataFiles } from './shared-data-files.js';
+import { ReportStore } from './reports.js';
 import { SidecarChannel } from './sidecar-channel.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
@@ -80,6 +86,8 @@ export interface ControlPlaneInit {
   store?: Store;
   /** Names this replica in logs and in the leader key. @default `<hostname>:<pid>` */
   replicaId?: string;
+  /** How often sidecars and gateways send their reports. @default 5 s */
+  reportIntervalMs?: number;
   /** Clock for token and certificate times, ms since the epoch (tests move it). @default Date.now */
   now?: () => number;
 }
@@ -154,12 +162,24 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
-    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
-    routes.push(...tokenRoutes({ tokens }));
+    const reports = new ReportStore(now);
+    const reportIntervalMs = reportInterval(init.reportIntervalMs ?? 5000);
+    const meshView = (): MeshView => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) });
+    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways }), ...tokenRoutes({ tokens }), ...meshViewRoutes(meshView)];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     server.setSecureContext({ key: serverCert.keyPem, cert: serverCert.certPem, ca: ca.caPems() });
-    server.on('request', createRequestHandler(routes, { tokens, metrics, logger }));
-    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs }, init.pingIntervalMs);
+    server.on(
+      'request',
+      withDashboard(createRequestHandler(routes, { tokens, metrics, logger }), {
+        tokens,
+        sessions: new DashboardSessions({ now }),
+        view: meshView,
+        apiRoutes: routes,
+        metrics,
+        logger,
+      }),
+    );
+    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs, reports: { store: reports, intervalMs: reportIntervalMs } }, init.pingIntervalMs);
     metrics.setGaugeSource({
       sidecarsConnected: () => channel.connectedCount,
       endpointCounts: () => registry.endpointCounts(),
@@ -276,4 +296,11 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new ValidationError(`${name} must be a positive number of milliseconds`);
   return value;
+}
+
+function reportInterval(ms: number): number {
+  if (!Number.isInteger(ms) || ms < MIN_REPORT_INTERVAL_MS || ms > MAX_REPORT_INTERVAL_MS) {
+    throw new ValidationError(`reportIntervalMs must be a whole number of milliseconds from ${MIN_REPORT_INTERVAL_MS} to ${MAX_REPORT_INTERVAL_MS}`);
+  }
+  return ms;
 }

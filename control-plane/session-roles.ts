@@ -14,8 +14,8 @@ import type { Registry } from './registry.js';
 
 type MessageType = SidecarMessage['type'];
 
-/** Messages every identity may send; the session handles `ack` and `renew` itself. */
-const COMMON_MESSAGES: ReadonlySet<MessageType> = new Set(['ack', 'renew', 'deregister']);
+/** Messages every identity may send; the session handles `ack`, `renew` and `report` itself. */
+const COMMON_MESSAGES: ReadonlySet<MessageType> = new Set(['ack', 'renew', 'deregister', 'report']);
 
 /** The identity-specific part of a session. */
 export interface SessionRole {

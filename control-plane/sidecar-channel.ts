@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { ApiErrorBody } from '../proto/control.js';
 import { ControlErrorCode, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../proto/control.js';
+import { CHANNEL_VERSION, CHANNEL_VERSION_HEADER, REPORT_INTERVAL_HEADER } from '../proto/control.js';
 import { channelIdentityOf } from './peer-identity.js';
 import type { SidecarSessionComponents } from './sidecar-session.js';
 import { SidecarSession } from './sidecar-session.js';
@@ -38,6 +39,9 @@ export class SidecarChannel {
   ) {
     this.logger = components.logger.child({ component: 'sidecar-channel' });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    // Channel version 2 (reports) is announced in the upgrade answer, where older sidecars ignore it.
+    const reports = components.reports;
+    if (reports !== undefined) this.wss.on('headers', (headers) => headers.push(`${CHANNEL_VERSION_HEADER}: ${CHANNEL_VERSION}`, `${REPORT_INTERVAL_HEADER}: ${reports.intervalMs}`));
     this.pingTimer = setInterval(() => {
       for (const session of this.sessions) session.heartbeat();
     }, pingIntervalMs);
@@ -52,6 +56,11 @@ export class SidecarChannel {
   /** The acked version of every registered session, for the lag metrics. */
   *ackedVersions(): Iterable<number> {
     for (const session of this.sessions) if (session.isRegistered) yield session.ackedVersion;
+  }
+
+  /** The config version the registered session of `ownerKey` (a sidecar id, or `gw/<zone>/<name>`) acked last. */
+  ackedVersionOf(ownerKey: string): number | undefined {
+    return this.sessionByOwner.get(ownerKey)?.ackedVersion;
   }
 
   /** Closes every session (1001) and stops accepting; resolves once all have closed. */

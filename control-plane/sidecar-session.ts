@@ -11,6 +11,7 @@ import { ControlErrorCode, decodeSidecarMessage, encodeControlMessage } from '..
 import { TrellisError } from '../proto/errors.js';
 import type { ConfigPublisher, PushTarget } from './config-publisher.js';
 import type { ControlPlaneMetrics } from './metrics.js';
+import type { ReportStore } from './reports.js';
 import type { ChannelIdentity } from './peer-identity.js';
 import type { SessionRole, SessionRoleComponents } from './session-roles.js';
 import { sessionRoleFor } from './session-roles.js';
@@ -26,6 +27,8 @@ export interface SidecarSessionComponents extends SessionRoleComponents {
   publisher: ConfigPublisher;
   metrics: ControlPlaneMetrics;
   logger: Logger;
+  /** Keeps the sessions' reports; without it reports are not announced (channel version 1). */
+  reports?: { store: ReportStore; intervalMs: number };
   /** Called when the session registers, so that an older session of the same owner can go. */
   onRegistered?: (session: SidecarSession) => void;
 }
@@ -123,6 +126,9 @@ export class SidecarSession implements PushTarget {
         return;
       case 'renew':
         return this.renew(message.csrPem);
+      case 'report':
+        this.components.reports?.store.record(this, this.ownerKey, this.identity, message);
+        return;
       default: {
         const done = this.role.handle(this, message);
         this.track(done, message.type);
@@ -173,6 +179,7 @@ export class SidecarSession implements PushTarget {
 
   private onClose(): void {
     this.components.publisher.unsubscribe(this);
+    this.components.reports?.store.forget(this, this.ownerKey);
     if (this.registered) this.role.release(this);
     this.logger.info('channel closed');
   }

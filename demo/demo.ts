@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   const [, webAddress = ''] = await start('web', [fileURLToPath(new URL('./web-app.js', import.meta.url))], /listening on (\S+)/, { TRELLIS_UPSTREAM_API: upstream });
 
   console.log(`
+Dashboard: ${cpUrl}/ui  (log in with the admin token: cat ${join(dataDir, 'cp', 'admin.token')})
+
 The mesh is up:
   control plane      ${cpUrl}
   web app            curl http://${webAddress}/     (calls api through the mesh)

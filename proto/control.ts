@@ -59,6 +59,8 @@ export const ControlErrorCode = {
   STORE: 'TRELLIS_ERR_STORE',
   /** The etcd encryption key file is missing, readable by others, malformed, or not the key the stored secrets were sealed with. */
   ENCRYPTION_KEY: 'TRELLIS_ERR_ENCRYPTION_KEY',
+  /** A dashboard change without the session's CSRF token. */
+  CSRF: 'TRELLIS_ERR_CSRF',
   INTERNAL: 'TRELLIS_ERR_INTERNAL',
 } as const;
 export type ControlErrorCode = (typeof ControlErrorCode)[keyof typeof ControlErrorCode];
@@ -229,6 +231,59 @@ const ackMessageSchema = z.object({ type: z.literal('ack'), version: versionSche
 const renewMessageSchema = z.object({ type: z.literal('renew'), csrPem: pemSchema });
 const healthMessageSchema = z.object({ type: z.literal('health'), healthy: z.boolean() });
 const deregisterMessageSchema = z.object({ type: z.literal('deregister') });
+/** Channel version a control plane announces in its upgrade answer (`Trellis-Channel-Version`); 2 accepts `report`. */
+export const CHANNEL_VERSION = 2;
+/** Upgrade answer headers of channel version 2 (lowercase, as Node reads them). */
+export const CHANNEL_VERSION_HEADER = 'trellis-channel-version';
+export const REPORT_INTERVAL_HEADER = 'trellis-report-interval-ms';
+/** Bounds of the interval a control plane may ask reports at. */
+export const MIN_REPORT_INTERVAL_MS = 1000;
+export const MAX_REPORT_INTERVAL_MS = 60_000;
+/** Upper bounds (ms) of the report histograms' buckets; one more bucket counts larger values. */
+export const REPORT_HISTOGRAM_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000];
+/** Most destinations, callers, peers and ejection entries in one report. */
+export const MAX_REPORT_ENTRIES = 64;
+/** Most error codes in a report's `errors`, and in one destination's `failed`. */
+export const MAX_REPORT_ERROR_CODES = 32;
+export const MAX_REPORT_FAILURE_CODES = 16;
+/** A report of every list at its cap, every name at its longest, encodes to fewer bytes than this. */
+export const MAX_REPORT_BYTES = 128 * 1024;
+/**
+ * The report interval a control plane asked for in its upgrade answer, or `undefined` when it
+ * announced no channel version 2 (then it takes no reports) or a malformed interval.
+ */
+export function reportIntervalFromHeaders(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const version = Number(headers[CHANNEL_VERSION_HEADER]);
+  const intervalMs = Number(headers[REPORT_INTERVAL_HEADER]);
+  if (!Number.isInteger(version) || version < 2) return undefined;
+  if (!Number.isInteger(intervalMs) || intervalMs < MIN_REPORT_INTERVAL_MS || intervalMs > MAX_REPORT_INTERVAL_MS) return undefined;
+  return intervalMs;
+}
+const countSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const errorCodeNameSchema = z.string().regex(/^[A-Z0-9_()]{1,32}$/, 'not an error code name');
+const countsByCode = (max: number) =>
+  z.record(errorCodeNameSchema, countSchema).refine((counts) => Object.keys(counts).length <= max, `at most ${max} error codes`);
+const histogramSchema = z.object({
+  counts: z.array(countSchema).length(REPORT_HISTOGRAM_BOUNDS_MS.length + 1),
+  sumMs: z.number().nonnegative().max(Number.MAX_SAFE_INTEGER),
+});
+const reportMessageSchema = z.object({
+  type: z.literal('report'),
+  software: z.string().max(32),
+  configVersion: versionSchema,
+  certExpiresAt: versionSchema,
+  appHealthy: z.boolean().optional(),
+  streamsActive: z.object({ inbound: countSchema, outbound: countSchema }),
+  bytes: z.object({ in: countSchema, out: countSchema }),
+  linksActive: countSchema,
+  upstreams: z
+    .array(z.object({ service: serviceNameSchema, opened: countSchema, active: countSchema, failed: countsByCode(MAX_REPORT_FAILURE_CODES), connectMs: histogramSchema, durationMs: histogramSchema }))
+    .max(MAX_REPORT_ENTRIES),
+  denials: z.array(z.object({ source: serviceNameSchema, count: countSchema })).max(MAX_REPORT_ENTRIES),
+  errors: countsByCode(MAX_REPORT_ERROR_CODES),
+  peers: z.array(z.object({ peer: z.string().max(256), rttMs: z.number().nonnegative().max(3_600_000) })).max(MAX_REPORT_ENTRIES),
+  ejections: z.array(z.object({ service: serviceNameSchema, count: countSchema })).max(MAX_REPORT_ENTRIES),
+});
 const sidecarMessageSchema = z.discriminatedUnion('type', [
   registerMessageSchema,
   registerGatewayMessageSchema,
@@ -237,6 +292,7 @@ const sidecarMessageSchema = z.discriminatedUnion('type', [
   renewMessageSchema,
   healthMessageSchema,
   deregisterMessageSchema,
+  reportMessageSchema,
 ]);
 
 /** Sent first on the channel; (re)places this sidecar's endpoint with the health it reports (`true` when absent). */
@@ -253,6 +309,10 @@ export type RenewMessage = z.infer<typeof renewMessageSchema>;
 export type HealthMessage = z.infer<typeof healthMessageSchema>;
 /** The sidecar is draining: remove its endpoint now rather than when its lease ends. */
 export type DeregisterMessage = z.infer<typeof deregisterMessageSchema>;
+/** Channel version 2: what the sender did since it started (see PROTOCOL.md, "Reports"). */
+export type ReportMessage = z.infer<typeof reportMessageSchema>;
+/** A report histogram: one count per bound of {@link REPORT_HISTOGRAM_BOUNDS_MS}, plus one for larger values. */
+export type ReportHistogram = z.infer<typeof histogramSchema>;
 export type SidecarMessage = z.infer<typeof sidecarMessageSchema>;
 
 const rawEntrySchema = z.tuple([z.string().max(1024), z.unknown()]);

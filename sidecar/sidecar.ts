@@ -9,6 +9,7 @@ import { HashRingBalancer } from './balancer/index.js';
 import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
 import { sidecarRegistration } from './control/registration.js';
+import { Reporter } from './control/reporter.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
@@ -221,6 +222,9 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       closers.push(() => checks.stop());
       appHealth = checks;
     }
+    const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => appHealth?.healthy };
+    const reporter = new Reporter({ channel: session, metrics: metrics.registry, state: reporterState, logger });
+    closers.push(() => reporter.stop());
     const renewer = new CertificateRenewer({ credentials, session, logger });
     closers.push(() => renewer.stop());
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { ControlPlaneMessage, SidecarMessage } from '../../proto/control.js';
 import { decodeControlPlaneMessage, encodeControlMessage, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../../proto/control.js';
+import { reportIntervalFromHeaders } from '../../proto/control.js';
 import { TrellisError } from '../../proto/errors.js';
 import { controlPlaneSpiffeId, uriSansOf } from '../../proto/spiffe.js';
 import type { MeshConfig } from '../config/mesh-config.js';
@@ -37,6 +38,7 @@ export class ControlSession extends EventEmitter {
   #stopped = false;
   #connected = false;
   #deregistered = false;
+  #reportIntervalMs: number | undefined;
 
   constructor(init: ControlSessionInit) {
     super();
@@ -45,6 +47,11 @@ export class ControlSession extends EventEmitter {
 
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /** How often the control plane of the current channel takes reports; `undefined`: it takes none (channel version 1). */
+  get reportIntervalMs(): number | undefined {
+    return this.#reportIntervalMs;
   }
 
   start(): void {
@@ -97,6 +104,7 @@ export class ControlSession extends EventEmitter {
       handshakeTimeout: 10_000,
     });
     this.#socket = socket;
+    socket.once('upgrade', (response) => (this.#reportIntervalMs = reportIntervalFromHeaders(response.headers)));
     socket.on('open', () => {
       if (this.#deregistered) {
         socket.close(1000, 'draining');

@@ -120,6 +120,7 @@ export class OutboundForwarder {
     socket.on('error', () => undefined);
     const policy = this.#init.hashPolicies?.get(service);
     const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
+    const acceptedAtMs = performance.now();
     this.#openStream(service, key).then(
       ({ stream, lease }) => {
         if (socket.destroyed) {
@@ -127,6 +128,7 @@ export class OutboundForwarder {
           return;
         }
         this.#track(service, stream, lease);
+        this.#init.metrics.upstreamStreamOpened(service, (performance.now() - acceptedAtMs) / 1000);
         options.onOpen?.();
         joinSocketToStream(socket, stream, this.#init.metrics);
         this.#idleStreams?.watch(stream, socket);
@@ -142,6 +144,7 @@ export class OutboundForwarder {
         const code = (error as Partial<NoRouteError>).code;
         this.#init.logger.warn({ service, code, err: error.message }, 'no route for connection');
         this.#init.metrics.streamError(errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
+        this.#init.metrics.upstreamStreamFailed(service, errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
         if (options.onNoRoute !== undefined) options.onNoRoute(error);
         else socket.resetAndDestroy();
       },
@@ -196,6 +199,8 @@ export class OutboundForwarder {
     const { metrics } = this.#init;
     metrics.streamOpened('outbound');
     stream.once('close', () => metrics.streamClosed('outbound'));
+    const openedAtMs = performance.now();
+    stream.once('close', () => metrics.upstreamStreamClosed(service, (performance.now() - openedAtMs) / 1000));
     // Bytes or a clean FIN from the peer mean its app took the stream: the endpoint works.
     let answered = false;
     const onAnswer = (): void => {
@@ -206,6 +211,7 @@ export class OutboundForwarder {
     stream.once('data', onAnswer);
     stream.once('end', onAnswer);
     stream.once('reset', (code: number, _message: string, local: boolean) => {
+      metrics.upstreamStreamFailed(service, errorCodeName(code));
       if (local) metrics.streamError(errorCodeName(code));
       else if (code === ErrorCode.APP_UNREACHABLE && !answered) this.#endpointFailed(service, lease);
     });

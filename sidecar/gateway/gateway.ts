@@ -6,6 +6,7 @@ import type { AdminServer } from '../admin-server.js';
 import { startAdminServer } from '../admin-server.js';
 import { MeshConfig } from '../config/mesh-config.js';
 import { ControlSession } from '../control/control-session.js';
+import { Reporter } from '../control/reporter.js';
 import type { CredentialsInit } from '../identity/credentials.js';
 import { Credentials } from '../identity/credentials.js';
 import { CertificateRenewer } from '../identity/renewer.js';
@@ -124,6 +125,9 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     controlSession.on('connected', () => controlSession.send({ type: 'gateway-links', peers: peers.peers() }));
     controlSession.start();
     closers.push(() => controlSession.close());
+    const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => undefined };
+    const reporter = new Reporter({ channel: controlSession, metrics: metrics.registry, state: reporterState, logger });
+    closers.push(() => reporter.stop());
     const renewer = new CertificateRenewer({ credentials, session: controlSession, logger });
     closers.push(() => renewer.stop());
 

@@ -27,6 +27,12 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   /** A gateway spliced a tunnel stream between two links, and later closed it. */
   tunnelOpened(role: 'relay'): void;
   tunnelClosed(role: 'relay'): void;
+  /** An outbound stream to `upstream` opened, `connectSeconds` after its connection was accepted. */
+  upstreamStreamOpened(upstream: string, connectSeconds: number): void;
+  /** An outbound stream to `upstream` closed after `durationSeconds` open. */
+  upstreamStreamClosed(upstream: string, durationSeconds: number): void;
+  /** A connection to `upstream` got no stream, or its stream was reset, by wire code name. */
+  upstreamStreamFailed(upstream: string, codeName: string): void;
   certExpiry(expiresAtMs: number): void;
   configVersion(version: number): void;
   /** Text exposition for `/metrics`. */

@@ -1,5 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REPORT_HISTOGRAM_BOUNDS_MS } from '../../proto/control.js';
 import type { SidecarMetrics } from './metrics.js';
+
+/** Most destinations with series of their own in the per-destination metrics. */
+export const MAX_UPSTREAM_LABELS = 256;
+/** The label of every destination beyond {@link MAX_UPSTREAM_LABELS} (not a service name, so reports leave it out). */
+export const OTHER_UPSTREAMS = '(other)';
 
 /** Sidecar metrics in a prom-client registry of their own (one per sidecar, never global). */
 export class PrometheusSidecarMetrics implements SidecarMetrics {
@@ -31,6 +37,13 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #tunnelsActive: Gauge<'role'>;
   readonly #tunnelsOpened: Counter<'role'>;
   readonly #configVersion: Gauge;
+  readonly #upstreamStreamsOpened: Counter<'upstream'>;
+  readonly #upstreamStreamsActive: Gauge<'upstream'>;
+  readonly #upstreamStreamFailures: Counter<'upstream' | 'code'>;
+  readonly #upstreamConnectSeconds: Histogram<'upstream'>;
+  readonly #upstreamStreamSeconds: Histogram<'upstream'>;
+  /** Destinations with series of their own; the proxy port lets apps name any, so they are capped. */
+  readonly #upstreamLabels = new Set<string>();
 
   constructor(labels: { service: string; sidecarId?: string }) {
     const registers = [this.registry];
@@ -157,6 +170,40 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       help: 'When the sidecar certificate expires (Unix seconds).',
       registers,
     });
+    // The buckets of the control plane's reports, so that a report reads these histograms as they are.
+    const reportBuckets = REPORT_HISTOGRAM_BOUNDS_MS.map((ms) => ms / 1000);
+    this.#upstreamStreamsOpened = new Counter({
+      name: 'trellis_sidecar_upstream_streams_opened_total',
+      help: 'Outbound streams opened, by destination service.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.#upstreamStreamsActive = new Gauge({
+      name: 'trellis_sidecar_upstream_streams_active',
+      help: 'Outbound streams open now, by destination service.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.#upstreamStreamFailures = new Counter({
+      name: 'trellis_sidecar_upstream_stream_failures_total',
+      help: 'Connections to a destination service that got no stream, or whose stream was reset, by destination and wire error code.',
+      labelNames: ['upstream', 'code'],
+      registers,
+    });
+    this.#upstreamConnectSeconds = new Histogram({
+      name: 'trellis_sidecar_upstream_connect_seconds',
+      help: 'Time from accepting a connection to its stream being open (pick, link dial if needed, OPEN), by destination service.',
+      labelNames: ['upstream'],
+      buckets: reportBuckets,
+      registers,
+    });
+    this.#upstreamStreamSeconds = new Histogram({
+      name: 'trellis_sidecar_upstream_stream_duration_seconds',
+      help: 'How long outbound streams stayed open, by destination service.',
+      labelNames: ['upstream'],
+      buckets: reportBuckets,
+      registers,
+    });
     this.#configVersion = new Gauge({
       name: 'trellis_sidecar_config_version',
       help: 'Version of the mesh configuration this sidecar applies.',
@@ -220,6 +267,27 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   tunnelClosed(role: 'relay'): void {
     this.#tunnelsActive.dec({ role });
+  }
+  upstreamStreamOpened(destination: string, connectSeconds: number): void {
+    const upstream = this.#upstreamLabel(destination);
+    this.#upstreamStreamsOpened.inc({ upstream });
+    this.#upstreamStreamsActive.inc({ upstream });
+    this.#upstreamConnectSeconds.observe({ upstream }, connectSeconds);
+  }
+  upstreamStreamClosed(destination: string, durationSeconds: number): void {
+    const upstream = this.#upstreamLabel(destination);
+    this.#upstreamStreamsActive.dec({ upstream });
+    this.#upstreamStreamSeconds.observe({ upstream }, durationSeconds);
+  }
+  upstreamStreamFailed(destination: string, codeName: string): void {
+    this.#upstreamStreamFailures.inc({ upstream: this.#upstreamLabel(destination), code: codeName });
+  }
+  /** The destination's own label while there are fewer than {@link MAX_UPSTREAM_LABELS}, then `(other)`. */
+  #upstreamLabel(destination: string): string {
+    if (this.#upstreamLabels.has(destination)) return destination;
+    if (this.#upstreamLabels.size >= MAX_UPSTREAM_LABELS) return OTHER_UPSTREAMS;
+    this.#upstreamLabels.add(destination);
+    return destination;
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));

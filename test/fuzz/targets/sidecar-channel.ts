@@ -7,7 +7,7 @@
  * decodes back to the same message.
  */
 import fc from 'fast-check';
-import { decodeControlPlaneMessage, decodeSidecarMessage, encodeControlMessage } from '../../../proto/control.js';
+import { decodeControlPlaneMessage, decodeSidecarMessage, encodeControlMessage, REPORT_HISTOGRAM_BOUNDS_MS } from '../../../proto/control.js';
 import type { ControlPlaneMessage, SidecarMessage } from '../../../proto/control.js';
 import { ValidationError } from '../../../proto/errors.js';
 import { applyByteMutations, byteMutationArbitrary } from '../bytes.js';
@@ -36,7 +36,30 @@ const sidecarMessage: fc.Arbitrary<SidecarMessage> = fc.oneof(
   fc.record({ type: fc.constant('renew' as const), csrPem: pem }),
   fc.record({ type: fc.constant('health' as const), healthy: fc.boolean() }),
   fc.constant({ type: 'deregister' as const }),
+  reportArbitrary(),
 );
+
+/** Channel version 2's `report`, small: every list short, names from the wire's code names. */
+function reportArbitrary(): fc.Arbitrary<SidecarMessage> {
+  const count = fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER));
+  const codes = fc.dictionary(fc.constantFrom('POLICY_DENIED', 'APP_UNREACHABLE', 'STREAM_ABORTED', 'UNKNOWN(99)'), count, { maxKeys: 4 });
+  const histogram = fc.record({ counts: fc.array(count, { minLength: REPORT_HISTOGRAM_BOUNDS_MS.length + 1, maxLength: REPORT_HISTOGRAM_BOUNDS_MS.length + 1 }), sumMs: fc.double({ min: 0, max: 1e9, noNaN: true }) });
+  const service = fc.constantFrom('api', 'web', 'db-1');
+  return fc.record({
+    type: fc.constant('report' as const),
+    software: fc.string({ maxLength: 32 }),
+    configVersion: version,
+    certExpiresAt: version,
+    streamsActive: fc.record({ inbound: count, outbound: count }),
+    bytes: fc.record({ in: count, out: count }),
+    linksActive: count,
+    upstreams: fc.array(fc.record({ service, opened: count, active: count, failed: codes, connectMs: histogram, durationMs: histogram }), { maxLength: 3 }),
+    denials: fc.array(fc.record({ source: service, count }), { maxLength: 3 }),
+    errors: codes,
+    peers: fc.array(fc.record({ peer: hostPort, rttMs: fc.double({ min: 0, max: 3_600_000, noNaN: true }) }), { maxLength: 3 }),
+    ejections: fc.array(fc.record({ service, count }), { maxLength: 3 }),
+  });
+}
 
 const controlPlaneMessage: fc.Arbitrary<ControlPlaneMessage> = fc.oneof(
   fc.record({ type: fc.constant('snapshot' as const), version, entries: fc.array(configEntryArbitrary, { maxLength: 4 }) }),
