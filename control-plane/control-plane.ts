@@ -25,6 +25,7 @@ import { GatewayRegistry } from './gateway-registry.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { PolicyService } from './policies.js';
 import { Registry } from './registry.js';
+import { RevocationService } from './revocations.js';
 import { SidecarChannel } from './sidecar-channel.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
@@ -101,7 +102,8 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
-    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
+    const revocations = new RevocationService(config, now);
+    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs, revocations }), ...adminRoutes({ tokens, policies, registry, gateways, revocations })];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     const server = createServer(
       {
@@ -115,7 +117,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       },
       createRequestHandler(routes, { tokens, metrics, logger }),
     );
-    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs }, init.pingIntervalMs);
+    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs, revocations }, init.pingIntervalMs);
     metrics.setGaugeSource({
       sidecarsConnected: () => channel.connectedCount,
       endpointCounts: () => registry.endpointCounts(),

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** How a join attempt (sidecar or gateway) ended; the label of `trellis_cp_joins_total`. */
-export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'error';
+export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'revoked' | 'error';
 
 /** Live values that gauges read at scrape time instead of being kept up to date. */
 export interface GaugeSource {

@@ -7,6 +7,7 @@ import { gatewaySpiffeId, serviceSpiffeId } from '../../proto/spiffe.js';
 import type { CertificateAuthority } from '../ca.js';
 import { signGatewayCsr, signSidecarCsr } from '../cert-issuer.js';
 import type { ControlPlaneMetrics, JoinResult } from '../metrics.js';
+import type { RevocationService } from '../revocations.js';
 import type { TokenService } from '../token-service.js';
 import type { Route } from './router.js';
 
@@ -16,6 +17,8 @@ export interface PublicRouteComponents {
   tokens: TokenService;
   metrics: ControlPlaneMetrics;
   leafTtlMs: number;
+  /** Refuses joins of revoked services. @default none revoked */
+  revocations?: RevocationService;
 }
 
 const joinResultByCode: Record<string, JoinResult> = {
@@ -26,6 +29,7 @@ const joinResultByCode: Record<string, JoinResult> = {
   TRELLIS_ERR_TOKEN_WRONG_SERVICE: 'wrong_service',
   TRELLIS_ERR_TOKEN_WRONG_KIND: 'wrong_kind',
   TRELLIS_ERR_BAD_CSR: 'bad_csr',
+  TRELLIS_ERR_REVOKED: 'revoked',
   TRELLIS_ERR_BODY_TOO_LARGE: 'bad_request',
 };
 
@@ -44,7 +48,7 @@ async function countedJoin<T>(metrics: ControlPlaneMetrics, join: () => Promise<
 
 /** `GET /v1/trust-bundle`, `POST /v1/join`, `POST /v1/join-gateway`, `GET /metrics`. */
 export function publicRoutes(components: PublicRouteComponents): Route[] {
-  const { ca, tokens, metrics, leafTtlMs } = components;
+  const { ca, tokens, metrics, leafTtlMs, revocations } = components;
   return [
     {
       method: 'GET',
@@ -62,6 +66,7 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
         countedJoin(metrics, async () => {
           const request = parseWithSchema(joinRequestSchema, body, 'join request');
           await tokens.verifyJoinToken(request.token, request.service);
+          revocations?.assertMayJoin(request.service);
           const sidecarId = `sc-${randomBytes(6).toString('hex')}`;
           const issued = signSidecarCsr(ca, request.csrPem, { sidecarId, service: request.service }, leafTtlMs);
           const answer: JoinResponse = {
