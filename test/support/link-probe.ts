@@ -2,6 +2,7 @@
 // service with a real token (sidecar/join.ts), dials a sidecar's link with the repo's own TLS
 // transport and mux Session, and opens streams on it; also tries the control plane's channel
 // with a sidecar's saved certificate.
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
@@ -36,19 +37,36 @@ export async function dialLink(credentials: Credentials, address: string, servic
 /** Resolves with the first thing `stream` says: data, a reset (with its code), or the link's end. */
 export function firstAnswer(stream: MuxStream, session: Session): Promise<StreamAnswer> {
   return new Promise((resolve) => {
-    stream.once('data', (chunk: Buffer) => resolve({ outcome: 'data', text: chunk.toString() }));
-    stream.once('reset', (code: number) => resolve({ outcome: 'reset', code }));
-    session.once('close', () => resolve({ outcome: 'closed' }));
+    const done = (answer: StreamAnswer): void => {
+      stream.off('data', onData);
+      stream.off('reset', onReset);
+      session.off('close', onClose);
+      resolve(answer);
+    };
+    const onData = (chunk: Buffer): void => done({ outcome: 'data', text: chunk.toString() });
+    const onReset = (code: number): void => done({ outcome: 'reset', code });
+    const onClose = (): void => done({ outcome: 'closed' });
+    stream.once('data', onData);
+    stream.once('reset', onReset);
+    session.once('close', onClose);
   });
 }
 
-/** Opens a stream to `service` on `session`, sends a line, and waits for the answer. */
+/**
+ * Opens a stream to `service` on `session`, sends a line, and waits for the answer. An
+ * answered stream is then half-closed and waited for, so that the app sees a clean end.
+ */
 export async function ask(session: Session, service: string): Promise<StreamAnswer> {
   const stream = session.openStream(service);
   const answer = firstAnswer(stream, session);
   stream.write(Buffer.from('probe\n'));
   const result = await answer;
-  if (stream.state !== 'closed') stream.reset(0, 'probe done');
+  if (result.outcome === 'data' && stream.state !== 'closed') {
+    const closed = once(stream, 'close');
+    stream.on('data', () => undefined);
+    stream.end();
+    await closed;
+  }
   return result;
 }
 
