@@ -12,6 +12,7 @@ import { WebSocketServer } from 'ws';
 import type { ApiErrorBody } from '../proto/control.js';
 import { ControlErrorCode, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../proto/control.js';
 import { channelIdentityOf } from './peer-identity.js';
+import type { RevocationService } from './revocations.js';
 import type { SidecarSessionComponents } from './sidecar-session.js';
 import { SidecarSession } from './sidecar-session.js';
 
@@ -35,7 +36,10 @@ export class SidecarChannel {
 
   constructor(
     server: Server,
-    private readonly components: SidecarSessionComponents,
+    private readonly components: SidecarSessionComponents & {
+      /** Refuses revoked certificates and closes their sessions (4003), which also ends their renewals. @default none revoked */
+      revocations?: RevocationService;
+    },
     pingIntervalMs = DEFAULT_PING_INTERVAL_MS,
   ) {
     this.logger = components.logger.child({ component: 'sidecar-channel' });

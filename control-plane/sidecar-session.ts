@@ -11,7 +11,6 @@ import { ControlErrorCode, decodeSidecarMessage, encodeControlMessage } from '..
 import { TrellisError } from '../proto/errors.js';
 import type { ConfigPublisher, PushTarget } from './config-publisher.js';
 import type { ControlPlaneMetrics } from './metrics.js';
-import type { RevocationService } from './revocations.js';
 import type { ChannelIdentity } from './peer-identity.js';
 import type { SessionRole, SessionRoleComponents } from './session-roles.js';
 import { sessionRoleFor } from './session-roles.js';
@@ -29,8 +28,6 @@ export interface SidecarSessionComponents extends SessionRoleComponents {
   logger: Logger;
   /** Called when the session registers, so that an older session of the same owner can go. */
   onRegistered?: (session: SidecarSession) => void;
-  /** Refuses renewals of revoked certificates. @default none revoked */
-  revocations?: RevocationService;
 }
 
 /** The control plane's end of one sidecar (or gateway) channel. */
@@ -135,8 +132,6 @@ export class SidecarSession implements PushTarget {
 
   private renew(csrPem: string): void {
     const { ca, metrics } = this.components;
-    const revoked = this.components.revocations?.refusalFor(this.identity);
-    if (revoked !== undefined) return this.refuse(ControlErrorCode.REVOKED, revoked);
     try {
       const issued = this.role.renew(csrPem);
       metrics.certificateIssued('renew');
