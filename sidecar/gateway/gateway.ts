@@ -14,7 +14,7 @@ import type { Connector } from '../links/connector.js';
 import type { StreamQuotaLimits } from '../forward/stream-quota.js';
 import { StreamQuota } from '../forward/stream-quota.js';
 import { LinkManager } from '../links/link-manager.js';
-import { RevokedPeers } from '../links/revoked-peers.js';
+import { RevokedPeers, withRevocationChecks } from '../links/revoked-peers.js';
 import type { ListenerLimits } from '../links/listener-guard.js';
 import { ListenerGuard } from '../links/listener-guard.js';
 import type { LinkUrl } from '../links/link-url.js';
@@ -82,13 +82,13 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
   const revokedPeers = new RevokedPeers({ revocations: config, onRefused: () => metrics.linkRefused('revoked'), logger });
   const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard, revokedPeers });
-  const egressTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
+  const egressTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress, revokedPeers });
   let session: ControlSession | undefined;
   const peers: PeerLinks = new PeerLinks({
     zone: init.zone,
     self,
     config,
-    transport: egressTransport,
+    transport: withRevocationChecks(egressTransport, revokedPeers),
     relay: (): Relay => relay,
     metrics,
     logger,
@@ -106,9 +106,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   try {
     const listeners: LinkListener[] = [];
     for (const url of init.listen) {
-      const listener = await transport.listen(url, (link) => {
-        if (revokedPeers.admit(link)) peers.accept(link);
-      });
+      const listener = await withRevocationChecks(transport, revokedPeers).listen(url, (link) => peers.accept(link));
       listeners.push(listener);
       closers.push(() => listener.close());
     }

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { RevocationLookup } from '../../proto/revocation.js';
 import { revocationOf } from '../../proto/revocation.js';
-import type { AuthenticatedLink } from './transport.js';
+import { TrellisError } from '../../proto/errors.js';
+import type { AuthenticatedLink, LinkTransport } from './transport.js';
 
 /** The revocation entries of the mesh config, and the event that says they changed. */
 export interface RevocationSource extends RevocationLookup {
@@ -80,4 +81,22 @@ export class RevokedPeers extends EventEmitter {
     }
     this.emit('change');
   }
+}
+
+/**
+ * `transport` with every link it dials or accepts admitted by `revokedPeers` first: for owners
+ * of links that hold no {@link RevokedPeers} themselves (a gateway's links to other gateways).
+ */
+export function withRevocationChecks(transport: LinkTransport, revokedPeers: RevokedPeers): LinkTransport {
+  return {
+    dial: async (target) => {
+      const link = await transport.dial(target);
+      if (!revokedPeers.admit(link)) throw new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} shows a revoked certificate`);
+      return link;
+    },
+    listen: (url, onLink) =>
+      transport.listen(url, (link) => {
+        if (revokedPeers.admit(link)) onLink(link);
+      }),
+  };
 }

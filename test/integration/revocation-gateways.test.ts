@@ -132,4 +132,16 @@ describe('revocation across zones (loopback gateways)', () => {
     assert.equal(await scrapeMetric(ga, 'trellis_tunnel_refusals_total', { reason: 'revoked' }), refusalsBefore + 1);
     session.close();
   });
+
+  it('a revoked gateway: the gateway of the other zone drops its link at once and refuses it again', async () => {
+    const gatewayStatus = async (gateway: GatewayProcess): Promise<{ gatewayId: string; peerGateways: string[] }> =>
+      (await (await fetch(`${gateway.adminUrl}/status`)).json()) as { gatewayId: string; peerGateways: string[] };
+    assert.deepEqual((await gatewayStatus(ga)).peerGateways, ['c/gc'], 'the two gateways hold a link');
+    const refusalsBefore = await scrapeMetric(ga, 'trellis_link_refusals_total', { reason: 'revoked' });
+    const { revokedAt } = await revoke(cp, (await gatewayStatus(gc)).gatewayId);
+    await eventually(async () => (await gatewayStatus(ga)).peerGateways.length === 0, 'the link to the revoked gateway to close', CLOSE_BOUND_MS);
+    process.stdout.write(`# revoke a gateway: the link between the zones was gone ${Date.now() - revokedAt} ms after the control plane recorded the revocation (or sooner: polled)\n`);
+    // The revoked gateway still knows ga and dials it again: refused right after the handshake.
+    await eventually(async () => (await scrapeMetric(ga, 'trellis_link_refusals_total', { reason: 'revoked' })) > refusalsBefore, 'ga to refuse the revoked gateway');
+  });
 });
