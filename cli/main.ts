@@ -28,6 +28,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   run: async (args) => (await import('./commands/run.js')).runCommand(args),
   token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
+  revoke: async (args) => (await import('./commands/revoke.js')).revokeCommand(args),
 };
 
 /** Raised for a command name nobody knows: its hint points at the top-level help. */

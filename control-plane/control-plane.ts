@@ -41,6 +41,7 @@ import { ReplicaLease } from './replica-lease.js';
 import { SecretBox } from './secret-box.js';
 import { SharedDataFiles } from './shared-data-files.js';
 import { ReportStore } from './reports.js';
+import { RevocationService } from './revocations.js';
 import { SidecarChannel } from './sidecar-channel.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
@@ -162,10 +163,16 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
+    const revocations = new RevocationService(config, now);
     const reports = new ReportStore(now);
     const reportIntervalMs = reportInterval(init.reportIntervalMs ?? 5000);
     const meshView = (): MeshView => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) });
-    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways }), ...tokenRoutes({ tokens }), ...meshViewRoutes(meshView)];
+    const routes = [
+      ...publicRoutes({ ca, tokens, metrics, leafTtlMs, revocations }),
+      ...adminRoutes({ tokens, policies, registry, gateways, revocations }),
+      ...tokenRoutes({ tokens }),
+      ...meshViewRoutes(meshView),
+    ];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     server.setSecureContext({ key: serverCert.keyPem, cert: serverCert.certPem, ca: ca.caPems() });
     server.on(
@@ -179,7 +186,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
         logger,
       }),
     );
-    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs, reports: { store: reports, intervalMs: reportIntervalMs } }, init.pingIntervalMs);
+    const channel = new SidecarChannel(server, { ca, registry, gateways, publisher, metrics, logger, leafTtlMs, revocations, reports: { store: reports, intervalMs: reportIntervalMs } }, init.pingIntervalMs);
     metrics.setGaugeSource({
       sidecarsConnected: () => channel.connectedCount,
       endpointCounts: () => registry.endpointCounts(),

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** How a join attempt (sidecar or gateway) ended; the label of `trellis_cp_joins_total`. */
-export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'token_used' | 'token_revoked' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'rate_limited' | 'error';
+export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'token_used' | 'token_revoked' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'revoked' | 'rate_limited' | 'error';
 
 /** Live values that gauges read at scrape time instead of being kept up to date. */
 export interface GaugeSource {

@@ -9,7 +9,10 @@ import { peerIdentityOf, uriSansOf } from '../proto/spiffe.js';
 import type { GatewayIdentity, SidecarIdentity } from './cert-issuer.js';
 
 /** Who holds a channel session: a service's sidecar, or a gateway. */
-export type ChannelIdentity = ({ kind: 'sidecar' } & SidecarIdentity) | ({ kind: 'gateway' } & GatewayIdentity);
+export type ChannelIdentity = (({ kind: 'sidecar' } & SidecarIdentity) | ({ kind: 'gateway' } & GatewayIdentity)) & {
+  /** The certificate's notBefore (ms since the epoch), for revocation cut-offs. */
+  notBeforeMs?: number;
+};
 
 /**
  * The identity of the peer on `socket`, or a reason why it has none: no certificate, one that
@@ -30,7 +33,8 @@ export function channelIdentityOf(socket: TLSSocket, trustDomain: string): Chann
   if (commonName === undefined || !sidecarIdSchema.safeParse(commonName).success) {
     return { refused: `certificate has no valid ${peer.kind === 'service' ? 'sidecar' : 'gateway'} id as its common name` };
   }
+  const notBeforeMs = Date.parse(cert.validFrom);
   return peer.kind === 'service'
-    ? { kind: 'sidecar', sidecarId: commonName, service: peer.service }
-    : { kind: 'gateway', gatewayId: commonName, zone: peer.zone, name: peer.name };
+    ? { kind: 'sidecar', sidecarId: commonName, service: peer.service, notBeforeMs }
+    : { kind: 'gateway', gatewayId: commonName, zone: peer.zone, name: peer.name, notBeforeMs };
 }

@@ -4,6 +4,7 @@
  */
 import type { PoliciesView, PolicyAction, PolicyDefaultValue, PolicyRuleValue } from '../proto/control.js';
 import { ControlErrorCode, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, policyRuleKey } from '../proto/control.js';
+import { ValidationError } from '../proto/errors.js';
 import type { ConfigState } from './config-state.js';
 import { ApiError } from './errors.js';
 
@@ -21,14 +22,22 @@ export class PolicyService {
     return { defaultAction: defaultValue?.action ?? 'allow', rules, version: this.config.version };
   }
 
-  async setDefault(action: PolicyAction): Promise<PoliciesView> {
-    await this.config.apply([[POLICY_DEFAULT_KEY, { action }]]);
+  /**
+   * Sets the default; with `closeExisting` (deny only) open streams it now denies are reset too.
+   * @throws ValidationError `TRELLIS_ERR_INVALID` for `closeExisting` with allow.
+   */
+  async setDefault(action: PolicyAction, closeExisting = false): Promise<PoliciesView> {
+    await this.config.apply([[POLICY_DEFAULT_KEY, { action, ...closeExistingFlag(action, closeExisting) }]]);
     return this.view();
   }
 
-  /** Adds or replaces the rule for `rule.from` → `rule.to`. */
+  /**
+   * Adds or replaces the rule for `rule.from` → `rule.to`; see {@link setDefault} for `closeExisting`.
+   * @throws ValidationError `TRELLIS_ERR_INVALID` for `closeExisting` with allow.
+   */
   async putRule(rule: PolicyRuleValue): Promise<PoliciesView> {
-    await this.config.apply([[policyRuleKey(rule.from, rule.to), { from: rule.from, to: rule.to, action: rule.action }]]);
+    const value: PolicyRuleValue = { from: rule.from, to: rule.to, action: rule.action, ...closeExistingFlag(rule.action, rule.closeExisting ?? false) };
+    await this.config.apply([[policyRuleKey(rule.from, rule.to), value]]);
     return this.view();
   }
 
@@ -41,4 +50,11 @@ export class PolicyService {
     await this.config.apply([[key, null]]);
     return this.view();
   }
+}
+
+/** The flag as stored: present only when set, so that entries without it compare equal to older ones. */
+function closeExistingFlag(action: PolicyAction, closeExisting: boolean): { closeExisting?: true } {
+  if (!closeExisting) return {};
+  if (action !== 'deny') throw new ValidationError('closeExisting goes with deny only: an allow closes nothing');
+  return { closeExisting: true };
 }

@@ -13,6 +13,7 @@ import type { ApiErrorBody } from '../proto/control.js';
 import { ControlErrorCode, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../proto/control.js';
 import { CHANNEL_VERSION, CHANNEL_VERSION_HEADER, REPORT_INTERVAL_HEADER } from '../proto/control.js';
 import { channelIdentityOf } from './peer-identity.js';
+import type { RevocationService } from './revocations.js';
 import type { SidecarSessionComponents } from './sidecar-session.js';
 import { SidecarSession } from './sidecar-session.js';
 
@@ -22,6 +23,8 @@ export const DEFAULT_PING_INTERVAL_MS = 10_000;
 const CLOSE_GOING_AWAY = 1001;
 /** Private-use close code: a newer session of the same sidecar (or gateway) registered. */
 export const CLOSE_REPLACED = 4000;
+/** Private-use close code: the session's certificate was revoked. */
+export const CLOSE_REVOKED = 4003;
 
 /** Accepts sidecar sessions and keeps them alive. */
 export class SidecarChannel {
@@ -34,7 +37,10 @@ export class SidecarChannel {
 
   constructor(
     server: Server,
-    private readonly components: SidecarSessionComponents,
+    private readonly components: SidecarSessionComponents & {
+      /** Refuses revoked certificates and closes their sessions (4003), which also ends their renewals. @default none revoked */
+      revocations?: RevocationService;
+    },
     pingIntervalMs = DEFAULT_PING_INTERVAL_MS,
   ) {
     this.logger = components.logger.child({ component: 'sidecar-channel' });
@@ -46,6 +52,19 @@ export class SidecarChannel {
       for (const session of this.sessions) session.heartbeat();
     }, pingIntervalMs);
     this.pingTimer.unref();
+    components.revocations?.onChange(() => this.closeRevoked());
+  }
+
+  /** Closes (4003) every session whose certificate a revocation now covers. */
+  closeRevoked(): void {
+    const revocations = this.components.revocations;
+    if (revocations === undefined) return;
+    for (const session of this.sessions) {
+      const refusal = revocations.refusalFor(session.identity);
+      if (refusal === undefined) continue;
+      this.logger.warn({ ownerKey: session.ownerKey, reason: refusal }, 'closing a revoked session');
+      session.close(CLOSE_REVOKED, refusal);
+    }
   }
 
   /** Sessions currently open. */
@@ -83,6 +102,11 @@ export class SidecarChannel {
       this.logger.warn({ reason: identity.refused, remote: req.socket.remoteAddress }, 'refused sidecar channel');
       return refuseUpgrade(socket, 401, ControlErrorCode.UNAUTHORIZED, identity.refused);
     }
+    const revoked = this.components.revocations?.refusalFor(identity);
+    if (revoked !== undefined) {
+      this.logger.warn({ reason: revoked, remote: req.socket.remoteAddress }, 'refused a revoked sidecar channel');
+      return refuseUpgrade(socket, 403, ControlErrorCode.REVOKED, revoked);
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const session = new SidecarSession(ws, identity, { ...this.components, onRegistered: (s) => this.onRegistered(s) });
       this.sessions.add(session);
@@ -103,7 +127,7 @@ export class SidecarChannel {
 
 function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } } satisfies ApiErrorBody);
-  const reason = status === 404 ? 'Not Found' : 'Unauthorized';
+  const reason = status === 404 ? 'Not Found' : status === 403 ? 'Forbidden' : 'Unauthorized';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

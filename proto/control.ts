@@ -61,6 +61,8 @@ export const ControlErrorCode = {
   ENCRYPTION_KEY: 'TRELLIS_ERR_ENCRYPTION_KEY',
   /** A dashboard change without the session's CSRF token. */
   CSRF: 'TRELLIS_ERR_CSRF',
+  /** The certificate, sidecar or service was revoked: its channel, renewals and joins are refused. */
+  REVOKED: 'TRELLIS_ERR_REVOKED',
   INTERNAL: 'TRELLIS_ERR_INTERNAL',
 } as const;
 export type ControlErrorCode = (typeof ControlErrorCode)[keyof typeof ControlErrorCode];
@@ -115,10 +117,23 @@ export const endpointValueSchema = z.object({
   weight: z.number().int().min(1).max(1000),
   healthy: z.boolean(),
 });
+/**
+ * `closeExisting` (deny only): the decision also applies to streams already open, which the
+ * destination sidecar resets with POLICY_DENIED as soon as it has the entry. Absent means false.
+ */
+const closeExistingSchema = z.boolean().optional();
 /** `policy/default`: what happens to a call no rule matches. */
-export const policyDefaultValueSchema = z.object({ action: policyActionSchema });
+export const policyDefaultValueSchema = z.object({ action: policyActionSchema, closeExisting: closeExistingSchema });
 /** `policy/rule/<from>/<to>`: calls from `from` (or anyone, `*`) to `to` are allowed or denied. */
-export const policyRuleValueSchema = z.object({ from: policySourceSchema, to: serviceNameSchema, action: policyActionSchema });
+export const policyRuleValueSchema = z.object({ from: policySourceSchema, to: serviceNameSchema, action: policyActionSchema, closeExisting: closeExistingSchema });
+/** `revoked/sidecar/<id>`: every certificate whose common name is this sidecar (or gateway) id is revoked. */
+export const revokedSidecarValueSchema = z.object({ sidecarId: sidecarIdSchema, revokedAt: versionSchema });
+/**
+ * `revoked/service/<service>`: every certificate of the service whose notBefore is at or before
+ * `notBeforeCutoff` (ms since the epoch) is revoked; certificates issued later are not.
+ * While `refuseJoins` holds, the control plane issues the service no new certificate.
+ */
+export const revokedServiceValueSchema = z.object({ service: serviceNameSchema, revokedAt: versionSchema, notBeforeCutoff: versionSchema, refuseJoins: z.boolean() });
 
 /**
  * `gateway/<zone>/<name>`: a gateway, the addresses it advertises (tried in order; none for a
@@ -147,10 +162,12 @@ export const routeValueSchema = z.object({
 export type EndpointValue = z.infer<typeof endpointValueSchema>;
 export type GatewayValue = z.infer<typeof gatewayValueSchema>;
 export type RouteValue = z.infer<typeof routeValueSchema>;
+export type RevokedSidecarValue = z.infer<typeof revokedSidecarValueSchema>;
+export type RevokedServiceValue = z.infer<typeof revokedServiceValueSchema>;
 export type PolicyAction = z.infer<typeof policyActionSchema>;
 export type PolicyDefaultValue = z.infer<typeof policyDefaultValueSchema>;
 export type PolicyRuleValue = z.infer<typeof policyRuleValueSchema>;
-export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue | GatewayValue | RouteValue;
+export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue | GatewayValue | RouteValue | RevokedSidecarValue | RevokedServiceValue;
 /** One config entry, `[key, value]`. */
 export type ConfigEntry = [key: string, value: ConfigValue];
 /** One change in a delta; `null` means the key was deleted. */
@@ -161,6 +178,10 @@ export const ENDPOINT_KEY_PREFIX = 'endpoint/';
 export const POLICY_RULE_KEY_PREFIX = 'policy/rule/';
 export const GATEWAY_KEY_PREFIX = 'gateway/';
 export const ROUTE_KEY_PREFIX = 'route/';
+/** Revocations are mesh-wide: every sidecar and gateway gets every entry under this prefix. */
+export const REVOKED_KEY_PREFIX = 'revoked/';
+export const REVOKED_SIDECAR_KEY_PREFIX = 'revoked/sidecar/';
+export const REVOKED_SERVICE_KEY_PREFIX = 'revoked/service/';
 
 export function endpointKey(service: string, sidecarId: string): string {
   return `${ENDPOINT_KEY_PREFIX}${service}/${sidecarId}`;
@@ -173,6 +194,12 @@ export function gatewayEntryKey(zone: string, name: string): string {
 }
 export function routeKey(from: string, to: string): string {
   return `${ROUTE_KEY_PREFIX}${from}/${to}`;
+}
+export function revokedSidecarKey(sidecarId: string): string {
+  return `${REVOKED_SIDECAR_KEY_PREFIX}${sidecarId}`;
+}
+export function revokedServiceKey(service: string): string {
+  return `${REVOKED_SERVICE_KEY_PREFIX}${service}`;
 }
 
 /**
@@ -199,6 +226,12 @@ export function parseConfigEntry(key: string, value: unknown): ConfigValue | und
   } else if (parts[0] === 'route') {
     const route = parseWithSchema(routeValueSchema, value, `config entry "${key}"`);
     [parsed, expectedKey] = [route, routeKey(route.from, route.to)];
+  } else if (parts[0] === 'revoked' && parts[1] === 'sidecar') {
+    const revoked = parseWithSchema(revokedSidecarValueSchema, value, `config entry "${key}"`);
+    [parsed, expectedKey] = [revoked, revokedSidecarKey(revoked.sidecarId)];
+  } else if (parts[0] === 'revoked' && parts[1] === 'service') {
+    const revoked = parseWithSchema(revokedServiceValueSchema, value, `config entry "${key}"`);
+    [parsed, expectedKey] = [revoked, revokedServiceKey(revoked.service)];
   } else {
     return undefined;
   }
@@ -445,6 +478,18 @@ export interface CreateTokenResponse { token: string; expiresAt: number }
 export const setDefaultPolicyRequestSchema = policyDefaultValueSchema;
 export const putPolicyRuleRequestSchema = policyRuleValueSchema;
 export const deletePolicyRuleRequestSchema = z.object({ from: policySourceSchema, to: serviceNameSchema });
+export const revokeRequestSchema = z.union([z.object({ sidecarId: sidecarIdSchema }).strict(), z.object({ service: serviceNameSchema }).strict()]);
+/** `POST /v1/revocations` body: one sidecar (or gateway) by id, or every current certificate of a service. */
+export type RevokeRequest = z.infer<typeof revokeRequestSchema>;
+export const allowJoinsRequestSchema = z.object({ service: serviceNameSchema }).strict();
+/** `GET /v1/revocations` answer; also the answer of every revocation change. */
+export interface RevocationsView {
+  sidecars: RevokedSidecarValue[];
+  services: RevokedServiceValue[];
+  /** For `POST`: whether the revoked sidecar or service had an endpoint registered. */
+  known?: boolean;
+  version: number;
+}
 /** `GET /v1/policies` answer; also the answer of every policy change. */
 export interface PoliciesView {
   defaultAction: PolicyAction;

@@ -32,6 +32,7 @@ import { ListenerGuard } from './links/listener-guard.js';
 import type { LinkUrl } from './links/link-url.js';
 import { parseLinkUrl } from './links/link-url.js';
 import { MeshDialer } from './links/mesh-dialer.js';
+import { RevokedPeers } from './links/revoked-peers.js';
 import { createLinkTransport } from './links/transports.js';
 import type { LinkListener } from './links/transport.js';
 import { PathSelector } from './tunnel/path-selector.js';
@@ -136,8 +137,9 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
 
   const zone = init.zone ?? 'default';
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
-  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard });
-  const gatewayTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
+  const revokedPeers = new RevokedPeers({ revocations: config, onRefused: () => metrics.linkRefused('revoked'), logger });
+  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard, revokedPeers });
+  const gatewayTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress, revokedPeers });
   const linkTls = new LinkTls(credentials);
   const paths = new PathSelector();
   // Links to this zone's gateways carry tunnels: pinged every second so a dead one is noticed fast.
@@ -145,6 +147,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     dialer: gatewayTransport,
     metrics,
     logger,
+    revokedPeers,
     pingIntervalMs: GATEWAY_PING_INTERVAL_MS,
     onRtt: (target, rttMs) => {
       if (target.peer.kind === 'gateway') paths.observeRtt(gatewayKey(target.peer.zone, target.peer.name), rttMs);
@@ -154,11 +157,13 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     },
   });
   const tunnels = new TunnelDialer({ zone, sidecarId, config, gatewayLinks, tls: linkTls, paths, logger });
-  const links = new LinkManager({ dialer: new MeshDialer(transport, tunnels), metrics, logger });
+  const links = new LinkManager({ dialer: new MeshDialer(transport, tunnels), metrics, logger, revokedPeers });
   const inbound: InboundHandler = new InboundHandler({
     service: init.service,
     app: init.app,
     isAllowed: (from, to) => config.policy.allows(from, to),
+    closesOpen: (from, to) => config.policy.closesOpen(from, to),
+    revokedPeers,
     metrics,
     logger,
     streamQuota: new StreamQuota(init.inboundStreams),
@@ -170,6 +175,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       logger,
     }),
   });
+  config.on('policy', () => inbound.resetDenied());
   const outbound = new OutboundForwarder({
     balancer,
     links,

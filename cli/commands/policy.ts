@@ -2,14 +2,16 @@ import { connectAdmin } from '../admin-client.js';
 import type { AdminClient } from '../admin-client.js';
 import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 
-export const policyHelp = `Usage: trellis policy allow|deny --from SERVICE --to SERVICE [--control-plane URL] [--admin-token-file FILE]
+export const policyHelp = `Usage: trellis policy allow|deny --from SERVICE --to SERVICE [--close-existing] [--control-plane URL] [--admin-token-file FILE]
        trellis policy remove --from SERVICE --to SERVICE [--control-plane URL] [--admin-token-file FILE]
-       trellis policy default allow|deny [--control-plane URL] [--admin-token-file FILE]
+       trellis policy default allow|deny [--close-existing] [--control-plane URL] [--admin-token-file FILE]
        trellis policy show [--control-plane URL] [--admin-token-file FILE]
 
 Sets who may call whom. Enforced by the destination's sidecar on every new connection.
   --from SERVICE           the calling service, or '*' for every caller
   --to SERVICE             the called service
+  --close-existing         with deny: also reset the open connections the policy now denies
+                           (without it, a change acts on new connections only)
   --control-plane URL      https://HOST:PORT (or set TRELLIS_CONTROL_PLANE)
   --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)
 
@@ -18,6 +20,7 @@ rule away, so that the next one down decides again.
 
 Examples:
   trellis policy deny --from web --to db
+  trellis policy deny --from web --to db --close-existing
   trellis policy remove --from web --to db
   trellis policy default deny`;
 
@@ -25,8 +28,9 @@ export async function policyCommand(args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   const common = { 'control-plane': { type: 'string' }, 'admin-token-file': { type: 'string' } } as const;
   if (verb === 'allow' || verb === 'deny' || verb === 'remove') {
-    const { values } = parseFlags(rest, { ...common, from: { type: 'string' }, to: { type: 'string' } });
+    const { values } = parseFlags(rest, { ...common, from: { type: 'string' }, to: { type: 'string' }, 'close-existing': { type: 'boolean' } });
     if (values.help === true) return printHelp();
+    const closeExisting = closeExistingFlag(verb, values['close-existing']);
     const from = required(values.from, '--from');
     const to = required(values.to, '--to');
     const admin = await connectAdmin(firstUrl(values['control-plane']), values['admin-token-file']);
@@ -35,18 +39,19 @@ export async function policyCommand(args: string[]): Promise<number> {
       process.stdout.write(`removed ${from} -> ${to}\n`);
       return 0;
     }
-    await admin.call('PUT', '/v1/policies/rules', { from, to, action: verb });
+    await admin.call('PUT', '/v1/policies/rules', { from, to, action: verb, ...closeExisting });
     process.stdout.write(`${verb} ${from} -> ${to}\n`);
     await warnIfUnregistered(admin, [from, to]);
     return 0;
   }
   if (verb === 'default') {
-    const { values, positionals } = parseFlags(rest, common, true);
+    const { values, positionals } = parseFlags(rest, { ...common, 'close-existing': { type: 'boolean' } }, true);
     if (values.help === true) return printHelp();
     const action = positionals[0];
     if (positionals.length !== 1 || (action !== 'allow' && action !== 'deny')) throw new UsageError('policy default takes one word: allow or deny');
+    const closeExisting = closeExistingFlag(action, values['close-existing']);
     const admin = await connectAdmin(firstUrl(values['control-plane']), values['admin-token-file']);
-    await admin.call('PUT', '/v1/policies/default', { action });
+    await admin.call('PUT', '/v1/policies/default', { action, ...closeExisting });
     process.stdout.write(`default ${action}\n`);
     return 0;
   }
@@ -59,6 +64,13 @@ export async function policyCommand(args: string[]): Promise<number> {
   }
   if (verb === '--help' || verb === '-h') return printHelp();
   throw new UsageError(verb === undefined ? 'missing a policy subcommand (allow, deny, remove, default, show)' : `unknown policy subcommand "${verb}"`);
+}
+
+/** `--close-existing` as the request field; only a deny can close anything. */
+function closeExistingFlag(verb: string, flag: boolean | undefined): { closeExisting?: true } {
+  if (flag !== true) return {};
+  if (verb !== 'deny') throw new UsageError(`--close-existing goes with deny, not ${verb}`);
+  return { closeExisting: true };
 }
 
 function firstUrl(flag: string | undefined): string {

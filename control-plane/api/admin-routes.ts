@@ -1,15 +1,18 @@
 /** Routes for operators, behind the admin token: join and gateway tokens, policies, the registry views. */
 import type { CreateTokenResponse } from '../../proto/control.js';
 import {
+  allowJoinsRequestSchema,
   createTokenRequestSchema,
   deletePolicyRuleRequestSchema,
   parseWithSchema,
   putPolicyRuleRequestSchema,
+  revokeRequestSchema,
   setDefaultPolicyRequestSchema,
 } from '../../proto/control.js';
 import type { GatewayRegistry } from '../gateway-registry.js';
 import type { PolicyService } from '../policies.js';
 import type { Registry } from '../registry.js';
+import type { RevocationService } from '../revocations.js';
 import type { TokenService } from '../token-service.js';
 import type { Route } from './router.js';
 
@@ -19,11 +22,12 @@ export interface AdminRouteComponents {
   policies: PolicyService;
   registry: Registry;
   gateways: GatewayRegistry;
+  revocations: RevocationService;
 }
 
 /** `POST /v1/tokens`, `/v1/policies…`, `GET /v1/services`, `GET /v1/gateways`. */
 export function adminRoutes(components: AdminRouteComponents): Route[] {
-  const { tokens, policies, registry, gateways } = components;
+  const { tokens, policies, registry, gateways, revocations } = components;
   return [
     {
       method: 'POST',
@@ -53,8 +57,8 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       admin: true,
       hasBody: true,
       async handle(body) {
-        const { action } = parseWithSchema(setDefaultPolicyRequestSchema, body, 'default policy');
-        return { json: await policies.setDefault(action) };
+        const { action, closeExisting } = parseWithSchema(setDefaultPolicyRequestSchema, body, 'default policy');
+        return { json: await policies.setDefault(action, closeExisting) };
       },
     },
     {
@@ -82,6 +86,34 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       admin: true,
       hasBody: false,
       handle: () => Promise.resolve({ json: registry.servicesView() }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/revocations',
+      admin: true,
+      hasBody: false,
+      handle: () => Promise.resolve({ json: revocations.view() }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/revocations',
+      admin: true,
+      hasBody: true,
+      async handle(body) {
+        const request = parseWithSchema(revokeRequestSchema, body, 'revocation');
+        const view = 'sidecarId' in request ? await revocations.revokeSidecar(request.sidecarId) : await revocations.revokeService(request.service);
+        return { status: 201, json: view };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/revocations',
+      admin: true,
+      hasBody: true,
+      async handle(body) {
+        const { service } = parseWithSchema(allowJoinsRequestSchema, body, 'revocation');
+        return { json: await revocations.allowJoins(service) };
+      },
     },
     {
       method: 'GET',

@@ -9,6 +9,7 @@ import { signGatewayCsr, signSidecarCsr } from '../cert-issuer.js';
 import { ApiError } from '../errors.js';
 import { JoinFailureLimiter } from '../join-rate-limiter.js';
 import type { ControlPlaneMetrics, JoinResult } from '../metrics.js';
+import type { RevocationService } from '../revocations.js';
 import type { TokenService } from '../token-service.js';
 import type { Route } from './router.js';
 
@@ -20,6 +21,8 @@ export interface PublicRouteComponents {
   leafTtlMs: number;
   /** Failed joins per source address. @default a JoinFailureLimiter with its defaults */
   joinFailures?: JoinFailureLimiter;
+  /** Refuses joins of revoked services. @default none revoked */
+  revocations?: RevocationService;
 }
 
 const joinResultByCode: Record<string, JoinResult> = {
@@ -33,6 +36,7 @@ const joinResultByCode: Record<string, JoinResult> = {
   TRELLIS_ERR_TOKEN_WRONG_SERVICE: 'wrong_service',
   TRELLIS_ERR_TOKEN_WRONG_KIND: 'wrong_kind',
   TRELLIS_ERR_BAD_CSR: 'bad_csr',
+  TRELLIS_ERR_REVOKED: 'revoked',
   TRELLIS_ERR_BODY_TOO_LARGE: 'bad_request',
 };
 
@@ -57,7 +61,7 @@ async function countedJoin<T>(metrics: ControlPlaneMetrics, failures: JoinFailur
 
 /** `GET /v1/trust-bundle`, `POST /v1/join`, `POST /v1/join-gateway`, `GET /metrics`. */
 export function publicRoutes(components: PublicRouteComponents): Route[] {
-  const { ca, tokens, metrics, leafTtlMs } = components;
+  const { ca, tokens, metrics, leafTtlMs, revocations } = components;
   const failures = components.joinFailures ?? new JoinFailureLimiter();
   return [
     {
@@ -76,9 +80,12 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
         countedJoin(metrics, failures, remoteAddress, async () => {
           const request = parseWithSchema(joinRequestSchema, body, 'join request');
           const sidecarId = `sc-${randomBytes(6).toString('hex')}`;
-          const issued = await tokens.redeemJoinToken(request.token, request.service, () =>
-            signSidecarCsr(ca, request.csrPem, { sidecarId, service: request.service }, leafTtlMs),
-          );
+          // Checked once the token is known good, before it is used up: a revoked service's
+          // join costs no single-use token.
+          const issued = await tokens.redeemJoinToken(request.token, request.service, () => {
+            revocations?.assertMayJoin(request.service);
+            return signSidecarCsr(ca, request.csrPem, { sidecarId, service: request.service }, leafTtlMs);
+          });
           const answer: JoinResponse = {
             sidecarId,
             service: request.service,

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { GatewayValue, RouteValue } from '../../proto/control.js';
-import { gatewayEntryKey, routeKey } from '../../proto/control.js';
+import type { GatewayValue, PolicyDefaultValue, PolicyRuleValue, RevokedServiceValue, RevokedSidecarValue, RouteValue } from '../../proto/control.js';
+import { gatewayEntryKey, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, REVOKED_KEY_PREFIX, revokedServiceKey, revokedSidecarKey, routeKey } from '../../proto/control.js';
+import type { RevocationLookup } from '../../proto/revocation.js';
 import type { BalancerEndpoint } from '../balancer/balancer.js';
-import type { PolicyAction, PolicyRule } from '../policy/policy.js';
+import type { PolicyAction } from '../policy/policy.js';
 import { AuthorizationPolicy } from '../policy/policy.js';
 
 /** One registered endpoint, as the control plane pushes it. */
@@ -15,10 +16,12 @@ export interface EndpointEntry extends BalancerEndpoint {
 /** The typed view of one config entry; the control-plane client validates raw entries into these. */
 export type ConfigEntry =
   | { kind: 'endpoint'; key: string; value: EndpointEntry }
-  | { kind: 'policy-default'; key: string; value: { action: PolicyAction } }
-  | { kind: 'policy-rule'; key: string; value: PolicyRule }
+  | { kind: 'policy-default'; key: string; value: PolicyDefaultValue }
+  | { kind: 'policy-rule'; key: string; value: PolicyRuleValue }
   | { kind: 'gateway'; key: string; value: GatewayValue }
   | { kind: 'route'; key: string; value: RouteValue }
+  | { kind: 'revoked-sidecar'; key: string; value: RevokedSidecarValue }
+  | { kind: 'revoked-service'; key: string; value: RevokedServiceValue }
   | { kind: 'unknown'; key: string; value: unknown };
 
 /** A change to one key: the new entry, or `undefined` when the key was deleted. */
@@ -32,12 +35,15 @@ export interface ConfigChange {
  * snapshot or patched by deltas, with the views the data plane reads (healthy endpoints per
  * service, the authorization policy, gateways and routes) kept up to date. Emits 'services'
  * with the names whose endpoints changed, 'gateways' when a gateway or route entry changed,
- * and 'version' after every applied update.
+ * 'revocations' when a revocation entry changed, 'policy' when a policy entry changed, and
+ * 'version' after every applied update.
  */
-export class MeshConfig extends EventEmitter {
+export class MeshConfig extends EventEmitter implements RevocationLookup {
   #version = 0;
   readonly #entries = new Map<string, ConfigEntry>();
   #policy = new AuthorizationPolicy('allow', []);
+  #revocationsTouched = false;
+  #policyTouched = false;
 
   get version(): number {
     return this.#version;
@@ -84,6 +90,18 @@ export class MeshConfig extends EventEmitter {
     return entry?.kind === 'route' ? entry.value : undefined;
   }
 
+  /** The revocation of sidecar (or gateway) `sidecarId`, if revoked. */
+  sidecar(sidecarId: string): RevokedSidecarValue | undefined {
+    const entry = this.#entries.get(revokedSidecarKey(sidecarId));
+    return entry?.kind === 'revoked-sidecar' ? entry.value : undefined;
+  }
+
+  /** The revocation of `service`'s certificates, if revoked. */
+  service(service: string): RevokedServiceValue | undefined {
+    const entry = this.#entries.get(revokedServiceKey(service));
+    return entry?.kind === 'revoked-service' ? entry.value : undefined;
+  }
+
   /** Every entry, for caching on disk. */
   entries(): ConfigEntry[] {
     return [...this.#entries.values()];
@@ -94,6 +112,8 @@ export class MeshConfig extends EventEmitter {
     this.#entries.clear();
     for (const entry of entries) this.#entries.set(entry.key, entry);
     for (const service of this.#servicesOf(entries)) touched.add(service);
+    this.#revocationsTouched = true;
+    this.#policyTouched = true;
     this.#finish(version, touched, true);
   }
 
@@ -107,6 +127,8 @@ export class MeshConfig extends EventEmitter {
     let gatewaysTouched = false;
     for (const { key, entry } of changes) {
       if (key.startsWith('gateway/') || key.startsWith('route/')) gatewaysTouched = true;
+      if (key.startsWith(REVOKED_KEY_PREFIX)) this.#revocationsTouched = true;
+      if (key === POLICY_DEFAULT_KEY || key.startsWith(POLICY_RULE_KEY_PREFIX)) this.#policyTouched = true;
       const previous = this.#entries.get(key);
       if (previous?.kind === 'endpoint') touched.add(previous.value.service);
       if (entry === undefined) this.#entries.delete(key);
@@ -124,17 +146,21 @@ export class MeshConfig extends EventEmitter {
     this.#rebuildPolicy();
     if (touchedServices.size > 0) this.emit('services', touchedServices);
     if (gatewaysTouched) this.emit('gateways');
+    if (this.#revocationsTouched) this.emit('revocations');
+    if (this.#policyTouched) this.emit('policy');
+    this.#revocationsTouched = false;
+    this.#policyTouched = false;
     this.emit('version', version);
   }
 
   #rebuildPolicy(): void {
-    let defaultAction: PolicyAction = 'allow';
-    const rules: PolicyRule[] = [];
+    let defaultDecision: { action: PolicyAction; closeExisting?: boolean } = { action: 'allow' };
+    const rules: PolicyRuleValue[] = [];
     for (const entry of this.#entries.values()) {
-      if (entry.kind === 'policy-default') defaultAction = entry.value.action;
+      if (entry.kind === 'policy-default') defaultDecision = entry.value;
       else if (entry.kind === 'policy-rule') rules.push(entry.value);
     }
-    this.#policy = new AuthorizationPolicy(defaultAction, rules);
+    this.#policy = new AuthorizationPolicy(defaultDecision, rules);
   }
 
   #servicesOf(entries: Iterable<ConfigEntry>): Set<string> {

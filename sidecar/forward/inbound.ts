@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode, errorCodeName } from '../../proto/errors.js';
 import { peerKeyOf } from '../links/listener-guard.js';
+import type { RevokedPeers } from '../links/revoked-peers.js';
 import type { AuthenticatedLink } from '../links/transport.js';
 import type { TunnelAcceptor } from '../tunnel/tunnel-acceptor.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
@@ -20,6 +21,10 @@ export interface InboundInit {
   app: HostPort | undefined;
   /** Asked per stream, with the caller's service from its certificate. */
   isAllowed(from: string, to: string): boolean;
+  /** Asked of every open stream by {@link InboundHandler.resetDenied}: whether the policy now closes it. @default never */
+  closesOpen?: (from: string, to: string) => boolean;
+  /** Refuses links of revoked peers and closes them once revoked. @default none revoked */
+  revokedPeers?: RevokedPeers;
   metrics: SidecarMetrics;
   logger: Logger;
   initialWindowBytes?: number;
@@ -37,6 +42,8 @@ export class InboundHandler {
   readonly #init: InboundInit;
   readonly #sessions = new ActiveSet<Session>();
   readonly #quota: StreamQuota;
+  /** Inbound streams joined to the app, with the caller's service. */
+  readonly #open = new Map<MuxStream, string>();
 
   constructor(init: InboundInit) {
     this.#init = init;
@@ -51,6 +58,7 @@ export class InboundHandler {
   accept(link: AuthenticatedLink): void {
     const { peer } = link;
     const tunnels = this.#init.tunnels;
+    if (this.#init.revokedPeers?.admit(link, () => session.close()) === false) return;
     const session = new Session(link.socket, {
       role: 'acceptor',
       initialWindowBytes: this.#init.initialWindowBytes,
@@ -89,6 +97,24 @@ export class InboundHandler {
     for (const session of [...this.#sessions]) session.close();
   }
 
+  /**
+   * Resets (POLICY_DENIED, on both ends: the peer gets the RESET, the app a TCP reset) every
+   * open stream that the policy now closes. Call after each policy change.
+   */
+  resetDenied(): number {
+    const closesOpen = this.#init.closesOpen;
+    if (closesOpen === undefined) return 0;
+    let reset = 0;
+    for (const [stream, peerService] of [...this.#open]) {
+      if (!closesOpen(peerService, this.#init.service)) continue;
+      this.#init.metrics.policyDenied(peerService, this.#init.service);
+      this.#refuse(stream, ErrorCode.POLICY_DENIED, `policy now denies ${peerService} -> ${this.#init.service}`);
+      reset += 1;
+    }
+    if (reset > 0) this.#init.logger.info({ reset }, 'reset open streams the policy now denies');
+    return reset;
+  }
+
   #onStream(stream: MuxStream, service: string, peerService: string): void {
     const { app, metrics, logger } = this.#init;
     if (service !== this.#init.service || app === undefined) {
@@ -96,7 +122,7 @@ export class InboundHandler {
       return;
     }
     if (!this.#init.isAllowed(peerService, service)) {
-      metrics.policyDenied(peerService);
+      metrics.policyDenied(peerService, service);
       logger.info({ from: peerService, to: service }, 'stream denied by policy');
       this.#refuse(stream, ErrorCode.POLICY_DENIED, `policy denies ${peerService} -> ${service}`);
       return;
@@ -109,7 +135,9 @@ export class InboundHandler {
       return;
     }
     metrics.streamOpened('inbound');
+    this.#open.set(stream, peerService);
     stream.once('close', () => {
+      this.#open.delete(stream);
       grant.release();
       metrics.streamClosed('inbound');
     });

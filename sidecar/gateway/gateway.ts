@@ -16,6 +16,7 @@ import type { Connector } from '../links/connector.js';
 import type { StreamQuotaLimits } from '../forward/stream-quota.js';
 import { StreamQuota } from '../forward/stream-quota.js';
 import { LinkManager } from '../links/link-manager.js';
+import { RevokedPeers, withRevocationChecks } from '../links/revoked-peers.js';
 import type { ListenerLimits } from '../links/listener-guard.js';
 import { ListenerGuard } from '../links/listener-guard.js';
 import type { LinkUrl } from '../links/link-url.js';
@@ -81,21 +82,22 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   const kept: KeptState | undefined = stateDir === undefined ? undefined : await keepStateIn(stateDir, config, credentials, logger);
 
   const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
-  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard });
-  const egressTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress });
+  const revokedPeers = new RevokedPeers({ revocations: config, onRefused: () => metrics.linkRefused('revoked'), logger });
+  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard, revokedPeers });
+  const egressTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress, revokedPeers });
   let session: ControlSession | undefined;
   const peers: PeerLinks = new PeerLinks({
     zone: init.zone,
     self,
     config,
-    transport: egressTransport,
+    transport: withRevocationChecks(egressTransport, revokedPeers),
     relay: (): Relay => relay,
     metrics,
     logger,
     streamQuota: new StreamQuota(init.tunnelStreams),
     onPeersChanged: (keys) => session?.send({ type: 'gateway-links', peers: keys }),
   });
-  const sidecarLinks = new LinkManager({ dialer: transport, metrics, logger, pingIntervalMs: 1000 });
+  const sidecarLinks = new LinkManager({ dialer: transport, metrics, logger, pingIntervalMs: 1000, revokedPeers });
   const relay: Relay = new Relay({ self, config, peerSession: (key) => peers.session(key), sidecarLinks, metrics, logger });
 
   const closers: (() => Promise<void> | void)[] = [() => peers.close(), () => sidecarLinks.close()];
@@ -108,7 +110,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   try {
     const listeners: LinkListener[] = [];
     for (const url of init.listen) {
-      const listener = await transport.listen(url, (link) => peers.accept(link));
+      const listener = await withRevocationChecks(transport, revokedPeers).listen(url, (link) => peers.accept(link));
       listeners.push(listener);
       closers.push(() => listener.close());
     }

@@ -59,6 +59,11 @@ export class Relay {
     const { self, config } = this.#init;
     const { path, hop } = tunnel;
     if (hop >= path.length || path[hop] !== self) return { reason: 'wrong-hop', message: `hop ${hop} of ${path.join(' > ')} is not ${self}` };
+    // A revoked caller's links are closed and refused (a revoked service's too, by the
+    // certificate's notBefore, at admission); no tunnel may pass in between, nor reach a
+    // revoked target whose endpoint is still on its way out.
+    if (fromId !== undefined && config.sidecar(fromId) !== undefined) return { reason: 'revoked', message: `${fromId} is revoked` };
+    if (config.sidecar(tunnel.target) !== undefined) return { reason: 'revoked', message: `${tunnel.target} is revoked` };
     if (hop === 0 ? from.kind !== 'service' : from.kind !== 'gateway' || gatewayKey(from.zone, from.name) !== path[hop - 1]) {
       return { reason: 'wrong-previous-hop', message: `hop ${hop} must come from ${hop === 0 ? 'a sidecar' : path[hop - 1]}` };
     }

@@ -6,6 +6,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { MuxStream } from '../mux/index.js';
 import { Session } from '../mux/index.js';
 import { keepAlive } from './keepalive.js';
+import type { RevokedPeers } from './revoked-peers.js';
 import type { LinkTarget, LinkTransport } from './transport.js';
 
 /** What makes links: a transport, or a router over several (direct, through gateways). */
@@ -23,6 +24,8 @@ export interface LinkManagerInit {
   onRtt?: (target: LinkTarget, rttMs: number) => void;
   /** Called for each link that goes down (closed with an error or lost). */
   onLinkDown?: (target: LinkTarget) => void;
+  /** Refuses revoked peers and closes links to peers revoked later. @default none revoked */
+  revokedPeers?: RevokedPeers;
 }
 
 /** @default 5000 */
@@ -80,7 +83,11 @@ export class LinkManager {
   }
 
   async #dial(key: string, target: LinkTarget): Promise<Session> {
-    const { dialer, metrics, logger } = this.#init;
+    const { dialer, metrics, logger, revokedPeers } = this.#init;
+    const endpointId = target.endpoint?.sidecarId;
+    if (endpointId !== undefined && revokedPeers?.isRevokedId(endpointId) === true) {
+      throw new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${endpointId} is revoked`);
+    }
     const started = performance.now();
     let link;
     try {
@@ -90,12 +97,17 @@ export class LinkManager {
       throw error;
     }
     metrics.linkDialed((performance.now() - started) / 1000, true);
+    let revokedLater = (): void => void link.socket.destroy();
+    if (revokedPeers !== undefined && !revokedPeers.admit(link, () => revokedLater())) {
+      throw new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} shows a revoked certificate`);
+    }
     const session = new Session(link.socket, {
       role: 'dialer',
       initialWindowBytes: this.#init.initialWindowBytes,
       // Peers do not open streams on links we dialled; refuse politely if one tries.
       onStream: (stream) => stream.reset(ErrorCode.PROTOCOL_ERROR, 'streams are opened by the dialling side only'),
     });
+    revokedLater = () => session.close(new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} was revoked`));
     this.#sessions.set(key, session);
     metrics.linksActive(this.#sessions.size);
     keepAlive(session, {

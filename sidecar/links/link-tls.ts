@@ -18,13 +18,17 @@ export const LINK_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
 /** @default 10_000 — a TLS handshake over a stream (WebSocket, tunnel) must finish within this. */
 export const DEFAULT_LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** The mesh identity and id a verified peer certificate shows, or undefined when it shows none. */
-export function linkPeerOf(trustDomain: string, certificate: tls.PeerCertificate | undefined): { peer: PeerIdentity; peerId: string | undefined } | undefined {
+/** What a verified peer certificate shows of its holder. */
+export type LinkPeer = Pick<AuthenticatedLink, 'peer' | 'peerId' | 'peerNotBeforeMs'>;
+
+/** The mesh identity, id and notBefore a verified peer certificate shows, or undefined when it shows none. */
+export function linkPeerOf(trustDomain: string, certificate: tls.PeerCertificate | undefined): LinkPeer | undefined {
   if (certificate === undefined || Object.keys(certificate).length === 0) return undefined;
   const peer = peerIdentityOf(trustDomain, uriSansOf(certificate.subjectaltname));
   if (peer === undefined) return undefined;
   const commonName = certificate.subject?.CN;
-  return { peer, peerId: typeof commonName === 'string' ? commonName : undefined };
+  const notBeforeMs = Date.parse(certificate.valid_from);
+  return { peer, peerId: typeof commonName === 'string' ? commonName : undefined, peerNotBeforeMs: Number.isNaN(notBeforeMs) ? undefined : notBeforeMs };
 }
 
 /**
@@ -77,7 +81,8 @@ export class LinkTls {
     const secure = tls.connect({ ...this.clientOptions(expected, describePeer), socket });
     await handshake(secure, 'secureConnect', timeoutMs, describePeer);
     secure.on('error', () => undefined);
-    return { socket: secure, peer: expected, peerId: linkPeerOf(this.trustDomain, secure.getPeerCertificate())?.peerId, peerAddress: describePeer };
+    const shown = linkPeerOf(this.trustDomain, secure.getPeerCertificate());
+    return { socket: secure, peer: expected, peerId: shown?.peerId, peerNotBeforeMs: shown?.peerNotBeforeMs, peerAddress: describePeer };
   }
 
   /** Runs the server side over `socket`; resolves once the peer proved a mesh identity. */

@@ -25,7 +25,9 @@ export type LinkRefusalReason =
   /** {@link ListenerLimits.maxLinks} links were open already. */
   | 'too-many-links'
   /** {@link ListenerLimits.maxLinksPerPeer} links of this peer identity were open already. */
-  | 'too-many-links-from-peer';
+  | 'too-many-links-from-peer'
+  /** The peer's certificate is revoked (see `RevokedPeers`). */
+  | 'revoked';
 
 /** Limits of a {@link ListenerGuard}. */
 export interface ListenerLimits {

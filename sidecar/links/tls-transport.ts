@@ -9,6 +9,7 @@ import { directConnector } from './connector.js';
 import { LinkTls, linkPeerOf } from './link-tls.js';
 import { frontDoor, ListenerGuard } from './listener-guard.js';
 import type { LinkUrl } from './link-url.js';
+import type { RevokedPeers } from './revoked-peers.js';
 import { formatLinkUrl, parseLinkUrl } from './link-url.js';
 import type { AuthenticatedLink, LinkListener, LinkTarget, LinkTransport } from './transport.js';
 
@@ -28,6 +29,8 @@ export interface TlsLinkTransportInit {
    * the transports of a process). @default a guard of its own, with the defaults of `ListenerLimits`
    */
   listenerGuard?: ListenerGuard;
+  /** Session tickets are forgotten at every revocation, so that no resumed session hides a revoked certificate. */
+  revokedPeers?: RevokedPeers;
 }
 
 /**
@@ -62,6 +65,7 @@ export class TlsLinkTransport implements LinkTransport {
     this.#guard = init.listenerGuard ?? new ListenerGuard();
     // A resumed session would carry on under the old certificate: handshake afresh.
     credentials.on('change', () => this.#sessions.clear());
+    init.revokedPeers?.on('change', () => this.#sessions.clear());
   }
 
   async dial(target: LinkTarget): Promise<AuthenticatedLink> {
@@ -94,7 +98,9 @@ export class TlsLinkTransport implements LinkTransport {
     } finally {
       clearTimeout(timer);
     }
-    return { socket, peer: target.peer, peerId: linkPeerOf(this.#tls.trustDomain, socket.getPeerCertificate())?.peerId, peerAddress: target.address };
+    // A resumed session shows no certificate: then the id is the endpoint's the dial aimed at.
+    const shown = linkPeerOf(this.#tls.trustDomain, socket.getPeerCertificate());
+    return { socket, peer: target.peer, peerId: shown?.peerId ?? target.endpoint?.sidecarId, peerNotBeforeMs: shown?.peerNotBeforeMs, peerAddress: target.address };
   }
 
   async listen(url: LinkUrl, onLink: (link: AuthenticatedLink) => void): Promise<LinkListener> {

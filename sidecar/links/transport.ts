@@ -19,6 +19,8 @@ export interface AuthenticatedLink {
   peer: PeerIdentity;
   /** The peer's sidecar or gateway id (its certificate's common name), when it shows one. */
   peerId: string | undefined;
+  /** The notBefore of the peer's certificate (ms since the epoch), when the handshake showed it (not on a resumed dial). */
+  peerNotBeforeMs?: number | undefined;
   /** A printable peer address, for logs and metrics. */
   peerAddress: string;
 }

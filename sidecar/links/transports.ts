@@ -1,6 +1,7 @@
 import type { Credentials } from '../identity/credentials.js';
 import type { Connector } from './connector.js';
 import type { ListenerGuard } from './listener-guard.js';
+import type { RevokedPeers } from './revoked-peers.js';
 import { SchemeLinkTransport } from './scheme-transport.js';
 import { TlsLinkTransport } from './tls-transport.js';
 import type { LinkTransport } from './transport.js';
@@ -14,6 +15,8 @@ export interface LinkTransportOptions {
   connector?: Connector;
   /** Caps and handshake timeout of the process's link listeners. @default a guard per transport, with default limits */
   listenerGuard?: ListenerGuard;
+  /** Dialled links forget their TLS session tickets at every revocation. @default none revoked */
+  revokedPeers?: RevokedPeers;
 }
 
 /** The transports of a sidecar or gateway, picked by the scheme of each URL: TLS or WebSocket. */

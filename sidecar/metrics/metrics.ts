@@ -7,8 +7,8 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   streamClosed(direction: 'inbound' | 'outbound'): void;
   /** A stream ended with an error code (by name, e.g. APP_UNREACHABLE). */
   streamError(codeName: string): void;
-  /** A stream refused by policy; `source` is the caller's service. */
-  policyDenied(source: string): void;
+  /** A stream refused (or reset) by policy; `source` is the caller's service, `destination` the called one. */
+  policyDenied(source: string, destination: string): void;
   linkDialed(durationSeconds: number, ok: boolean): void;
   linkRtt(peer: string, rttMs: number): void;
   linksActive(count: number): void;

@@ -21,7 +21,7 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #streamsOpened: Counter<'direction'>;
   readonly #streamsActive: Gauge<'direction'>;
   readonly #streamErrors: Counter<'code'>;
-  readonly #policyDenials: Counter<'source'>;
+  readonly #policyDenials: Counter<'source' | 'destination'>;
   readonly #dialSeconds: Histogram<'result'>;
   readonly #linkRttSeconds: Gauge<'peer'>;
   readonly #linksActive: Gauge;
@@ -87,8 +87,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
     });
     this.#policyDenials = new Counter({
       name: 'trellis_sidecar_policy_denials_total',
-      help: 'Inbound streams refused by the authorization policy, by source service.',
-      labelNames: ['source'],
+      help: 'Inbound streams refused by the authorization policy (or open ones it reset), by source and destination service.',
+      labelNames: ['source', 'destination'],
       registers,
     });
     this.#dialSeconds = new Histogram({
@@ -136,14 +136,14 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
     });
     this.#tunnelRefusals = new Counter({
       name: 'trellis_tunnel_refusals_total',
-      help: 'Tunnels refused here, by reason (not-published, wrong-hop, wrong-previous-hop, wrong-zone, wrong-target, unknown-target, next-hop-unreachable, not-a-sidecar, handshake, plain-stream).',
+      help: 'Tunnels refused here, by reason (not-published, wrong-hop, wrong-previous-hop, wrong-zone, wrong-target, unknown-target, next-hop-unreachable, not-a-sidecar, handshake, plain-stream, revoked).',
       labelNames: ['reason'],
       registers,
     });
     // No sidecar_ prefix: gateways count the same refusals at their listeners.
     this.#linkRefusals = new Counter({
       name: 'trellis_link_refusals_total',
-      help: 'Connections to a link listener refused or closed before they became links, by reason (handshake-timeout, handshake-failed, no-mesh-identity, too-many-pending, too-many-pending-from-source, too-many-links, too-many-links-from-peer).',
+      help: 'Connections to a link listener refused or closed before they became links, by reason (handshake-timeout, handshake-failed, no-mesh-identity, too-many-pending, too-many-pending-from-source, too-many-links, too-many-links-from-peer, revoked).',
       labelNames: ['reason'],
       registers,
     });
@@ -225,8 +225,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   streamError(codeName: string): void {
     this.#streamErrors.inc({ code: codeName });
   }
-  policyDenied(source: string): void {
-    this.#policyDenials.inc({ source });
+  policyDenied(source: string, destination: string): void {
+    this.#policyDenials.inc({ source, destination });
   }
   linkDialed(durationSeconds: number, ok: boolean): void {
     this.#dialSeconds.observe({ result: ok ? 'ok' : 'error' }, durationSeconds);

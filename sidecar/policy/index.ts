@@ -1,2 +1,2 @@
 export { AuthorizationPolicy } from './policy.js';
-export type { PolicyAction, PolicyRule } from './policy.js';
+export type { PolicyAction, PolicyDecision, PolicyRule } from './policy.js';

@@ -64,7 +64,7 @@ describe('reports', () => {
     metrics.upstreamStreamFailed('db', 'APP_UNREACHABLE');
     metrics.streamOpened('outbound');
     metrics.streamError('POLICY_DENIED');
-    metrics.policyDenied('intruder');
+    metrics.policyDenied('intruder', 'api');
     metrics.linkRtt('127.0.0.1:7001', 1.5);
     metrics.endpointEjected('api');
     metrics.bytes('out', 100);
@@ -98,7 +98,7 @@ describe('reports', () => {
     const metrics = new PrometheusSidecarMetrics({ service: 'web' });
     for (let i = 0; i < MAX_REPORT_ENTRIES + 6; i++) {
       for (let n = 0; n <= i; n++) metrics.upstreamStreamOpened(`svc-${i}`, 0.001);
-      metrics.policyDenied(`caller-${i}`);
+      metrics.policyDenied(`caller-${i}`, 'api');
       metrics.linkRtt(`127.0.0.1:${7000 + i}`, 1);
     }
     for (let i = 0; i < MAX_REPORT_FAILURE_CODES + 4; i++) metrics.upstreamStreamFailed('svc-0', `CODE_${i}`);
