@@ -65,8 +65,8 @@ The mesh is up:
   api via the mesh   curl http://${upstream}/     (web's upstream port for api)
 ${sidecarAdmins.map((s) => `  ${s.name.padEnd(17)}  ${s.url}/metrics  ${s.url}/status`).join('\n')}
 
-Try: npx trellis policy deny --from web --to api ${admin.join(' ')}
-     (then 'npx trellis policy allow …' to let it through again)
+Try: trellis policy deny --from web --to api ${admin.join(' ')}
+     (then 'trellis policy allow …' to let it through again)
 Sending a request to web every 100 ms. Ctrl-C stops everything.
 `);
 
