@@ -1,6 +1,7 @@
 import { startControlPlane } from '../../control-plane/index.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { parseDurationMs, parseFlags, required } from '../args.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { untilSignal } from '../signals.js';
 
@@ -13,7 +14,8 @@ Serves HTTPS and WSS at https://HOST:PORT and writes the admin token to DIR/admi
   --listen HOST:PORT    default 127.0.0.1:7400
   --trust-domain NAME   default trellis.local (only used when DIR is new)
   --cert-ttl DURATION   lifetime of sidecar certificates; default 24h
-  --lease-ttl DURATION  how long an endpoint outlives its sidecar's session; default 15s`;
+  --lease-ttl DURATION  how long an endpoint outlives its sidecar's session; default 15s
+${logFormatHelp}`;
 
 export async function controlPlaneCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
@@ -22,6 +24,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'lease-ttl': { type: 'string' },
+    ...logFormatOption,
   });
   if (values.help === true) {
     process.stdout.write(`${controlPlaneHelp}\n`);
@@ -31,7 +34,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const listen = parseHostPort(values.listen ?? '127.0.0.1:7400', '--listen');
   const leafTtlMs = values['cert-ttl'] === undefined ? undefined : parseDurationMs(values['cert-ttl'], '--cert-ttl');
   const leaseTtlMs = values['lease-ttl'] === undefined ? undefined : parseDurationMs(values['lease-ttl'], '--lease-ttl');
-  const logger = createLogger('control-plane');
+  const logger = createLogger('control-plane', parseLogFormat(values['log-format'], process.stderr.isTTY === true));
   const controlPlane = await startControlPlane({
     dataDir,
     listenHost: listen.host,
@@ -41,8 +44,10 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     leaseTtlMs,
     logger,
   });
+  // Caught before the lines that tell a supervisor (or a test) it may signal us now.
+  const signalled = untilSignal();
   process.stdout.write(`control plane listening on ${controlPlane.url}\nadmin token written to ${controlPlane.adminTokenPath}\n`);
-  const signal = await untilSignal();
+  const signal = await signalled;
   logger.info({ signal }, 'shutting down');
   await controlPlane.close();
   return 0;

@@ -7,6 +7,7 @@ import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { untilSignal } from '../signals.js';
 
@@ -31,6 +32,7 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
   --egress-proxy URL        dial other gateways through this HTTP CONNECT proxy (http://HOST:PORT);
                             default: HTTPS_PROXY when set
   --connect-timeout D       time to dial a link, TCP and TLS (default 5s)
+${logFormatHelp}
 
 Example:
   trellis gateway --zone east --name gw1 --token "$(cat gw1.token)" \\
@@ -49,6 +51,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'egress-proxy': { type: 'string' },
     'connect-timeout': { type: 'string' },
+    ...logFormatOption,
   });
   if (values.help === true) {
     process.stdout.write(`${gatewayHelp}\n`);
@@ -69,6 +72,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     // Peers need the scheme to pick the transport.
     return parsed.scheme === 'tls' && !url.startsWith('tls://') ? `tls://${url}` : url;
   });
+  const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
   tuneGarbageCollectorForForwarding();
   const gateway = await startGateway({
     zone,
@@ -81,13 +85,15 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     dataDir: values['data-dir'],
     egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
     connectTimeoutMs: values['connect-timeout'] === undefined ? undefined : parseDurationMs(values['connect-timeout'], '--connect-timeout'),
-    logger: createLogger(`gateway:${zone}/${name}`),
+    logger: createLogger(`gateway:${zone}/${name}`, logFormat),
   });
   if (!gateway.isReady()) await once(gateway.config, 'version');
   const lines = [`gateway ${zone}/${name} ready: links on ${gateway.listenUrls.join(', ')}`];
   if (gateway.adminAddress !== undefined) lines.push(`  admin on http://${gateway.adminAddress}`);
+  // Caught before the ready lines, which tell a supervisor it may signal us now.
+  const signalled = untilSignal();
   process.stdout.write(`${lines.join('\n')}\n`);
-  await untilSignal();
+  await signalled;
   await gateway.close();
   return 0;
 }

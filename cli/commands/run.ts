@@ -10,6 +10,7 @@ import type { Sidecar } from '../../sidecar/sidecar.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
@@ -31,7 +32,8 @@ the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits wit
   --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
   --admin HOST:PORT         the sidecar's admin endpoint: /ready, /metrics, /status
   --data-dir DIR            keeps the key, certificate and last config across restarts
-  --log-file FILE           the sidecar's logs go to FILE (appended) instead of stderr
+  --log-file FILE           the sidecar's logs go to FILE (appended, JSON lines) instead of stderr
+${logFormatHelp}
 
 CMD also gets ALL_PROXY=socks5h://127.0.0.1:PORT, HTTP_PROXY and HTTPS_PROXY=http://127.0.0.1:PORT
 (and lower-case twins): a proxy port that reaches <service>.mesh and refuses other names.
@@ -57,6 +59,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     admin: { type: 'string' },
     'data-dir': { type: 'string' },
     'log-file': { type: 'string' },
+    ...logFormatOption,
   });
   if (values.help === true) {
     process.stdout.write(`${runHelp}\n`);
@@ -70,7 +73,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
   const upstreams = parseUpstreams(values.upstream ?? []);
   const appPort = values['app-port'] === undefined ? undefined : parseAppPort(values['app-port']);
-  const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`) : createFileLogger(`sidecar:${service}`, values['log-file']);
+  const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`, parseLogFormat(values['log-format'], process.stderr.isTTY === true)) : createFileLogger(`sidecar:${service}`, values['log-file']);
 
   // Caught from the start: a signal while the sidecar starts ends the run cleanly, not half-way.
   const signals = new SignalRelay();

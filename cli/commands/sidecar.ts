@@ -8,6 +8,7 @@ import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { untilSignal } from '../signals.js';
@@ -38,6 +39,7 @@ Runs a sidecar next to one instance of a service.
                             default: HTTPS_PROXY when set
   --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
                             a second signal stops at once
+${logFormatHelp}
   --drain-delay DURATION    on SIGTERM/SIGINT, how long to wait after deregistering before refusing
                             new streams, so that peers stop picking this endpoint (default 1s)
 
@@ -66,6 +68,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     'egress-proxy': { type: 'string' },
     'max-inbound-streams': { type: 'string' },
     'max-inbound-streams-per-peer': { type: 'string' },
+    ...logFormatOption,
   });
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
@@ -85,6 +88,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const traffic = parseTrafficFlags(values, values.app !== undefined);
   const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
   const drainPropagationMs = values['drain-delay'] === undefined ? undefined : parseDurationMs(values['drain-delay'], '--drain-delay');
+  const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
   tuneGarbageCollectorForForwarding();
   const sidecar = await startSidecar({
     service,
@@ -105,15 +109,17 @@ export async function sidecarCommand(args: string[]): Promise<number> {
       maxStreams: optionalCount(values['max-inbound-streams'], '--max-inbound-streams'),
       maxStreamsPerPeer: optionalCount(values['max-inbound-streams-per-peer'], '--max-inbound-streams-per-peer'),
     },
-    logger: createLogger(`sidecar:${service}`),
+    logger: createLogger(`sidecar:${service}`, logFormat),
   });
   if (!sidecar.isReady()) await once(sidecar.config, 'version');
   const lines = [`sidecar ${service} ready: links on ${sidecar.linkAddress}`];
   for (const upstream of sidecar.upstreams) lines.push(`  upstream ${upstream.service} on ${upstream.address}`);
   if (sidecar.proxyAddress !== undefined) lines.push(`  proxy on ${sidecar.proxyAddress} (SOCKS5 and HTTP, for <service>.mesh)`);
   if (sidecar.adminAddress !== undefined) lines.push(`  admin on http://${sidecar.adminAddress}`);
+  // Caught before the ready lines, which tell a supervisor it may signal us now.
+  const signalled = untilSignal();
   process.stdout.write(`${lines.join('\n')}\n`);
-  await untilSignal();
+  await signalled;
   // A second signal while draining means "now".
   void untilSignal().then(async () => {
     await sidecar.close();

@@ -13,6 +13,8 @@ import type { Registry } from '../registry.js';
 import type { TokenService } from '../token-service.js';
 import type { Route } from './router.js';
 
+// Every change an operator makes is logged on the audit trail (never a token itself).
+
 /** What the admin routes need. */
 export interface AdminRouteComponents {
   tokens: TokenService;
@@ -30,11 +32,13 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/tokens',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const request = parseWithSchema(createTokenRequestSchema, body, 'token request');
         const ttlMs = request.ttlSeconds * 1000;
         const created: CreateTokenResponse =
           'service' in request ? await tokens.createJoinToken(request.service, ttlMs) : await tokens.createGatewayToken(request.zone, request.gateway, ttlMs);
+        const subject = 'service' in request ? { kind: 'join', service: request.service } : { kind: 'gateway', zone: request.zone, gateway: request.gateway };
+        audit.info({ event: 'token.created', ...subject, ttlSeconds: request.ttlSeconds, remoteAddress }, 'token created');
         return { status: 201, json: created };
       },
     },
@@ -50,9 +54,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/policies/default',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const { action } = parseWithSchema(setDefaultPolicyRequestSchema, body, 'default policy');
-        return { json: await policies.setDefault(action) };
+        const view = await policies.setDefault(action);
+        audit.info({ event: 'policy.default', action, remoteAddress }, 'default policy set');
+        return { json: view };
       },
     },
     {
@@ -60,8 +66,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/policies/rules',
       admin: true,
       hasBody: true,
-      async handle(body) {
-        return { json: await policies.putRule(parseWithSchema(putPolicyRuleRequestSchema, body, 'policy rule')) };
+      async handle(body, { audit, remoteAddress }) {
+        const rule = parseWithSchema(putPolicyRuleRequestSchema, body, 'policy rule');
+        const view = await policies.putRule(rule);
+        audit.info({ event: 'policy.rule.set', from: rule.from, to: rule.to, action: rule.action, remoteAddress }, 'policy rule set');
+        return { json: view };
       },
     },
     {
@@ -69,9 +78,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/policies/rules',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const { from, to } = parseWithSchema(deletePolicyRuleRequestSchema, body, 'policy rule');
-        return { json: await policies.deleteRule(from, to) };
+        const view = await policies.deleteRule(from, to);
+        audit.info({ event: 'policy.rule.removed', from, to, remoteAddress }, 'policy rule removed');
+        return { json: view };
       },
     },
     {

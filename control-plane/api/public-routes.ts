@@ -8,7 +8,7 @@ import type { CertificateAuthority } from '../ca.js';
 import { signGatewayCsr, signSidecarCsr } from '../cert-issuer.js';
 import type { ControlPlaneMetrics, JoinResult } from '../metrics.js';
 import type { TokenService } from '../token-service.js';
-import type { Route } from './router.js';
+import type { Route, RouteContext } from './router.js';
 
 /** What the public routes need. */
 export interface PublicRouteComponents {
@@ -29,8 +29,22 @@ const joinResultByCode: Record<string, JoinResult> = {
   TRELLIS_ERR_BODY_TOO_LARGE: 'bad_request',
 };
 
-/** Counts a join attempt by how it ended, whatever kind of peer joined. */
-async function countedJoin<T>(metrics: ControlPlaneMetrics, join: () => Promise<T>): Promise<T> {
+/** The longest text of a refused join's body that the audit trail repeats. */
+const AUDITED_FIELD_CHARS = 100;
+
+/** What a (maybe malformed) join body claims to be, for the audit trail: short strings only, never the token. */
+function claimedIdentity(body: unknown): Record<string, string> {
+  const claimed: Record<string, string> = {};
+  if (typeof body !== 'object' || body === null) return claimed;
+  for (const field of ['service', 'zone', 'name']) {
+    const value = (body as Record<string, unknown>)[field];
+    if (typeof value === 'string') claimed[field] = value.slice(0, AUDITED_FIELD_CHARS);
+  }
+  return claimed;
+}
+
+/** Counts a join attempt by how it ended, whatever kind of peer joined; a refused one goes on the audit trail. */
+async function countedJoin<T>(metrics: ControlPlaneMetrics, context: RouteContext, body: unknown, join: () => Promise<T>): Promise<T> {
   try {
     const answer = await join();
     metrics.joinCompleted('ok');
@@ -38,6 +52,8 @@ async function countedJoin<T>(metrics: ControlPlaneMetrics, join: () => Promise<
     return answer;
   } catch (err) {
     metrics.joinCompleted((err instanceof TrellisError && joinResultByCode[err.code]) || 'error');
+    const code = err instanceof TrellisError ? err.code : 'internal';
+    context.audit.warn({ event: 'join.refused', code, ...claimedIdentity(body), remoteAddress: context.remoteAddress }, 'join refused');
     throw err;
   }
 }
@@ -58,8 +74,8 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/join',
       admin: false,
       hasBody: true,
-      handle: (body) =>
-        countedJoin(metrics, async () => {
+      handle: (body, context) =>
+        countedJoin(metrics, context, body, async () => {
           const request = parseWithSchema(joinRequestSchema, body, 'join request');
           await tokens.verifyJoinToken(request.token, request.service);
           const sidecarId = `sc-${randomBytes(6).toString('hex')}`;
@@ -81,8 +97,8 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/join-gateway',
       admin: false,
       hasBody: true,
-      handle: (body) =>
-        countedJoin(metrics, async () => {
+      handle: (body, context) =>
+        countedJoin(metrics, context, body, async () => {
           const { token, csrPem, zone, name } = parseWithSchema(joinGatewayRequestSchema, body, 'gateway join request');
           await tokens.verifyGatewayToken(token, zone, name);
           const gatewayId = `gw-${randomBytes(6).toString('hex')}`;
