@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { TrellisError } from '../proto/errors.js';
+import { TrellisError, ValidationError } from '../proto/errors.js';
 import { closest, UsageError } from './args.js';
 
 const usage = `Usage: trellis <command> [flags]
@@ -61,7 +61,8 @@ function packageVersion(): string {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof UsageError) {
+    // A malformed address comes from a flag here (the parsers name it): a usage mistake too.
+    if (error instanceof UsageError || (error instanceof ValidationError && error.code === 'TRELLIS_ERR_BAD_ADDRESS')) {
       const help = error instanceof UnknownCommandError ? 'trellis --help' : `trellis help ${process.argv[2] ?? ''}`;
       process.stderr.write(`trellis: ${error.message} (see '${help}') [${error.code}]\n`);
       process.exit(2);

@@ -10,6 +10,7 @@ import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { untilSignal } from '../signals.js';
+import { checkAdminAddress, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const gatewayHelp = `Usage: trellis gateway --zone ZONE --name NAME --token TOKEN --control-plane URL --listen URL...
                        [--advertise URL]... [--admin HOST:PORT] [--data-dir DIR] [--egress-proxy URL]
@@ -27,7 +28,8 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
                             (repeatable; default: the bound --listen URLs). A gateway nobody can
                             reach (behind NAT or a firewall) still works: it dials out to the
                             gateways of other zones and takes its traffic over those links
-  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
+  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status (no authentication)
+  --admin-allow-remote      let --admin bind an address other hosts reach (refused otherwise)
   --data-dir DIR            keeps the key, certificate and last config across restarts
   --egress-proxy URL        dial other gateways through this HTTP CONNECT proxy (http://HOST:PORT);
                             default: HTTPS_PROXY when set
@@ -52,6 +54,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     'egress-proxy': { type: 'string' },
     'connect-timeout': { type: 'string' },
     ...logFormatOption,
+    'admin-allow-remote': { type: 'boolean' },
   });
   if (values.help === true) {
     process.stdout.write(`${gatewayHelp}\n`);
@@ -73,6 +76,11 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     return parsed.scheme === 'tls' && !url.startsWith('tls://') ? `tls://${url}` : url;
   });
   const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
+  const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
+  checkAdminAddress(admin, values['admin-allow-remote'] === true);
+  // Before joining: a wrong flag costs no certificate, and its error names the flag.
+  if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
+  await checkListenAddresses([...listen.map((url) => ({ flag: '--listen', ...url })), ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }])]);
   tuneGarbageCollectorForForwarding();
   const gateway = await startGateway({
     zone,
@@ -81,7 +89,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     token,
     listen,
     advertise,
-    admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+    admin,
     dataDir: values['data-dir'],
     egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
     connectTimeoutMs: values['connect-timeout'] === undefined ? undefined : parseDurationMs(values['connect-timeout'], '--connect-timeout'),

@@ -14,6 +14,7 @@ import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js
 import { createLogger } from '../logger.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
+import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const runHelp = `Usage: trellis run --service NAME --token TOKEN --control-plane URL [--app-port P]
                    [--upstream SERVICE[=HOST:PORT]]... [--listen HOST:PORT] [--advertise HOST:PORT]
@@ -30,7 +31,8 @@ the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits wit
                             CMD gets TRELLIS_UPSTREAM_<SVC>=host:port (upper case, '-' as '_')
   --listen HOST:PORT        mTLS link listener for other sidecars (default 127.0.0.1:0)
   --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
-  --admin HOST:PORT         the sidecar's admin endpoint: /ready, /metrics, /status
+  --admin HOST:PORT         the sidecar's admin endpoint: /ready, /metrics, /status (loopback only
+                            unless --admin-allow-remote)
   --data-dir DIR            keeps the key, certificate and last config across restarts
   --log-file FILE           the sidecar's logs go to FILE (appended, JSON lines) instead of stderr
 ${logFormatHelp}
@@ -60,6 +62,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'log-file': { type: 'string' },
     ...logFormatOption,
+    'admin-allow-remote': { type: 'boolean' },
   });
   if (values.help === true) {
     process.stdout.write(`${runHelp}\n`);
@@ -73,6 +76,16 @@ export async function runCommand(argv: string[]): Promise<number> {
   const rawToken = values.token ?? process.env['TRELLIS_JOIN_TOKEN'];
   const upstreams = parseUpstreams(values.upstream ?? []);
   const appPort = values['app-port'] === undefined ? undefined : parseAppPort(values['app-port']);
+  const listen = parseLinkUrl(values.listen ?? '127.0.0.1:0', '--listen');
+  const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
+  checkAdminAddress(admin, values['admin-allow-remote'] === true);
+  checkAdvertisable(listen, values.advertise === undefined ? undefined : parseLinkUrl(values.advertise, '--advertise'));
+  if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
+  await checkListenAddresses([
+    { flag: '--listen', ...listen },
+    ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }]),
+    ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
+  ]);
   const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`, parseLogFormat(values['log-format'], process.stderr.isTTY === true)) : createFileLogger(`sidecar:${service}`, values['log-file']);
 
   // Caught from the start: a signal while the sidecar starts ends the run cleanly, not half-way.
@@ -85,12 +98,12 @@ export async function runCommand(argv: string[]): Promise<number> {
       service,
       controlPlaneUrls: urls,
       token: rawToken === undefined ? undefined : { raw: rawToken, parsed: parseJoinToken(rawToken) },
-      listen: parseLinkUrl(values.listen ?? '127.0.0.1:0', '--listen'),
+      listen,
       advertise: values.advertise === undefined ? undefined : (parseLinkUrl(values.advertise, '--advertise'), values.advertise),
       app: appPort === undefined ? undefined : { host: '127.0.0.1', port: appPort },
       upstreams,
       proxy: LOOPBACK_ANY_PORT,
-      admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+      admin,
       dataDir: values['data-dir'],
       logger,
     }).then(async (started) => {

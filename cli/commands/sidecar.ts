@@ -12,6 +12,7 @@ import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { untilSignal } from '../signals.js';
+import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen URL
                        [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--proxy HOST:PORT] [--admin HOST:PORT]
@@ -30,9 +31,11 @@ Runs a sidecar next to one instance of a service.
   --upstream SVC=HOST:PORT  a local port whose connections go to service SVC (repeatable)
   --proxy HOST:PORT         a SOCKS5 and HTTP proxy port reaching <service>.mesh (the port in
                             <service>.mesh:PORT is ignored); other names are refused
-  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
+  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status (no authentication)
+  --admin-allow-remote      let --admin bind an address other hosts reach (refused otherwise)
   --data-dir DIR            keeps the key, certificate and last config across restarts
-  --advertise URL           the link address other sidecars dial (default: the bound --listen)
+  --advertise URL           the link address other sidecars dial (default: the bound --listen;
+                            required when --listen binds every address, 0.0.0.0 or [::])
   --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1); callers in
                             other zones reach this sidecar through gateways (default zone: default)
   --egress-proxy URL        dial this zone's gateways through an HTTP CONNECT proxy (http://HOST:PORT);
@@ -69,6 +72,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     'max-inbound-streams': { type: 'string' },
     'max-inbound-streams-per-peer': { type: 'string' },
     ...logFormatOption,
+    'admin-allow-remote': { type: 'boolean' },
   });
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
@@ -89,6 +93,18 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
   const drainPropagationMs = values['drain-delay'] === undefined ? undefined : parseDurationMs(values['drain-delay'], '--drain-delay');
   const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
+  const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
+  checkAdminAddress(admin, values['admin-allow-remote'] === true);
+  checkAdvertisable(listen, values.advertise === undefined ? undefined : parseLinkUrl(values.advertise, '--advertise'));
+  const proxy = values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy');
+  // Before joining: a wrong flag costs no certificate, and its error names the flag.
+  if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
+  await checkListenAddresses([
+    { flag: '--listen', ...listen },
+    ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }]),
+    ...(proxy === undefined ? [] : [{ flag: '--proxy', ...proxy }]),
+    ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
+  ]);
   tuneGarbageCollectorForForwarding();
   const sidecar = await startSidecar({
     service,
@@ -98,8 +114,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     advertise: values.advertise === undefined ? undefined : (parseLinkUrl(values.advertise, '--advertise'), values.advertise),
     app: values.app === undefined ? undefined : parseHostPort(values.app, '--app'),
     upstreams,
-    proxy: values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy'),
-    admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+    proxy,
+    admin,
     dataDir: values['data-dir'],
     zone: values.zone,
     weight,
