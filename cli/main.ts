@@ -10,7 +10,10 @@ Commands:
   gateway         run a gateway that relays tunnels between zones
   run             run a command next to its own sidecar (trellis run [flags] -- CMD ARGS...)
   token create    create a join token for a service, or a gateway token
-  policy          allow or deny calls between services
+  policy          allow or deny calls between services; policy list shows them
+  status          check the mesh and say what is wrong (exit 1 if anything is)
+  services        list the registered services
+  endpoints       list the endpoints of one service
 
 Run 'trellis help <command>' (or 'trellis <command> --help') for a command's flags and examples,
 'trellis --version' for the version.
@@ -28,6 +31,9 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   run: async (args) => (await import('./commands/run.js')).runCommand(args),
   token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
+  status: async (args) => (await import('./commands/status.js')).statusCommand(args),
+  services: async (args) => (await import('./commands/services.js')).servicesCommand(args),
+  endpoints: async (args) => (await import('./commands/services.js')).endpointsCommand(args),
 };
 
 /** Raised for a command name nobody knows: its hint points at the top-level help. */

@@ -15,7 +15,11 @@ Serves HTTPS and WSS at https://HOST:PORT and writes the admin token to DIR/admi
   --trust-domain NAME   default trellis.local (only used when DIR is new)
   --cert-ttl DURATION   lifetime of sidecar certificates; default 24h
   --lease-ttl DURATION  how long an endpoint outlives its sidecar's session; default 15s
-${logFormatHelp}`;
+${logFormatHelp}
+
+Examples:
+  trellis control-plane --data-dir ./cp-data
+  trellis control-plane --data-dir /var/lib/trellis --listen 10.0.0.5:7400 --cert-ttl 12h`;
 
 export async function controlPlaneCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {

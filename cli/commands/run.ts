@@ -39,7 +39,13 @@ ${logFormatHelp}
 
 CMD also gets ALL_PROXY=socks5h://127.0.0.1:PORT, HTTP_PROXY and HTTPS_PROXY=http://127.0.0.1:PORT
 (and lower-case twins): a proxy port that reaches <service>.mesh and refuses other names.
-NO_PROXY keeps its entries and adds localhost,127.0.0.1,::1. Stdout is CMD's alone.`;
+NO_PROXY keeps its entries and adds localhost,127.0.0.1,::1. Stdout is CMD's alone.
+
+Examples:
+  trellis run --service web --token "$TOKEN_WEB" --control-plane https://127.0.0.1:7400 \\
+    --upstream api -- curl -s http://api.mesh/
+  trellis run --service api --token "$TOKEN_API" --control-plane https://127.0.0.1:7400 \\
+    --app-port 8080 -- python3 -m http.server 8080 --bind 127.0.0.1`;
 
 const LOOPBACK_ANY_PORT: HostPort = { host: '127.0.0.1', port: 0 };
 /**

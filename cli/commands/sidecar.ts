@@ -49,7 +49,15 @@ ${logFormatHelp}
 Inbound limits (streams beyond them get RESET RESOURCE_EXHAUSTED):
   --max-inbound-streams N   inbound streams open at once, from all callers (default ${DEFAULT_MAX_INBOUND_STREAMS})
   --max-inbound-streams-per-peer N  inbound streams open at once from one caller identity, across
-                            all its links (default ${DEFAULT_MAX_INBOUND_STREAMS_PER_PEER})${trafficFlagsHelp}`;
+                            all its links (default ${DEFAULT_MAX_INBOUND_STREAMS_PER_PEER})${trafficFlagsHelp}
+
+Examples:
+  trellis sidecar --service api --token "$TOKEN_API" --control-plane https://127.0.0.1:7400 \\
+    --listen 127.0.0.1:7501 --app 127.0.0.1:8080 --admin 127.0.0.1:9501
+  trellis sidecar --service web --token "$TOKEN_WEB" --control-plane https://127.0.0.1:7400 \\
+    --listen 127.0.0.1:7502 --upstream api=127.0.0.1:9000
+  trellis sidecar --service api --data-dir ./api-state --control-plane https://10.0.0.5:7400 \\
+    --listen 0.0.0.0:7501 --advertise 10.0.0.7:7501 --app 127.0.0.1:8080`;
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
