@@ -68,7 +68,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     // A malformed address comes from a flag here (the parsers name it): a usage mistake too.
-    if (error instanceof UsageError || (error instanceof ValidationError && error.code === 'TRELLIS_ERR_BAD_ADDRESS')) {
+    if (error instanceof UsageError || (error instanceof ValidationError && (error.code === 'TRELLIS_ERR_BAD_ADDRESS' || error.code === 'TRELLIS_ERR_CONFIG_FILE'))) {
       const help = error instanceof UnknownCommandError ? 'trellis --help' : `trellis help ${process.argv[2] ?? ''}`;
       process.stderr.write(`trellis: ${error.message} (see '${help}') [${error.code}]\n`);
       process.exit(2);

@@ -3,6 +3,7 @@ import { parseHostPort } from '../../sidecar/net/address.js';
 import { parseDurationMs, parseFlags, required } from '../args.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
+import { controlPlaneConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 
 export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--listen HOST:PORT] [--trust-domain NAME]
@@ -10,6 +11,7 @@ export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--
 
 Runs the control plane: certificate authority, service registry and config source.
 Serves HTTPS and WSS at https://HOST:PORT and writes the admin token to DIR/admin.token.
+  --config FILE.yaml    flag values from a file (keys as the flags); flags given here override it
   --data-dir DIR        where the CA, the admin token and the state are kept (created if missing)
   --listen HOST:PORT    default 127.0.0.1:7400
   --trust-domain NAME   default trellis.local (only used when DIR is new)
@@ -29,7 +31,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     'cert-ttl': { type: 'string' },
     'lease-ttl': { type: 'string' },
     ...logFormatOption,
-  });
+  }, false, controlPlaneConfigFile);
   if (values.help === true) {
     process.stdout.write(`${controlPlaneHelp}\n`);
     return 0;

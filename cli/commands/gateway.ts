@@ -9,6 +9,7 @@ import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } f
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
+import { gatewayConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 import { checkAdminAddress, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
@@ -17,6 +18,7 @@ export const gatewayHelp = `Usage: trellis gateway --zone ZONE --name NAME --tok
 
 Runs a gateway: it relays tunnels between the sidecars of its zone and the gateways of other
 zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of it.
+  --config FILE.yaml        flag values from a file (keys as the flags); flags given here override it
   --zone ZONE               the zone this gateway serves
   --name NAME               this gateway's name in its zone (default: the token's)
   --token TOKEN             a gateway token (trellis token create --gateway NAME --zone ZONE); or env
@@ -55,7 +57,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     'connect-timeout': { type: 'string' },
     ...logFormatOption,
     'admin-allow-remote': { type: 'boolean' },
-  });
+  }, false, gatewayConfigFile);
   if (values.help === true) {
     process.stdout.write(`${gatewayHelp}\n`);
     return 0;

@@ -11,6 +11,7 @@ import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
+import { sidecarConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
@@ -20,6 +21,8 @@ export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN 
                        [outbound traffic and health flags, below]
 
 Runs a sidecar next to one instance of a service.
+  --config FILE.yaml        flag values from a file (keys as the flags, upstreams as a list of
+                            {service, address}); flags given here override it
   --service NAME            this instance's service
   --token TOKEN             a join token for NAME (trellis token create); or env TRELLIS_JOIN_TOKEN;
                             not needed when --data-dir holds a valid identity
@@ -81,7 +84,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     'max-inbound-streams-per-peer': { type: 'string' },
     ...logFormatOption,
     'admin-allow-remote': { type: 'boolean' },
-  });
+  }, false, sidecarConfigFile);
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
     return 0;
