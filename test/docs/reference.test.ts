@@ -1,7 +1,8 @@
 // The generated reference pages cannot drift: the CLI reference must be what --help prints now,
 // the metrics reference what the metric definitions say. `npm run docs` rewrites both.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { listedCommands, renderCliReference } from '../../cli/reference/cli-reference.js';
@@ -25,5 +26,24 @@ describe('generated reference pages', () => {
     const rendered = renderMetricsReference();
     assert.equal(page('metrics.md'), rendered);
     for (const name of ['trellis_sidecar_streams_active', 'trellis_cp_joins_total']) assert.ok(rendered.includes(`| \`${name}\` |`), name);
+  });
+});
+
+describe('config files shown in the docs', () => {
+  it('every yaml block of docs/operations.md is a valid sidecar config file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trellis-docs-yaml-'));
+    try {
+      const blocks = [...page('operations.md').matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] ?? '');
+      assert.ok(blocks.length > 0, 'docs/operations.md shows no config file');
+      for (const [i, block] of blocks.entries()) {
+        const path = join(dir, `example-${i}.yaml`);
+        writeFileSync(path, block);
+        // --help after the file: the file is read and checked, then only the help is printed.
+        const { code, stderr } = await runTrellis(['sidecar', '--config', path, '--help']);
+        assert.equal(code, 0, `${block}\n${stderr}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
