@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { closest, UsageError } from './args.js';
+import { packageVersion } from './version.js';
 
 const usage = `Usage: trellis <command> [flags]
 
@@ -56,12 +56,6 @@ async function main(argv: string[]): Promise<number> {
     throw new UnknownCommandError(`unknown command "${name}"${suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`}`);
   }
   return command(args);
-}
-
-/** The version in package.json, next to the compiled CLI. */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
 }
 
 main(process.argv.slice(2)).then(

@@ -6,13 +6,14 @@ import { printJson } from '../inspect-flags.js';
 import type { Styler } from '../style.js';
 import { stylerFor } from '../style.js';
 import { renderTable } from '../table.js';
+import { packageVersion } from '../version.js';
 
 export const statusHelp = `Usage: trellis status [--json] [--control-plane URL]... [--admin-token-file FILE] [--admin-url URL]...
 
 Checks the mesh and says what is wrong: every control-plane replica answers, every registered
 service has a healthy endpoint, sidecars and gateways are connected, policies name services
 that exist; and, for the sidecars given by --admin-url, that each is ready, connected, on the
-current config, with a certificate far from expiry, and that every service it routes to has a
+current config and this CLI's version, with a certificate far from expiry, and that every service it routes to has a
 healthy endpoint. Exits 0 when nothing is wrong (warnings allowed), 1 otherwise.
   --control-plane URL      https://HOST:PORT, repeat for each replica (or TRELLIS_CONTROL_PLANE,
                            comma-separated)
@@ -48,6 +49,7 @@ interface ControlPlaneFinding {
 
 /** What a sidecar's `GET /status` holds that the check reads. */
 interface SidecarStatus {
+  version?: string;
   service: string;
   sidecarId: string;
   ready: boolean;
@@ -103,10 +105,11 @@ export async function statusCommand(args: string[]): Promise<number> {
     if (!gateway.connected) problems.push({ severity: 'error', subject: `gateway ${gateway.zone}/${gateway.name}`, message: 'is not connected to the control plane' });
   }
   const sidecars = await Promise.all((values['admin-url'] ?? []).map((url) => readSidecar(url)));
-  for (const sidecar of sidecars) problems.push(...sidecarProblems(sidecar, configVersion, services));
+  const cliVersion = packageVersion();
+  for (const sidecar of sidecars) problems.push(...sidecarProblems(sidecar, configVersion, services, cliVersion));
 
   if (values.json === true) {
-    printJson({ ok: !problems.some((p) => p.severity === 'error'), controlPlanes, services: services?.services, gateways: gateways?.gateways, sidecars, problems });
+    printJson({ ok: !problems.some((p) => p.severity === 'error'), cliVersion, controlPlanes, services: services?.services, gateways: gateways?.gateways, sidecars, problems });
   } else {
     process.stdout.write(render(stylerFor(process.stdout), { controlPlanes, services, gateways, sidecars, problems }));
   }
@@ -133,12 +136,13 @@ function serviceProblems(view: ServicesView, policies: PoliciesView | undefined)
   return problems;
 }
 
-function sidecarProblems(sidecar: SidecarFinding, configVersion: number, services: ServicesView | undefined): Problem[] {
+function sidecarProblems(sidecar: SidecarFinding, configVersion: number, services: ServicesView | undefined, cliVersion: string): Problem[] {
   if (sidecar.status === undefined) return [{ severity: 'error', subject: `sidecar ${sidecar.adminUrl}`, message: `does not answer: ${sidecar.error ?? ''}` }];
   const status = sidecar.status;
   const subject = `sidecar ${status.service}/${status.sidecarId}`;
   const problems: Problem[] = [];
   if (!status.ready) problems.push({ severity: 'error', subject, message: 'is not ready' });
+  if (status.version !== undefined && status.version !== cliVersion) problems.push({ severity: 'warning', subject, message: `runs version ${status.version}, this CLI ${cliVersion}` });
   if (!status.controlPlaneConnected) problems.push({ severity: 'error', subject, message: 'is not connected to the control plane (it serves with its last config)' });
   if (configVersion > 0 && status.configVersion < configVersion) {
     problems.push({ severity: 'warning', subject, message: `has config version ${status.configVersion}, the control plane ${configVersion}` });
@@ -202,10 +206,10 @@ function render(
   if (found.sidecars.length > 0) {
     const rows = found.sidecars.map((sidecar) =>
       sidecar.status === undefined
-        ? ['-', '-', sidecar.adminUrl, failed, '-', '-', '-']
-        : [sidecar.status.service, sidecar.status.sidecarId, sidecar.adminUrl, sidecar.status.ready ? ok : failed, sidecar.status.controlPlaneConnected ? 'yes' : styler.style('red', 'no'), String(sidecar.status.configVersion), sidecar.status.certExpiresAt],
+        ? ['-', '-', sidecar.adminUrl, '-', failed, '-', '-', '-']
+        : [sidecar.status.service, sidecar.status.sidecarId, sidecar.adminUrl, sidecar.status.version ?? '-', sidecar.status.ready ? ok : failed, sidecar.status.controlPlaneConnected ? 'yes' : styler.style('red', 'no'), String(sidecar.status.configVersion), sidecar.status.certExpiresAt],
     );
-    sections.push(`Sidecars\n${indent(renderTable(['SERVICE', 'SIDECAR', 'ADMIN', 'READY', 'CONNECTED', 'CONFIG', 'CERT EXPIRES'], rows))}`);
+    sections.push(`Sidecars\n${indent(renderTable(['SERVICE', 'SIDECAR', 'ADMIN', 'VERSION', 'READY', 'CONNECTED', 'CONFIG', 'CERT EXPIRES'], rows))}`);
   }
   const errors = found.problems.filter((problem) => problem.severity === 'error');
   const lines = found.problems.map((problem) => `  ${problem.severity === 'error' ? styler.style('red', 'error  ') : styler.style('yellow', 'warning')}  ${problem.subject} ${problem.message}`);

@@ -4,13 +4,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestApp } from '../support/apps.js';
 import { startNamedApp } from '../support/apps.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
 import { createToken, removeDirs, setPolicy, startControlPlane, startSidecar } from '../support/mesh.js';
 import { freeLoopbackPort } from '../support/ports.js';
-import { runTrellis, trellisBin } from '../support/processes.js';
+import { repoRoot, runTrellis, trellisBin } from '../support/processes.js';
 
 const ESC = '\u001b[';
 
@@ -86,9 +88,11 @@ describe('trellis status, services, endpoints, policy list', () => {
 
   it('status: exit 0 when nothing is wrong', async () => {
     const { code, stdout } = await trellis('status', '--admin-url', api.adminUrl, '--json');
-    const found = JSON.parse(stdout) as { ok: boolean; problems: Problem[] };
+    const found = JSON.parse(stdout) as { ok: boolean; problems: Problem[]; cliVersion: string; sidecars: { status: { version: string } }[] };
     assert.equal(code, 0, stdout);
     assert.deepEqual([found.ok, found.problems], [true, []]);
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    assert.deepEqual([found.cliVersion, found.sidecars[0]?.status.version], [version, version]);
     const table = await trellis('status', '--admin-url', api.adminUrl);
     assert.equal(table.code, 0);
     assert.ok(table.stdout.endsWith('Nothing is wrong.\n'), table.stdout);
