@@ -115,7 +115,7 @@ function formatPath(path: (string | number)[]): string {
 }
 
 /** A string, or a number written without quotes (`weight: 3`). */
-export const configText = z.union([z.string(), z.number()]).transform(String);
+export const configText = z.union([z.string(), z.number()], 'expected a string').transform(String);
 
 /** Checks a value with one of the flag parsers; the issue says what was expected. */
 export function checkedText(parse: (text: string) => unknown, expected: string): z.ZodType<string> {
@@ -138,7 +138,7 @@ function schemaFor(options: Options, spec: ConfigFileSpec) {
   for (const [name, option] of Object.entries(options)) {
     if (name === 'help') continue;
     const own = spec.fields[name];
-    const base = own ?? (option.type === 'boolean' ? z.boolean() : configText);
+    const base = own ?? (option.type === 'boolean' ? z.boolean('expected true or false') : configText);
     shape[name] = (option.multiple === true ? oneOrMany(base) : base).optional();
   }
   for (const [name, schema] of Object.entries(spec.fields)) if (!(name in shape)) shape[name] = schema.optional();

@@ -104,6 +104,8 @@ describe('trellis --config', () => {
       ['sidecar', ['service: web', 'control-plane:', '  - https://127.0.0.1:7400', '  - http://127.0.0.1:7401'], '4: control-plane[1]: expected an https:// URL'],
       ['sidecar', ['service: web', 'upstreams:', '  - service: api', '    adress: 127.0.0.1:1'], '4: upstreams[0].adress: not a setting'],
       ['control-plane', ['listen: 127.0.0.1:7400', 'cert-ttl: forever'], '2: cert-ttl: expected a duration'],
+      ['sidecar', ['service: web', 'admin-allow-remote: yes please'], '2: admin-allow-remote: expected true or false'],
+      ['sidecar', ['service: web', 'data-dir: {a: 1}'], '2: data-dir: expected a string'],
       ['gateway', ['zone: east', 'listen: [tls://127.0.0.1:0, udp://x:1]'], '2: listen[1]: expected HOST:PORT, tls://HOST:PORT or wss://HOST:PORT[/PATH]'],
     ];
     for (const [command, lines, expected] of cases) {

@@ -29,6 +29,11 @@ describe('the installed trellis command', () => {
   /** Runs a shell command line in a directory outside the repository, with the installed `trellis` on PATH. */
   const sh = (line: string) => execFileAsync('sh', ['-c', line], { cwd: elsewhere, env: installed.env(), timeout: 60_000 });
 
+  it('is installed by the command the README gives', () => {
+    // installTrellis runs it with --prefix added; the two must not drift apart.
+    assert.ok(readFileSync(join(repoRoot, 'README.md'), 'utf8').includes('npm ci && npm install -g --ignore-scripts . && npm run demo'));
+  });
+
   it('is found on PATH, in the install prefix', async () => {
     const { stdout } = await sh('command -v trellis');
     assert.equal(stdout.trim(), join(installed.binDir, 'trellis'));
