@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { ValidationError } from '../proto/errors.js';
+import type { ConfigFileSpec } from './config-file.js';
+import { expandConfigFile } from './config-file.js';
 
 /** A mistake in how the command was called: printed with a hint to `--help`, exit code 2. */
 export class UsageError extends ValidationError {
@@ -13,11 +15,13 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /**
  * Parses flags strictly: an unknown flag or a missing value is a UsageError naming it, with
- * the closest known flag when the unknown one looks like a typo of it.
+ * the closest known flag when the unknown one looks like a typo of it. With `configFile`, the
+ * command takes `--config FILE.yaml` too: the file's values, overridden by the flags given.
  */
-export function parseFlags<T extends Options>(args: string[], options: T, allowPositionals = false) {
+export function parseFlags<T extends Options>(args: string[], options: T, allowPositionals = false, configFile?: ConfigFileSpec) {
+  const expanded = configFile === undefined ? args : expandConfigFile(args, options, configFile);
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
+    return parseArgs({ args: expanded, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
   } catch (error) {
     const message = (error as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '');
     const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1];

@@ -1,8 +1,16 @@
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import type { LogFormat } from './log-format.js';
+import { formatPrettyLine } from './log-format.js';
+import { stylerFor } from './style.js';
 
-/** Structured JSON logs on stderr, so that stdout stays for what a command prints. */
-export function createLogger(name: string): Logger {
+/**
+ * Structured logs on stderr, so that stdout stays for what a command prints: JSON lines, or
+ * readable lines for a terminal (formatted here, in the process: no transport thread).
+ */
+export function createLogger(name: string, format: LogFormat = process.stderr.isTTY ? 'pretty' : 'json'): Logger {
   const level = process.env['TRELLIS_LOG_LEVEL'] ?? 'info';
-  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  if (format === 'json') return pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  const styler = stylerFor(process.stderr);
+  return pino({ name, level, base: undefined }, { write: (line: string) => void process.stderr.write(formatPrettyLine(line, styler)) });
 }

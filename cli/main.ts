@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { TrellisError } from '../proto/errors.js';
+import { TrellisError, ValidationError } from '../proto/errors.js';
 import { closest, UsageError } from './args.js';
+import { packageVersion } from './version.js';
 
 const usage = `Usage: trellis <command> [flags]
 
@@ -10,7 +10,11 @@ Commands:
   gateway         run a gateway that relays tunnels between zones
   run             run a command next to its own sidecar (trellis run [flags] -- CMD ARGS...)
   token           create, list or revoke join tokens (for a service or a gateway)
-  policy          allow or deny calls between services
+  policy          allow or deny calls between services; policy list shows them
+  revoke          revoke a sidecar's or a service's certificates
+  status          check the mesh and say what is wrong (exit 1 if anything is)
+  services        list the registered services
+  endpoints       list the endpoints of one service
 
 Run 'trellis help <command>' (or 'trellis <command> --help') for a command's flags and examples,
 'trellis --version' for the version.
@@ -29,6 +33,9 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
   revoke: async (args) => (await import('./commands/revoke.js')).revokeCommand(args),
+  status: async (args) => (await import('./commands/status.js')).statusCommand(args),
+  services: async (args) => (await import('./commands/services.js')).servicesCommand(args),
+  endpoints: async (args) => (await import('./commands/services.js')).endpointsCommand(args),
 };
 
 /** Raised for a command name nobody knows: its hint points at the top-level help. */
@@ -53,16 +60,11 @@ async function main(argv: string[]): Promise<number> {
   return command(args);
 }
 
-/** The version in package.json, next to the compiled CLI. */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
-}
-
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof UsageError) {
+    // A malformed address comes from a flag here (the parsers name it): a usage mistake too.
+    if (error instanceof UsageError || (error instanceof ValidationError && (error.code === 'TRELLIS_ERR_BAD_ADDRESS' || error.code === 'TRELLIS_ERR_CONFIG_FILE'))) {
       const help = error instanceof UnknownCommandError ? 'trellis --help' : `trellis help ${process.argv[2] ?? ''}`;
       process.stderr.write(`trellis: ${error.message} (see '${help}') [${error.code}]\n`);
       process.exit(2);

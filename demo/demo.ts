@@ -36,9 +36,31 @@ function run(args: string[]): Promise<string> {
   });
 }
 
-function cleanup(): void {
-  for (const child of children) child.kill('SIGTERM');
-  rmSync(dataDir, { recursive: true, force: true });
+/** How long a child may take to exit once told to, before it is killed. */
+const CHILD_EXIT_TIMEOUT_MS = 10_000;
+
+/**
+ * Stops every child and waits until all have exited, then removes the data directory: a
+ * control plane still shutting down writes its state there (removing it first failed with
+ * ENOTEMPTY). On Ctrl-C the terminal has sent SIGINT to the children too; SIGTERM then
+ * makes the sidecars stop at once instead of draining.
+ */
+async function cleanup(): Promise<void> {
+  await Promise.all(children.map((child) => stopChild(child)));
+  try {
+    rmSync(dataDir, { recursive: true, force: true });
+  } catch (error) {
+    console.error(`could not remove ${dataDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_EXIT_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function main(): Promise<void> {
@@ -67,8 +89,8 @@ The mesh is up:
   api via the mesh   curl http://${upstream}/     (web's upstream port for api)
 ${sidecarAdmins.map((s) => `  ${s.name.padEnd(17)}  ${s.url}/metrics  ${s.url}/status`).join('\n')}
 
-Try: npx trellis policy deny --from web --to api ${admin.join(' ')}
-     (then 'npx trellis policy allow …' to let it through again)
+Try: trellis policy deny --from web --to api ${admin.join(' ')}
+     (then 'trellis policy allow …' to let it through again)
 Sending a request to web every 100 ms. Ctrl-C stops everything.
 `);
 
@@ -98,13 +120,14 @@ Sending a request to web every 100 ms. Ctrl-C stops everything.
 }
 
 main().then(
-  () => {
-    cleanup();
+  async () => {
+    await cleanup();
+    console.log('Stopped.');
     process.exit(0);
   },
-  (error: Error) => {
+  async (error: Error) => {
     console.error(`demo failed: ${error.message}`);
-    cleanup();
+    await cleanup();
     process.exit(1);
   },
 );

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SidecarMetrics } from './metrics/metrics.js';
@@ -19,8 +20,22 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** Plain HTTP on loopback: `/ready`, `/metrics` (Prometheus text) and `/status` (JSON). */
+/** The version of the package this process runs (package.json, beside the compiled tree). */
+function runningVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Plain HTTP on loopback: `/ready`, `/metrics` (Prometheus text) and `/status` (JSON, with the
+ * running `version` first, so that `trellis status` can tell versions apart).
+ */
 export async function startAdminServer(init: AdminServerInit): Promise<AdminServer> {
+  const version = runningVersion();
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {
@@ -36,7 +51,7 @@ export async function startAdminServer(init: AdminServerInit): Promise<AdminServ
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
       );
     } else if (path === '/status') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(init.status(), null, 2)}\n`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ version, ...(init.status() as object) }, null, 2)}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /ready, /metrics or /status\n');
     }

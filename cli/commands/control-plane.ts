@@ -1,7 +1,9 @@
 import { startControlPlane } from '../../control-plane/index.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { parseDurationMs, parseFlags, required, UsageError } from '../args.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
+import { controlPlaneConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 
 export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--listen HOST:PORT] [--trust-domain NAME]
@@ -10,6 +12,7 @@ export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--
 
 Runs the control plane: certificate authority, service registry and config source.
 Serves HTTPS and WSS at https://HOST:PORT and writes the admin token to DIR/admin.token.
+  --config FILE.yaml    flag values from a file (keys as the flags); flags given here override it
   --data-dir DIR        where the CA, the admin token and the state are kept (created if missing)
   --listen HOST:PORT    default 127.0.0.1:7400
   --trust-domain NAME   default trellis.local (only used when DIR is new)
@@ -21,11 +24,13 @@ Serves HTTPS and WSS at https://HOST:PORT and writes the admin token to DIR/admi
   --etcd-encryption-key-file FILE
                         32-byte key (64 hex digits; mode 0600) that encrypts the CA key and the
                         admin token in etcd; the same file on every replica
+${logFormatHelp}
 
 Examples:
   trellis control-plane --data-dir ./cp-data
+  trellis control-plane --data-dir /var/lib/trellis --listen 10.0.0.5:7400 --cert-ttl 12h
   openssl rand -hex 32 > etcd.key && chmod 600 etcd.key
-  trellis control-plane --data-dir ./cp1 --listen 10.0.0.1:7400 --store etcd \
+  trellis control-plane --data-dir ./cp1 --listen 10.0.0.1:7400 --store etcd \\
     --etcd http://10.0.0.5:2379 --etcd-encryption-key-file ./etcd.key`;
 
 export async function controlPlaneCommand(args: string[]): Promise<number> {
@@ -38,7 +43,8 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     store: { type: 'string' },
     etcd: { type: 'string' },
     'etcd-encryption-key-file': { type: 'string' },
-  });
+    ...logFormatOption,
+  }, false, controlPlaneConfigFile);
   if (values.help === true) {
     process.stdout.write(`${controlPlaneHelp}\n`);
     return 0;
@@ -48,7 +54,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const leafTtlMs = values['cert-ttl'] === undefined ? undefined : parseDurationMs(values['cert-ttl'], '--cert-ttl');
   const leaseTtlMs = values['lease-ttl'] === undefined ? undefined : parseDurationMs(values['lease-ttl'], '--lease-ttl');
   const etcd = etcdOptions(values.store, values.etcd, values['etcd-encryption-key-file']);
-  const logger = createLogger('control-plane');
+  const logger = createLogger('control-plane', parseLogFormat(values['log-format'], process.stderr.isTTY === true));
   const controlPlane = await startControlPlane({
     dataDir,
     listenHost: listen.host,
@@ -59,8 +65,10 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     etcd,
     logger,
   });
+  // Caught before the lines that tell a supervisor (or a test) it may signal us now.
+  const signalled = untilSignal();
   process.stdout.write(`control plane listening on ${controlPlane.url}\nadmin token written to ${controlPlane.adminTokenPath}\n`);
-  const signal = await untilSignal();
+  const signal = await signalled;
   logger.info({ signal }, 'shutting down');
   await controlPlane.close();
   return 0;

@@ -7,15 +7,19 @@ import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
+import { gatewayConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
+import { checkAdminAddress, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const gatewayHelp = `Usage: trellis gateway --zone ZONE --name NAME --token TOKEN --control-plane URL --listen URL...
                        [--advertise URL]... [--admin HOST:PORT] [--data-dir DIR] [--egress-proxy URL]
 
 Runs a gateway: it relays tunnels between the sidecars of its zone and the gateways of other
 zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of it.
+  --config FILE.yaml        flag values from a file (keys as the flags); flags given here override it
   --zone ZONE               the zone this gateway serves
   --name NAME               this gateway's name in its zone (default: the token's)
   --token TOKEN             a gateway token (trellis token create --gateway NAME --zone ZONE); or env
@@ -29,11 +33,13 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
                             (repeatable; default: the bound --listen URLs). A gateway nobody can
                             reach (behind NAT or a firewall) still works: it dials out to the
                             gateways of other zones and takes its traffic over those links
-  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
+  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status (no authentication)
+  --admin-allow-remote      let --admin bind an address other hosts reach (refused otherwise)
   --data-dir DIR            keeps the key, certificate and last config across restarts
   --egress-proxy URL        dial other gateways through this HTTP CONNECT proxy (http://HOST:PORT);
                             default: HTTPS_PROXY when set
   --connect-timeout D       time to dial a link, TCP and TLS (default 5s)
+${logFormatHelp}
 
 Example:
   trellis gateway --zone east --name gw1 --token-file gw1.token \\
@@ -53,7 +59,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'egress-proxy': { type: 'string' },
     'connect-timeout': { type: 'string' },
-  });
+    ...logFormatOption,
+    'admin-allow-remote': { type: 'boolean' },
+  }, false, gatewayConfigFile);
   if (values.help === true) {
     process.stdout.write(`${gatewayHelp}\n`);
     return 0;
@@ -73,6 +81,12 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     // Peers need the scheme to pick the transport.
     return parsed.scheme === 'tls' && !url.startsWith('tls://') ? `tls://${url}` : url;
   });
+  const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
+  const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
+  checkAdminAddress(admin, values['admin-allow-remote'] === true);
+  // Before joining: a wrong flag costs no certificate, and its error names the flag.
+  if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
+  await checkListenAddresses([...listen.map((url) => ({ flag: '--listen', ...url })), ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }])]);
   tuneGarbageCollectorForForwarding();
   const gateway = await startGateway({
     zone,
@@ -81,17 +95,19 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     token,
     listen,
     advertise,
-    admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+    admin,
     dataDir: values['data-dir'],
     egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
     connectTimeoutMs: values['connect-timeout'] === undefined ? undefined : parseDurationMs(values['connect-timeout'], '--connect-timeout'),
-    logger: createLogger(`gateway:${zone}/${name}`),
+    logger: createLogger(`gateway:${zone}/${name}`, logFormat),
   });
   if (!gateway.isReady()) await once(gateway.config, 'version');
   const lines = [`gateway ${zone}/${name} ready: links on ${gateway.listenUrls.join(', ')}`];
   if (gateway.adminAddress !== undefined) lines.push(`  admin on http://${gateway.adminAddress}`);
+  // Caught before the ready lines, which tell a supervisor it may signal us now.
+  const signalled = untilSignal();
   process.stdout.write(`${lines.join('\n')}\n`);
-  await untilSignal();
+  await signalled;
   await gateway.close();
   return 0;
 }

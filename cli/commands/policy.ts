@@ -1,10 +1,14 @@
 import { connectAdmin } from '../admin-client.js';
 import type { AdminClient } from '../admin-client.js';
+import type { PoliciesView } from '../../proto/control.js';
 import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
+import { stylerFor } from '../style.js';
+import { renderTable } from '../table.js';
 
 export const policyHelp = `Usage: trellis policy allow|deny --from SERVICE --to SERVICE [--close-existing] [--control-plane URL] [--admin-token-file FILE]
        trellis policy remove --from SERVICE --to SERVICE [--control-plane URL] [--admin-token-file FILE]
        trellis policy default allow|deny [--close-existing] [--control-plane URL] [--admin-token-file FILE]
+       trellis policy list [--json] [--control-plane URL] [--admin-token-file FILE]
        trellis policy show [--control-plane URL] [--admin-token-file FILE]
 
 Sets who may call whom. Enforced by the destination's sidecar on every new connection.
@@ -16,13 +20,15 @@ Sets who may call whom. Enforced by the destination's sidecar on every new conne
   --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)
 
 A rule naming the caller wins over a '*' rule, which wins over the default. 'remove' takes a
-rule away, so that the next one down decides again.
+rule away, so that the next one down decides again. 'list' prints the default and the rules as a
+table (--json for scripts); 'show' prints the control plane's answer as it is.
 
 Examples:
   trellis policy deny --from web --to db
   trellis policy deny --from web --to db --close-existing
   trellis policy remove --from web --to db
-  trellis policy default deny`;
+  trellis policy default deny
+  trellis policy list`;
 
 export async function policyCommand(args: string[]): Promise<number> {
   const [verb, ...rest] = args;
@@ -62,8 +68,24 @@ export async function policyCommand(args: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(await admin.call('GET', '/v1/policies'), null, 2)}\n`);
     return 0;
   }
+  if (verb === 'list') {
+    const { values } = parseFlags(rest, { ...common, json: { type: 'boolean' } });
+    if (values.help === true) return printHelp();
+    const admin = await connectAdmin(firstUrl(values['control-plane']), values['admin-token-file']);
+    const view = (await admin.call('GET', '/v1/policies')) as PoliciesView;
+    if (values.json === true) {
+      process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+      return 0;
+    }
+    const styler = stylerFor(process.stdout);
+    const action = (text: string): string => styler.style(text === 'deny' ? 'red' : 'green', text);
+    const rows = view.rules.map((rule) => [rule.from, rule.to, action(rule.action)]);
+    process.stdout.write(`default: ${action(view.defaultAction)} (for calls no rule matches)\n`);
+    process.stdout.write(rows.length === 0 ? 'no rules\n' : `${renderTable(['FROM', 'TO', 'ACTION'], rows)}\n`);
+    return 0;
+  }
   if (verb === '--help' || verb === '-h') return printHelp();
-  throw new UsageError(verb === undefined ? 'missing a policy subcommand (allow, deny, remove, default, show)' : `unknown policy subcommand "${verb}"`);
+  throw new UsageError(verb === undefined ? 'missing a policy subcommand (allow, deny, remove, default, list, show)' : `unknown policy subcommand "${verb}"`);
 }
 
 /** `--close-existing` as the request field; only a deny can close anything. */

@@ -10,10 +10,12 @@ import type { Sidecar } from '../../sidecar/sidecar.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
 import { joinTokenInput } from '../token-file.js';
+import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const runHelp = `Usage: trellis run --service NAME --token TOKEN --control-plane URL [--app-port P]
                    [--upstream SERVICE[=HOST:PORT]]... [--listen HOST:PORT] [--advertise HOST:PORT]
@@ -32,13 +34,21 @@ the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits wit
                             CMD gets TRELLIS_UPSTREAM_<SVC>=host:port (upper case, '-' as '_')
   --listen HOST:PORT        mTLS link listener for other sidecars (default 127.0.0.1:0)
   --advertise HOST:PORT     the link address other sidecars dial (default: the bound --listen)
-  --admin HOST:PORT         the sidecar's admin endpoint: /ready, /metrics, /status
+  --admin HOST:PORT         the sidecar's admin endpoint: /ready, /metrics, /status (loopback only
+                            unless --admin-allow-remote)
   --data-dir DIR            keeps the key, certificate and last config across restarts
-  --log-file FILE           the sidecar's logs go to FILE (appended) instead of stderr
+  --log-file FILE           the sidecar's logs go to FILE (appended, JSON lines) instead of stderr
+${logFormatHelp}
 
 CMD also gets ALL_PROXY=socks5h://127.0.0.1:PORT, HTTP_PROXY and HTTPS_PROXY=http://127.0.0.1:PORT
 (and lower-case twins): a proxy port that reaches <service>.mesh and refuses other names.
-NO_PROXY keeps its entries and adds localhost,127.0.0.1,::1. Stdout is CMD's alone.`;
+NO_PROXY keeps its entries and adds localhost,127.0.0.1,::1. Stdout is CMD's alone.
+
+Examples:
+  trellis run --service web --token "$TOKEN_WEB" --control-plane https://127.0.0.1:7400 \\
+    --upstream api -- curl -s http://api.mesh/
+  trellis run --service api --token "$TOKEN_API" --control-plane https://127.0.0.1:7400 \\
+    --app-port 8080 -- python3 -m http.server 8080 --bind 127.0.0.1`;
 
 const LOOPBACK_ANY_PORT: HostPort = { host: '127.0.0.1', port: 0 };
 /**
@@ -61,6 +71,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     admin: { type: 'string' },
     'data-dir': { type: 'string' },
     'log-file': { type: 'string' },
+    ...logFormatOption,
+    'admin-allow-remote': { type: 'boolean' },
   });
   if (values.help === true) {
     process.stdout.write(`${runHelp}\n`);
@@ -74,7 +86,17 @@ export async function runCommand(argv: string[]): Promise<number> {
   const rawToken = joinTokenInput(values, 'TRELLIS_JOIN_TOKEN');
   const upstreams = parseUpstreams(values.upstream ?? []);
   const appPort = values['app-port'] === undefined ? undefined : parseAppPort(values['app-port']);
-  const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`) : createFileLogger(`sidecar:${service}`, values['log-file']);
+  const listen = parseLinkUrl(values.listen ?? '127.0.0.1:0', '--listen');
+  const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
+  checkAdminAddress(admin, values['admin-allow-remote'] === true);
+  checkAdvertisable(listen, values.advertise === undefined ? undefined : parseLinkUrl(values.advertise, '--advertise'));
+  if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
+  await checkListenAddresses([
+    { flag: '--listen', ...listen },
+    ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }]),
+    ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
+  ]);
+  const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`, parseLogFormat(values['log-format'], process.stderr.isTTY === true)) : createFileLogger(`sidecar:${service}`, values['log-file']);
 
   // Caught from the start: a signal while the sidecar starts ends the run cleanly, not half-way.
   const signals = new SignalRelay();
@@ -86,12 +108,12 @@ export async function runCommand(argv: string[]): Promise<number> {
       service,
       controlPlaneUrls: urls,
       token: rawToken === undefined ? undefined : { raw: rawToken, parsed: parseJoinToken(rawToken) },
-      listen: parseLinkUrl(values.listen ?? '127.0.0.1:0', '--listen'),
+      listen,
       advertise: values.advertise === undefined ? undefined : (parseLinkUrl(values.advertise, '--advertise'), values.advertise),
       app: appPort === undefined ? undefined : { host: '127.0.0.1', port: appPort },
       upstreams,
       proxy: LOOPBACK_ANY_PORT,
-      admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+      admin,
       dataDir: values['data-dir'],
       logger,
     }).then(async (started) => {

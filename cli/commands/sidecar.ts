@@ -8,10 +8,13 @@ import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
+import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
+import { sidecarConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
+import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen URL
                        [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--proxy HOST:PORT] [--admin HOST:PORT]
@@ -19,6 +22,8 @@ export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN 
                        [outbound traffic and health flags, below]
 
 Runs a sidecar next to one instance of a service.
+  --config FILE.yaml        flag values from a file (keys as the flags, upstreams as a list of
+                            {service, address}); flags given here override it
   --service NAME            this instance's service
   --token TOKEN             a join token for NAME (trellis token create); or env TRELLIS_JOIN_TOKEN;
                             not needed when --data-dir holds a valid identity
@@ -32,22 +37,33 @@ Runs a sidecar next to one instance of a service.
   --upstream SVC=HOST:PORT  a local port whose connections go to service SVC (repeatable)
   --proxy HOST:PORT         a SOCKS5 and HTTP proxy port reaching <service>.mesh (the port in
                             <service>.mesh:PORT is ignored); other names are refused
-  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status
+  --admin HOST:PORT         plain HTTP on loopback: /ready, /metrics, /status (no authentication)
+  --admin-allow-remote      let --admin bind an address other hosts reach (refused otherwise)
   --data-dir DIR            keeps the key, certificate and last config across restarts
-  --advertise URL           the link address other sidecars dial (default: the bound --listen)
+  --advertise URL           the link address other sidecars dial (default: the bound --listen;
+                            required when --listen binds every address, 0.0.0.0 or [::])
   --zone ZONE, --weight N   registered with the endpoint (weight 1..1000, default 1); callers in
                             other zones reach this sidecar through gateways (default zone: default)
   --egress-proxy URL        dial this zone's gateways through an HTTP CONNECT proxy (http://HOST:PORT);
                             default: HTTPS_PROXY when set
   --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
                             a second signal stops at once
+${logFormatHelp}
   --drain-delay DURATION    on SIGTERM/SIGINT, how long to wait after deregistering before refusing
                             new streams, so that peers stop picking this endpoint (default 1s)
 
 Inbound limits (streams beyond them get RESET RESOURCE_EXHAUSTED):
   --max-inbound-streams N   inbound streams open at once, from all callers (default ${DEFAULT_MAX_INBOUND_STREAMS})
   --max-inbound-streams-per-peer N  inbound streams open at once from one caller identity, across
-                            all its links (default ${DEFAULT_MAX_INBOUND_STREAMS_PER_PEER})${trafficFlagsHelp}`;
+                            all its links (default ${DEFAULT_MAX_INBOUND_STREAMS_PER_PEER})${trafficFlagsHelp}
+
+Examples:
+  trellis sidecar --service api --token "$TOKEN_API" --control-plane https://127.0.0.1:7400 \\
+    --listen 127.0.0.1:7501 --app 127.0.0.1:8080 --admin 127.0.0.1:9501
+  trellis sidecar --service web --token "$TOKEN_WEB" --control-plane https://127.0.0.1:7400 \\
+    --listen 127.0.0.1:7502 --upstream api=127.0.0.1:9000
+  trellis sidecar --service api --data-dir ./api-state --control-plane https://10.0.0.5:7400 \\
+    --listen 0.0.0.0:7501 --advertise 10.0.0.7:7501 --app 127.0.0.1:8080`;
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
@@ -70,7 +86,9 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     'egress-proxy': { type: 'string' },
     'max-inbound-streams': { type: 'string' },
     'max-inbound-streams-per-peer': { type: 'string' },
-  });
+    ...logFormatOption,
+    'admin-allow-remote': { type: 'boolean' },
+  }, false, sidecarConfigFile);
   if (values.help === true) {
     process.stdout.write(`${sidecarHelp}\n`);
     return 0;
@@ -89,6 +107,19 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   const traffic = parseTrafficFlags(values, values.app !== undefined);
   const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
   const drainPropagationMs = values['drain-delay'] === undefined ? undefined : parseDurationMs(values['drain-delay'], '--drain-delay');
+  const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
+  const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
+  checkAdminAddress(admin, values['admin-allow-remote'] === true);
+  checkAdvertisable(listen, values.advertise === undefined ? undefined : parseLinkUrl(values.advertise, '--advertise'));
+  const proxy = values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy');
+  // Before joining: a wrong flag costs no certificate, and its error names the flag.
+  if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
+  await checkListenAddresses([
+    { flag: '--listen', ...listen },
+    ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }]),
+    ...(proxy === undefined ? [] : [{ flag: '--proxy', ...proxy }]),
+    ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
+  ]);
   tuneGarbageCollectorForForwarding();
   const sidecar = await startSidecar({
     service,
@@ -98,8 +129,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     advertise: values.advertise === undefined ? undefined : (parseLinkUrl(values.advertise, '--advertise'), values.advertise),
     app: values.app === undefined ? undefined : parseHostPort(values.app, '--app'),
     upstreams,
-    proxy: values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy'),
-    admin: values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin'),
+    proxy,
+    admin,
     dataDir: values['data-dir'],
     zone: values.zone,
     weight,
@@ -109,15 +140,17 @@ export async function sidecarCommand(args: string[]): Promise<number> {
       maxStreams: optionalCount(values['max-inbound-streams'], '--max-inbound-streams'),
       maxStreamsPerPeer: optionalCount(values['max-inbound-streams-per-peer'], '--max-inbound-streams-per-peer'),
     },
-    logger: createLogger(`sidecar:${service}`),
+    logger: createLogger(`sidecar:${service}`, logFormat),
   });
   if (!sidecar.isReady()) await once(sidecar.config, 'version');
   const lines = [`sidecar ${service} ready: links on ${sidecar.linkAddress}`];
   for (const upstream of sidecar.upstreams) lines.push(`  upstream ${upstream.service} on ${upstream.address}`);
   if (sidecar.proxyAddress !== undefined) lines.push(`  proxy on ${sidecar.proxyAddress} (SOCKS5 and HTTP, for <service>.mesh)`);
   if (sidecar.adminAddress !== undefined) lines.push(`  admin on http://${sidecar.adminAddress}`);
+  // Caught before the ready lines, which tell a supervisor it may signal us now.
+  const signalled = untilSignal();
   process.stdout.write(`${lines.join('\n')}\n`);
-  await untilSignal();
+  await signalled;
   // A second signal while draining means "now".
   void untilSignal().then(async () => {
     await sidecar.close();

@@ -16,6 +16,8 @@ import type { RevocationService } from '../revocations.js';
 import type { TokenService } from '../token-service.js';
 import type { Route } from './router.js';
 
+// Every change an operator makes is logged on the audit trail (never a token itself).
+
 /** What the admin routes need. */
 export interface AdminRouteComponents {
   tokens: TokenService;
@@ -34,13 +36,15 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/tokens',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const request = parseWithSchema(createTokenRequestSchema, body, 'token request');
         const ttlMs = request.ttlSeconds * 1000;
         const created: CreateTokenResponse =
           'service' in request
             ? await tokens.createJoinToken(request.service, ttlMs, { once: request.once })
             : await tokens.createGatewayToken(request.zone, request.gateway, ttlMs, { once: request.once });
+        const subject = 'service' in request ? { kind: 'join', service: request.service } : { kind: 'gateway', zone: request.zone, gateway: request.gateway };
+        audit.info({ event: 'token.created', ...subject, ttlSeconds: request.ttlSeconds, once: request.once === true, remoteAddress }, 'token created');
         return { status: 201, json: created };
       },
     },
@@ -56,9 +60,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/policies/default',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const { action, closeExisting } = parseWithSchema(setDefaultPolicyRequestSchema, body, 'default policy');
-        return { json: await policies.setDefault(action, closeExisting) };
+        const view = await policies.setDefault(action, closeExisting);
+        audit.info({ event: 'policy.default', action, closeExisting: closeExisting === true, remoteAddress }, 'default policy set');
+        return { json: view };
       },
     },
     {
@@ -66,8 +72,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/policies/rules',
       admin: true,
       hasBody: true,
-      async handle(body) {
-        return { json: await policies.putRule(parseWithSchema(putPolicyRuleRequestSchema, body, 'policy rule')) };
+      async handle(body, { audit, remoteAddress }) {
+        const rule = parseWithSchema(putPolicyRuleRequestSchema, body, 'policy rule');
+        const view = await policies.putRule(rule);
+        audit.info({ event: 'policy.rule.set', from: rule.from, to: rule.to, action: rule.action, remoteAddress }, 'policy rule set');
+        return { json: view };
       },
     },
     {
@@ -75,9 +84,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/policies/rules',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const { from, to } = parseWithSchema(deletePolicyRuleRequestSchema, body, 'policy rule');
-        return { json: await policies.deleteRule(from, to) };
+        const view = await policies.deleteRule(from, to);
+        audit.info({ event: 'policy.rule.removed', from, to, remoteAddress }, 'policy rule removed');
+        return { json: view };
       },
     },
     {
@@ -99,9 +110,10 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/revocations',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const request = parseWithSchema(revokeRequestSchema, body, 'revocation');
         const view = 'sidecarId' in request ? await revocations.revokeSidecar(request.sidecarId) : await revocations.revokeService(request.service);
+        audit.info({ event: 'revoked', ...request, remoteAddress }, 'identity revoked');
         return { status: 201, json: view };
       },
     },
@@ -110,9 +122,11 @@ export function adminRoutes(components: AdminRouteComponents): Route[] {
       path: '/v1/revocations',
       admin: true,
       hasBody: true,
-      async handle(body) {
+      async handle(body, { audit, remoteAddress }) {
         const { service } = parseWithSchema(allowJoinsRequestSchema, body, 'revocation');
-        return { json: await revocations.allowJoins(service) };
+        const view = await revocations.allowJoins(service);
+        audit.info({ event: 'revocation.joins-allowed', service, remoteAddress }, 'joins allowed again for a revoked service');
+        return { json: view };
       },
     },
     {

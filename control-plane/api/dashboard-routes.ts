@@ -102,11 +102,11 @@ async function serveDashboard(
       await tokens.verifyAdminAuthorization(`Bearer ${token}`);
     } catch (err) {
       // An audit line, never the token.
-      components.logger.warn({ remote: req.socket.remoteAddress, code: (err as { code?: string }).code }, 'dashboard login refused');
+      components.logger.warn({ audit: true, remote: req.socket.remoteAddress, code: (err as { code?: string }).code }, 'dashboard login refused');
       throw err;
     }
     const opened = sessions.open();
-    components.logger.info({ remote: req.socket.remoteAddress }, 'dashboard login');
+    components.logger.info({ audit: true, remote: req.socket.remoteAddress }, 'dashboard login');
     res.setHeader('Set-Cookie', opened.cookie);
     return sendJson(res, 200, { csrfToken: opened.csrfToken });
   }
@@ -140,7 +140,7 @@ async function serveAdminRoute(path: string, method: string, req: IncomingMessag
   }
   components.sessions.verify(req.headers.cookie, method === 'GET' ? undefined : { header: req.headers[CSRF_HEADER] });
   const body = route.hasBody ? await readJsonBody(req) : undefined;
-  const answer = await route.handle(body, { remoteAddress: req.socket.remoteAddress ?? 'unknown' });
+  const answer = await route.handle(body, { audit: components.logger.child({ audit: true, via: 'dashboard' }), remoteAddress: req.socket.remoteAddress ?? 'unknown' });
   if ('json' in answer) return sendJson(res, answer.status ?? 200, answer.json);
   res.writeHead(200, { 'Content-Type': answer.contentType, 'Content-Length': Buffer.byteLength(answer.text) });
   res.end(answer.text);

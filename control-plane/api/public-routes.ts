@@ -11,7 +11,7 @@ import { JoinFailureLimiter } from '../join-rate-limiter.js';
 import type { ControlPlaneMetrics, JoinResult } from '../metrics.js';
 import type { RevocationService } from '../revocations.js';
 import type { TokenService } from '../token-service.js';
-import type { Route } from './router.js';
+import type { Route, RouteContext } from './router.js';
 
 /** What the public routes need. */
 export interface PublicRouteComponents {
@@ -40,11 +40,27 @@ const joinResultByCode: Record<string, JoinResult> = {
   TRELLIS_ERR_BODY_TOO_LARGE: 'bad_request',
 };
 
+/** The longest text of a refused join's body that the audit trail repeats. */
+const AUDITED_FIELD_CHARS = 100;
+
+/** What a (maybe malformed) join body claims to be, for the audit trail: short strings only, never the token. */
+function claimedIdentity(body: unknown): Record<string, string> {
+  const claimed: Record<string, string> = {};
+  if (typeof body !== 'object' || body === null) return claimed;
+  for (const field of ['service', 'zone', 'name']) {
+    const value = (body as Record<string, unknown>)[field];
+    if (typeof value === 'string') claimed[field] = value.slice(0, AUDITED_FIELD_CHARS);
+  }
+  return claimed;
+}
+
 /**
  * Counts a join attempt by how it ended, whatever kind of peer joined, and refuses a source
- * address that failed too often. Only the client's mistakes count against it, not ours.
+ * address that failed too often (only the client's mistakes count against it, not ours); a
+ * refused join goes on the audit trail.
  */
-async function countedJoin<T>(metrics: ControlPlaneMetrics, failures: JoinFailureLimiter, source: string, join: () => Promise<T>): Promise<T> {
+async function countedJoin<T>(metrics: ControlPlaneMetrics, failures: JoinFailureLimiter, context: RouteContext, body: unknown, join: () => Promise<T>): Promise<T> {
+  const source = context.remoteAddress;
   try {
     failures.check(source);
     const answer = await join();
@@ -55,6 +71,8 @@ async function countedJoin<T>(metrics: ControlPlaneMetrics, failures: JoinFailur
     metrics.joinCompleted((err instanceof TrellisError && joinResultByCode[err.code]) || 'error');
     const refused = err instanceof ApiError ? err.httpStatus < 500 && err.httpStatus !== 429 : err instanceof ValidationError;
     if (refused) failures.failed(source);
+    const code = err instanceof TrellisError ? err.code : 'internal';
+    context.audit.warn({ event: 'join.refused', code, ...claimedIdentity(body), remoteAddress: context.remoteAddress }, 'join refused');
     throw err;
   }
 }
@@ -76,8 +94,8 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/join',
       admin: false,
       hasBody: true,
-      handle: (body, { remoteAddress }) =>
-        countedJoin(metrics, failures, remoteAddress, async () => {
+      handle: (body, context) =>
+        countedJoin(metrics, failures, context, body, async () => {
           const request = parseWithSchema(joinRequestSchema, body, 'join request');
           const sidecarId = `sc-${randomBytes(6).toString('hex')}`;
           // Checked once the token is known good, before it is used up: a revoked service's
@@ -103,8 +121,8 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/join-gateway',
       admin: false,
       hasBody: true,
-      handle: (body, { remoteAddress }) =>
-        countedJoin(metrics, failures, remoteAddress, async () => {
+      handle: (body, context) =>
+        countedJoin(metrics, failures, context, body, async () => {
           const { token, csrPem, zone, name } = parseWithSchema(joinGatewayRequestSchema, body, 'gateway join request');
           const gatewayId = `gw-${randomBytes(6).toString('hex')}`;
           const issued = await tokens.redeemGatewayToken(token, zone, name, () => signGatewayCsr(ca, csrPem, { gatewayId, zone, name }, leafTtlMs));

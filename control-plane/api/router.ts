@@ -16,9 +16,11 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 /** What a route answers: JSON (status 200 unless given) or preformatted text. */
 export type RouteAnswer = { status?: number; json: unknown } | { contentType: string; text: string };
 
-/** What a route may know of the request besides its body. */
-export interface RouteRequest {
-  /** The client's IP address as the socket sees it (the rate limit of failed joins keys on it). */
+/** What the router gives a route besides the body. */
+export interface RouteContext {
+  /** The audit trail: a child of the control plane's logger with `audit: true`. */
+  audit: Logger;
+  /** The client's IP address as the socket sees it (the audit trail names it; the rate limit of failed joins keys on it). */
   remoteAddress: string;
 }
 
@@ -30,7 +32,7 @@ export interface Route {
   admin: boolean;
   /** Whether the route reads a JSON body. */
   hasBody: boolean;
-  handle(body: unknown, request: RouteRequest): Promise<RouteAnswer>;
+  handle(body: unknown, context: RouteContext): Promise<RouteAnswer>;
 }
 
 /** Builds the `request` listener of the HTTPS server. */
@@ -38,6 +40,7 @@ export function createRequestHandler(
   routes: readonly Route[],
   components: { tokens: TokenService; metrics: ControlPlaneMetrics; logger: Logger },
 ): (req: IncomingMessage, res: ServerResponse) => void {
+  const audit = components.logger.child({ audit: true });
   const byPath = new Map<string, Route[]>();
   for (const route of routes) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
   return (req, res) => {
@@ -46,7 +49,7 @@ export function createRequestHandler(
     const route = candidates?.find((r) => r.method === req.method);
     const label = candidates === undefined ? 'unmatched' : path;
     res.once('finish', () => components.metrics.httpRequest(label, res.statusCode));
-    serve(route, candidates, req, res, components).catch((err: unknown) => {
+    serve(route, candidates, req, res, { ...components, audit }).catch((err: unknown) => {
       const answer = errorAnswer(err);
       if (answer.internal) components.logger.error({ err, method: req.method, path }, 'request failed');
       // After a refused body the rest of it is not worth reading: close the connection.
@@ -62,7 +65,7 @@ async function serve(
   candidates: Route[] | undefined,
   req: IncomingMessage,
   res: ServerResponse,
-  components: { tokens: TokenService; metrics: ControlPlaneMetrics },
+  components: { tokens: TokenService; metrics: ControlPlaneMetrics; audit: Logger },
 ): Promise<void> {
   if (candidates === undefined) throw new ApiError(ControlErrorCode.NOT_FOUND, `no route ${req.method ?? ''} ${req.url ?? ''}`, 404);
   if (route === undefined) {
@@ -71,7 +74,7 @@ async function serve(
   }
   if (route.admin) await verifyAdmin(route.path, req.headers.authorization, components);
   const body = route.hasBody ? await readJsonBody(req) : undefined;
-  const answer = await route.handle(body, { remoteAddress: req.socket.remoteAddress ?? 'unknown' });
+  const answer = await route.handle(body, { audit: components.audit, remoteAddress: req.socket.remoteAddress ?? 'unknown' });
   if ('json' in answer) return sendJson(res, answer.status ?? 200, answer.json);
   res.writeHead(200, { 'Content-Type': answer.contentType, 'Content-Length': Buffer.byteLength(answer.text) });
   res.end(answer.text);

@@ -210,8 +210,11 @@ export class OutboundForwarder {
     };
     stream.once('data', onAnswer);
     stream.once('end', onAnswer);
-    stream.once('reset', (code: number, _message: string, local: boolean) => {
+    stream.once('reset', (code: number, message: string, local: boolean) => {
       metrics.upstreamStreamFailed(service, errorCodeName(code));
+      // Refused by the destination before any answer (POLICY_DENIED, APP_UNREACHABLE…): the
+      // caller's operator sees why here, not only in the destination's logs.
+      if (!local && !answered) this.#init.logger.warn({ service, endpoint: lease.endpoint.address, code: errorCodeName(code), reason: message }, 'stream refused by the destination');
       if (local) metrics.streamError(errorCodeName(code));
       else if (code === ErrorCode.APP_UNREACHABLE && !answered) this.#endpointFailed(service, lease);
     });
