@@ -11,6 +11,7 @@ Commands:
   run             run a command next to its own sidecar (trellis run [flags] -- CMD ARGS...)
   token create    create a join token for a service, or a gateway token
   policy          allow or deny calls between services
+  ca              rotate the mesh's root certificate, show its status
 
 Run 'trellis help <command>' (or 'trellis <command> --help') for a command's flags and examples,
 'trellis --version' for the version.
@@ -28,6 +29,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   run: async (args) => (await import('./commands/run.js')).runCommand(args),
   token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
+  ca: async (args) => (await import('./commands/ca.js')).caCommand(args),
 };
 
 /** Raised for a command name nobody knows: its hint points at the top-level help. */

@@ -17,6 +17,7 @@ import { adminRoutes } from './api/admin-routes.js';
 import { publicRoutes } from './api/public-routes.js';
 import { createRequestHandler } from './api/router.js';
 import { CertificateAuthority } from './ca.js';
+import { CaRotation, caRoutes } from './ca-rotation.js';
 import { issueServerCertificate } from './cert-issuer.js';
 import { ConfigPublisher } from './config-publisher.js';
 import { ConfigState } from './config-state.js';
@@ -101,7 +102,13 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const metrics = new ControlPlaneMetrics();
     const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
     const policies = new PolicyService(config);
-    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
+    // The listener's certificate and trust follow every change of the CA's roots.
+    const renewServerCert = async (): Promise<void> => {
+      const next = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
+      server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() });
+    };
+    const caRotation = new CaRotation({ ca, config, ackedVersions: (): Iterable<number> => channel.ackedVersions(), onCaChanged: renewServerCert, logger, now });
+    const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways }), ...caRoutes(caRotation)];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
     const server = createServer(
       {
@@ -135,10 +142,9 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     // Stored endpoints' and gateways' leases start once they can reach us again, not while we boot.
     registry.start();
     gateways.start();
+    await caRotation.start();
     const renewTimer = setInterval(() => {
-      issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS)
-        .then((next) => server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() }))
-        .catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
+      renewServerCert().catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
     }, SERVER_CERT_RENEW_MS);
     renewTimer.unref();
     const host = isIP(init.listenHost) === 6 ? `[${init.listenHost}]` : init.listenHost;
@@ -154,6 +160,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       close() {
         closing ??= (async () => {
           clearInterval(renewTimer);
+          caRotation.close();
           const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
           server.closeAllConnections();
           await channel.close();
@@ -161,6 +168,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
           publisher.close();
           registry.close();
           gateways.close();
+          await ca.flush();
           await store.close();
           logger.info('control plane closed');
         })();

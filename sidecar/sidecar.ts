@@ -11,6 +11,7 @@ import { ControlSession } from './control/control-session.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
+import { followTrustBundle } from './identity/trust-follower.js';
 import { Credentials } from './identity/credentials.js';
 import { keepStateIn, SidecarStateDir } from './identity/state-dir.js';
 import { InboundHandler } from './forward/inbound.js';
@@ -216,8 +217,9 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       closers.push(() => checks.stop());
       appHealth = checks;
     }
-    const renewer = new CertificateRenewer({ credentials, session, logger });
+    const renewer = new CertificateRenewer({ credentials, session, logger, metrics });
     closers.push(() => renewer.stop());
+    followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;
     let admin: AdminServer | undefined;

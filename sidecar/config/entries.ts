@@ -1,5 +1,5 @@
-import type { ConfigValue, EndpointValue, GatewayValue, PolicyDefaultValue, PolicyRuleValue, RouteValue } from '../../proto/control.js';
-import { ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, ROUTE_KEY_PREFIX, parseConfigEntry } from '../../proto/control.js';
+import type { ConfigValue, EndpointValue, GatewayValue, PolicyDefaultValue, PolicyRuleValue, RouteValue, TrustBundleValue } from '../../proto/control.js';
+import { ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, ROUTE_KEY_PREFIX, TRUST_BUNDLE_KEY, parseConfigEntry } from '../../proto/control.js';
 import type { ConfigEntry } from './mesh-config.js';
 
 /** Types an entry already validated by `parseConfigEntry` (the control-plane message parser does). */
@@ -9,6 +9,7 @@ export function typedEntry(key: string, value: ConfigValue): ConfigEntry {
   if (key.startsWith(POLICY_RULE_KEY_PREFIX)) return { kind: 'policy-rule', key, value: value as PolicyRuleValue };
   if (key.startsWith(GATEWAY_KEY_PREFIX)) return { kind: 'gateway', key, value: value as GatewayValue };
   if (key.startsWith(ROUTE_KEY_PREFIX)) return { kind: 'route', key, value: value as RouteValue };
+  if (key === TRUST_BUNDLE_KEY) return { kind: 'trust-bundle', key, value: value as TrustBundleValue };
   return { kind: 'unknown', key, value };
 }
 

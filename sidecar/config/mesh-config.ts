@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { GatewayValue, RouteValue } from '../../proto/control.js';
-import { gatewayEntryKey, routeKey } from '../../proto/control.js';
+import type { GatewayValue, RouteValue, TrustBundleValue } from '../../proto/control.js';
+import { gatewayEntryKey, routeKey, TRUST_BUNDLE_KEY } from '../../proto/control.js';
 import type { BalancerEndpoint } from '../balancer/balancer.js';
 import type { PolicyAction, PolicyRule } from '../policy/policy.js';
 import { AuthorizationPolicy } from '../policy/policy.js';
@@ -19,6 +19,7 @@ export type ConfigEntry =
   | { kind: 'policy-rule'; key: string; value: PolicyRule }
   | { kind: 'gateway'; key: string; value: GatewayValue }
   | { kind: 'route'; key: string; value: RouteValue }
+  | { kind: 'trust-bundle'; key: string; value: TrustBundleValue }
   | { kind: 'unknown'; key: string; value: unknown };
 
 /** A change to one key: the new entry, or `undefined` when the key was deleted. */
@@ -82,6 +83,12 @@ export class MeshConfig extends EventEmitter {
   route(from: string, to: string): RouteValue | undefined {
     const entry = this.#entries.get(routeKey(from, to));
     return entry?.kind === 'route' ? entry.value : undefined;
+  }
+
+  /** The trust bundle the control plane published, if any. */
+  trustBundle(): TrustBundleValue | undefined {
+    const entry = this.#entries.get(TRUST_BUNDLE_KEY);
+    return entry?.kind === 'trust-bundle' ? entry.value : undefined;
   }
 
   /** Every entry, for caching on disk. */

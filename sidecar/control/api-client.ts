@@ -2,6 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import { TrellisError } from '../../proto/errors.js';
 import { controlPlaneSpiffeId, uriSansOf } from '../../proto/spiffe.js';
+import type { RootLineageEntry } from '../identity/root-lineage.js';
+import { rootFromPin } from '../identity/root-lineage.js';
 
 /** Largest response body accepted from the control plane. */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -46,15 +48,12 @@ export function certificateFingerprint(pem: string): string {
 export async function fetchPinnedCa(url: string, caFingerprint: string, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string> {
   const bundle = (await request({ url, trustDomain: '', caPems: [], timeoutMs }, 'GET', '/v1/trust-bundle', undefined, {
     unverified: true,
-  })) as { caPems?: unknown };
+  })) as { caPems?: unknown; lineage?: unknown };
   const pems = Array.isArray(bundle.caPems) ? bundle.caPems.filter((pem): pem is string => typeof pem === 'string') : [];
-  for (const pem of pems) {
-    try {
-      if (certificateFingerprint(pem) === caFingerprint.toLowerCase()) return pem;
-    } catch {
-      // An unparseable entry is simply not the CA we look for.
-    }
-  }
+  // A token made before a CA rotation pins the replaced root: its lineage leads to the new one.
+  const lineage = Array.isArray(bundle.lineage) ? bundle.lineage.filter(isLineageEntry) : [];
+  const pinned = rootFromPin(caFingerprint, pems, lineage);
+  if (pinned !== undefined) return pinned;
   throw new TrellisError(
     'TRELLIS_ERR_CA_MISMATCH',
     `the control plane at ${url} does not present the CA named by the token (fingerprint ${caFingerprint.slice(0, 16)}…)`,
@@ -160,4 +159,9 @@ export function request(
     });
     req.end(payload);
   });
+}
+
+function isLineageEntry(value: unknown): value is RootLineageEntry {
+  const entry = value as Partial<RootLineageEntry> | null;
+  return typeof entry?.rootPem === 'string' && typeof entry.crossPem === 'string';
 }

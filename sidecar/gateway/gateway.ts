@@ -9,6 +9,7 @@ import { ControlSession } from '../control/control-session.js';
 import type { CredentialsInit } from '../identity/credentials.js';
 import { Credentials } from '../identity/credentials.js';
 import { CertificateRenewer } from '../identity/renewer.js';
+import { followTrustBundle } from '../identity/trust-follower.js';
 import { keepStateIn, SidecarStateDir } from '../identity/state-dir.js';
 import type { Connector } from '../links/connector.js';
 import type { StreamQuotaLimits } from '../forward/stream-quota.js';
@@ -121,8 +122,9 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     controlSession.on('connected', () => controlSession.send({ type: 'gateway-links', peers: peers.peers() }));
     controlSession.start();
     closers.push(() => controlSession.close());
-    const renewer = new CertificateRenewer({ credentials, session: controlSession, logger });
+    const renewer = new CertificateRenewer({ credentials, session: controlSession, logger, metrics });
     closers.push(() => renewer.stop());
+    followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;
     let admin: AdminServer | undefined;

@@ -28,6 +28,10 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   tunnelOpened(role: 'relay'): void;
   tunnelClosed(role: 'relay'): void;
   certExpiry(expiresAtMs: number): void;
+  /** A certificate renewal that got no certificate: the control plane was away, refused, or did not answer in time. */
+  certRenewalFailed(): void;
+  /** A renewed certificate arrived. */
+  certRenewed(): void;
   configVersion(version: number): void;
   /** Text exposition for `/metrics`. */
   render(): Promise<{ contentType: string; body: string }>;
