@@ -10,26 +10,28 @@ export interface RootLineageEntry {
 const MAX_LINEAGE_STEPS = 64;
 
 /**
- * The root of `caPems` that `pinnedFingerprint` (lowercase hex SHA-256 of a root's DER) leads
- * to: that root itself, or, when the pinned root was replaced, the root reached by following
- * cross-signatures from it. Each step checks that the replaced root signed the cross-certificate
- * and that the certificate's key is a later root's, so only the pinned key vouches for the result.
+ * The roots of `caPems` that `pinnedFingerprint` (lowercase hex SHA-256 of a root's DER)
+ * vouches for: the pinned root itself when the bundle still holds it, and every root reached
+ * from it through cross-signatures (its successors, during and after a rotation). Each step
+ * checks that the replaced root signed the cross-certificate and that the certificate's key is
+ * a later root's, so only the pinned key vouches for what is returned. Empty when it vouches
+ * for none.
  */
-export function rootFromPin(pinnedFingerprint: string, caPems: readonly string[], lineage: readonly RootLineageEntry[]): string | undefined {
+export function rootsFromPin(pinnedFingerprint: string, caPems: readonly string[], lineage: readonly RootLineageEntry[]): string[] {
+  const trusted: string[] = [];
   let pin = pinnedFingerprint.toLowerCase();
   for (let step = 0; step <= MAX_LINEAGE_STEPS; step += 1) {
     const current = caPems.find((pem) => fingerprintOrUndefined(pem) === pin);
-    if (current !== undefined) return current;
+    if (current !== undefined && !trusted.includes(current)) trusted.push(current);
     const entry = lineage.find((candidate) => fingerprintOrUndefined(candidate.rootPem) === pin);
-    if (entry === undefined) return undefined;
-    const successor = verifiedSuccessorKey(entry);
-    if (successor === undefined) return undefined;
+    const successor = entry === undefined ? undefined : verifiedSuccessorKey(entry);
+    if (successor === undefined) break;
     const next = [...caPems, ...lineage.map((candidate) => candidate.rootPem)].find((pem) => publicKeyDer(pem)?.equals(successor) === true);
     const nextPin = next === undefined ? undefined : fingerprintOrUndefined(next);
-    if (nextPin === undefined || nextPin === pin) return undefined;
+    if (nextPin === undefined || nextPin === pin) break;
     pin = nextPin;
   }
-  return undefined;
+  return trusted;
 }
 
 function verifiedSuccessorKey(entry: RootLineageEntry): Buffer | undefined {
