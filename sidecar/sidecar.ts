@@ -235,6 +235,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
           controlPlaneConnected: session.connected,
           configVersion: config.version,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+          certRenewalFailing: renewer.failing,
           zone,
           linkAddress: registeredAddress(linkListener.url),
           gatewayRtts: paths.rtts(),

@@ -140,6 +140,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
           controlPlaneConnected: controlSession.connected,
           configVersion: config.version,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+          certRenewalFailing: renewer.failing,
           listen: listenUrls,
           advertise: init.advertise ?? listenUrls,
           peerGateways: peers.peers(),

@@ -55,6 +55,8 @@ export class CertificateRenewer {
   #outstanding = false;
   /** An early renewal is scheduled. */
   #early = false;
+  /** The last renewal failed and no certificate has come since. */
+  #failing = false;
   #stopped = false;
 
   constructor(init: CertificateRenewerInit) {
@@ -78,6 +80,11 @@ export class CertificateRenewer {
     this.#setTimer(this.#random() * spreadMs);
   }
 
+  /** Whether the last renewal failed and no certificate came since. */
+  get failing(): boolean {
+    return this.#failing;
+  }
+
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -91,6 +98,7 @@ export class CertificateRenewer {
     this.#certPem = certPem;
     this.#outstanding = false;
     this.#early = false;
+    this.#failing = false;
     this.#metrics?.certRenewed();
     if (!this.#stopped) this.#scheduleAtHalfLife();
   }
@@ -131,6 +139,7 @@ export class CertificateRenewer {
 
   #failed(reason: string): void {
     this.#outstanding = false;
+    this.#failing = true;
     this.#metrics?.certRenewalFailed();
     this.#logger.warn({ reason, expiresAt: new Date(this.#credentials.current.expiresAt).toISOString() }, 'certificate renewal failed; retrying');
   }
