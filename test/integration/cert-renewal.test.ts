@@ -85,9 +85,9 @@ describe('certificate renewal under traffic', () => {
   it('counts renewals that cannot reach the control plane', async () => {
     const [sink] = sidecars;
     assert.ok(sink !== undefined);
-    await cp.proc.stop('SIGKILL');
     const failing = async (): Promise<boolean> => ((await (await fetch(`${sink.adminUrl}/status`)).json()) as { certRenewalFailing: boolean }).certRenewalFailing;
     assert.equal(await failing(), false);
+    await cp.proc.stop('SIGKILL');
     await eventually(async () => (await scrapeMetric(sink, 'trellis_sidecar_cert_renewal_failures_total')) >= 1, 'a failed renewal to be counted', 30_000);
     assert.equal(await failing(), true, '/status says renewal is failing');
   });
