@@ -12,7 +12,8 @@ export interface TrustBundleSource {
 /**
  * Follows the `trust/bundle` config entry (PROTOCOL.md, "CA rotation"): trusts exactly the roots
  * it names from then on, and renews early when the leaf held was not issued by the root that
- * signs now. Applied when the config version changes, so before that version is acked.
+ * signs now. Applied when the config version changes, so before that version is acked, and
+ * again whenever the credentials change.
  */
 export function followTrustBundle(init: { config: TrustBundleSource; credentials: Credentials; renewer: { renewSoon(): void }; logger: Logger }): void {
   const { config, credentials, renewer, logger } = init;
@@ -26,6 +27,9 @@ export function followTrustBundle(init: { config: TrustBundleSource; credentials
     if (issuerFingerprint(credentials.current.certPem, bundle.caPems) !== bundle.signer) renewer.renewSoon();
   };
   config.on('version', apply);
+  // A certificate that answers a renewal sent before the signer changed is of the old root, and
+  // carries the bundle of its moment: the published entry decides, whichever came last.
+  credentials.on('change', apply);
   apply();
 }
 

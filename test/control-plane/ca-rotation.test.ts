@@ -172,9 +172,15 @@ describe('trust bundle entry', () => {
       await ca.promoteNextRoot();
       publish(3);
       assert.equal(earlyRenewals, 1, 'a leaf of the retiring root is renewed early');
+      // The answer to a renewal sent before the signer changed: an old leaf, the bundle of its moment.
+      const staleBundle = credentials.current.caPems;
+      credentials.replace({ certPem: leaf.certPem, caPems: [...staleBundle].reverse() });
+      assert.equal(earlyRenewals, 2, 'an old leaf that arrives late is renewed early too');
       await ca.retireOldRoot();
       publish(4);
       assert.deepEqual(credentials.current.caPems, [ca.certPem], 'the retired root is no longer trusted');
+      credentials.replace({ caPems: staleBundle });
+      assert.deepEqual(credentials.current.caPems, [ca.certPem], 'the published bundle wins over a stale one');
     } finally {
       await dir.remove();
     }
