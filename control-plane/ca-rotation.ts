@@ -70,7 +70,8 @@ export class CaRotation {
     const { ca, now } = this.#components;
     const nowMs = now();
     const roots = ca.roots();
-    const retiring = roots.find((root) => root.role === 'retiring')?.fingerprint;
+    // The root a rotation replaces: still signing while the next one is distributed.
+    const oldRoot = roots.find((root) => root.role === 'retiring' || (root.role === 'signing' && ca.phase === 'distributing'))?.fingerprint;
     const leaves = ca.liveLeaves().filter((leaf) => leaf.id !== CONTROL_PLANE_LEAF_ID);
     return {
       trustDomain: ca.trustDomain,
@@ -79,7 +80,7 @@ export class CaRotation {
         const cert = new X509Certificate(certPem);
         return { fingerprint, notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo), role };
       }),
-      oldRootHolders: retiring === undefined ? 0 : leaves.filter((leaf) => leaf.rootFingerprint === retiring).length,
+      oldRootHolders: oldRoot === undefined ? 0 : leaves.filter((leaf) => leaf.rootFingerprint === oldRoot).length,
       complete: ca.phase === 'stable',
       ...(ca.rotation === undefined ? {} : { rotation: ca.rotation }),
       leaves: leaves.map((leaf) => ({

@@ -21,6 +21,8 @@ const RSA_KEY_BITS = 2048;
 export const CA_COMMON_NAME_PREFIX = 'Trellis CA ';
 /** Leaves start this long in the past, so a peer whose clock runs behind accepts them. */
 export const CLOCK_SKEW_ALLOWANCE_MS = 60_000;
+/** Replaced roots kept for old pins; a token older than this many rotations no longer finds its root. */
+const MAX_LINEAGE_ENTRIES = 64;
 /** The leaf ledger is written at most this often: issuing thousands of leaves is one write. */
 const LEDGER_WRITE_DELAY_MS = 1000;
 
@@ -223,7 +225,7 @@ export class CertificateAuthority {
     await this.#save({
       ...this.#state,
       next,
-      lineage: [...this.#state.lineage, { rootPem: this.#state.signer.certPem, crossPem }],
+      lineage: [...this.#state.lineage, { rootPem: this.#state.signer.certPem, crossPem }].slice(-MAX_LINEAGE_ENTRIES),
       rotation: { startedAt: now },
     });
     this.#logger.info({ next: certificateFingerprint(next.certPem) }, 'CA rotation: next root added to the trust bundle');
