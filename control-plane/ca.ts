@@ -15,6 +15,9 @@ import { ControlErrorCode } from '../proto/control.js';
 import { DataDirCaPersistence } from './ca-files.js';
 import { ApiError } from './errors.js';
 
+/** The signing root's files in the data directory, where they always were. */
+export { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME } from './ca-files.js';
+
 const CA_VALIDITY_YEARS = 10;
 const RSA_KEY_BITS = 2048;
 /** The CA's common name records its trust domain, so a data directory keeps the one it began with. */

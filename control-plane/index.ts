@@ -6,6 +6,5 @@ export type { ControlPlane, ControlPlaneInit } from './control-plane.js';
 export { ApiError, DataDirError, StoreError } from './errors.js';
 export { FileStore, STATE_FILE_NAME } from './store/file-store.js';
 export type { Store, StoreValue } from './store/store.js';
-export { certificateFingerprint } from './ca.js';
-export { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME } from './ca-files.js';
+export { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME, certificateFingerprint } from './ca.js';
 export { ADMIN_TOKEN_FILE_NAME } from './token-service.js';
