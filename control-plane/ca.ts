@@ -26,7 +26,11 @@ export const CA_COMMON_NAME_PREFIX = 'Trellis CA ';
 export const CLOCK_SKEW_ALLOWANCE_MS = 60_000;
 /** Replaced roots kept for old pins; a token older than this many rotations no longer finds its root. */
 const MAX_LINEAGE_ENTRIES = 64;
-/** The leaf ledger is written at most this often: issuing thousands of leaves is one write. */
+/**
+ * The leaf ledger is written at most this often: issuing thousands of leaves is one write. A
+ * crash loses at most this much of it; a lost leaf of the new root only delays a retirement,
+ * and every sidecar that reconnects shows its leaf again (`notePresentedLeaf`).
+ */
 const LEDGER_WRITE_DELAY_MS = 1000;
 
 const generateKeyPairAsync = promisify(generateKeyPair);
