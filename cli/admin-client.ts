@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAdminToken } from '../proto/tokens.js';
 import type { ControlPlaneEndpoint } from '../sidecar/control/api-client.js';
-import { fetchPinnedCa, request } from '../sidecar/control/api-client.js';
+import { fetchPinnedRoots, request } from '../sidecar/control/api-client.js';
 import { UsageError } from './args.js';
 
 /** An authenticated client of the control plane's admin API. */
@@ -27,8 +27,8 @@ export async function connectAdmin(url: string, tokenFile: string | undefined): 
     throw new UsageError('missing --admin-token-file (or the TRELLIS_ADMIN_TOKEN environment variable)');
   }
   const token = parseAdminToken(raw);
-  const caPem = await fetchPinnedCa(url, token.caFingerprint);
-  const endpoint: ControlPlaneEndpoint = { url, trustDomain: token.trustDomain, caPems: [caPem] };
+  const caPems = await fetchPinnedRoots(url, token.caFingerprint);
+  const endpoint: ControlPlaneEndpoint = { url, trustDomain: token.trustDomain, caPems };
   const bearerToken = raw.trim();
   return { call: (method, path, body) => request(endpoint, method, path, body, { bearerToken }) };
 }

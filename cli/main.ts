@@ -15,6 +15,7 @@ Commands:
   status          check the mesh and say what is wrong (exit 1 if anything is)
   services        list the registered services
   endpoints       list the endpoints of one service
+  ca              rotate the mesh's root certificate, show its status
 
 Run 'trellis help <command>' (or 'trellis <command> --help') for a command's flags and examples,
 'trellis --version' for the version.
@@ -36,6 +37,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   status: async (args) => (await import('./commands/status.js')).statusCommand(args),
   services: async (args) => (await import('./commands/services.js')).servicesCommand(args),
   endpoints: async (args) => (await import('./commands/services.js')).endpointsCommand(args),
+  ca: async (args) => (await import('./commands/ca.js')).caCommand(args),
 };
 
 /** Raised for a command name nobody knows: its hint points at the top-level help. */

@@ -24,6 +24,7 @@ import { publicRoutes } from './api/public-routes.js';
 import { tokenRoutes } from './api/token-routes.js';
 import { createRequestHandler } from './api/router.js';
 import { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME, CertificateAuthority } from './ca.js';
+import { CaRotation, caRoutes } from './ca-rotation.js';
 import { issueServerCertificate } from './cert-issuer.js';
 import { ConfigPublisher } from './config-publisher.js';
 import { ConfigState } from './config-state.js';
@@ -167,10 +168,17 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const reports = new ReportStore(now);
     const reportIntervalMs = reportInterval(init.reportIntervalMs ?? 5000);
     const meshView = (): MeshView => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) });
+    // The listener's certificate and trust follow every change of the CA's roots.
+    const renewServerCert = async (): Promise<void> => {
+      const next = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
+      server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() });
+    };
+    const caRotation = new CaRotation({ ca, config, ackedVersions: (): Iterable<number> => channel.ackedVersions(), onCaChanged: renewServerCert, logger, now });
     const routes = [
       ...publicRoutes({ ca, tokens, metrics, leafTtlMs, revocations }),
       ...adminRoutes({ tokens, policies, registry, gateways, revocations }),
       ...tokenRoutes({ tokens }),
+      ...caRoutes(caRotation),
       ...meshViewRoutes(meshView),
     ];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
@@ -194,10 +202,9 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       ackedVersions: () => channel.ackedVersions(),
     });
     election.start();
+    await caRotation.start();
     const renewTimer = setInterval(() => {
-      issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS)
-        .then((next) => server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() }))
-        .catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
+      renewServerCert().catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
     }, SERVER_CERT_RENEW_MS);
     renewTimer.unref();
     const host = isIP(init.listenHost) === 6 ? `[${init.listenHost}]` : init.listenHost;
@@ -215,6 +222,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
         closing ??= (async () => {
           clearInterval(renewTimer);
           tokenPruner?.stop();
+          caRotation.close();
           const serverClosed = closeServer();
           await channel.close();
           await serverClosed;
@@ -225,6 +233,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
           replicaLease.close();
           await election.close();
           await config.close();
+          await ca.flush();
           await openStore.close();
           logger.info('control plane closed');
         })();

@@ -107,6 +107,9 @@ export class SidecarChannel {
       this.logger.warn({ reason: revoked, remote: req.socket.remoteAddress }, 'refused a revoked sidecar channel');
       return refuseUpgrade(socket, 403, ControlErrorCode.REVOKED, revoked);
     }
+    // A leaf issued before the CA kept its ledger still counts for rotation once it is shown.
+    const leaf = (socket as TLSSocket).getPeerX509Certificate();
+    if (leaf !== undefined) this.components.ca.notePresentedLeaf(identity.kind === 'sidecar' ? identity.sidecarId : identity.gatewayId, leaf);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const session = new SidecarSession(ws, identity, { ...this.components, onRegistered: (s) => this.onRegistered(s) });
       this.sessions.add(session);

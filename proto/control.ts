@@ -49,6 +49,8 @@ export const ControlErrorCode = {
   NOT_FOUND: 'TRELLIS_ERR_NOT_FOUND',
   METHOD_NOT_ALLOWED: 'TRELLIS_ERR_METHOD_NOT_ALLOWED',
   BODY_TOO_LARGE: 'TRELLIS_ERR_BODY_TOO_LARGE',
+  /** A CA rotation was asked for while one has not completed. */
+  CA_ROTATION_IN_PROGRESS: 'TRELLIS_ERR_CA_ROTATION_IN_PROGRESS',
   /** A sidecar sent a message other than `register` first. */
   NOT_REGISTERED: 'TRELLIS_ERR_NOT_REGISTERED',
   /** The control plane's data directory or one of its files is unusable. */
@@ -159,6 +161,16 @@ export const routeValueSchema = z.object({
   paths: z.array(routePathSchema).max(MAX_ROUTE_PATHS),
 });
 
+/** Most roots a trust bundle holds (two while the CA rotates). */
+export const MAX_TRUST_BUNDLE_ROOTS = 4;
+/** Lowercase hex SHA-256 of a certificate's DER. */
+export const certificateFingerprintSchema = z.string().regex(/^[0-9a-f]{64}$/, 'not a lowercase hex SHA-256 fingerprint');
+/** `trust/bundle`: the roots to trust, and the fingerprint of the one that signs leaves now. */
+export const trustBundleValueSchema = z
+  .object({ caPems: z.array(pemSchema).min(1).max(MAX_TRUST_BUNDLE_ROOTS), signer: certificateFingerprintSchema });
+export type TrustBundleValue = z.infer<typeof trustBundleValueSchema>;
+export const TRUST_BUNDLE_KEY = 'trust/bundle';
+
 export type EndpointValue = z.infer<typeof endpointValueSchema>;
 export type GatewayValue = z.infer<typeof gatewayValueSchema>;
 export type RouteValue = z.infer<typeof routeValueSchema>;
@@ -167,7 +179,7 @@ export type RevokedServiceValue = z.infer<typeof revokedServiceValueSchema>;
 export type PolicyAction = z.infer<typeof policyActionSchema>;
 export type PolicyDefaultValue = z.infer<typeof policyDefaultValueSchema>;
 export type PolicyRuleValue = z.infer<typeof policyRuleValueSchema>;
-export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue | GatewayValue | RouteValue | RevokedSidecarValue | RevokedServiceValue;
+export type ConfigValue = EndpointValue | PolicyDefaultValue | PolicyRuleValue | GatewayValue | RouteValue | RevokedSidecarValue | RevokedServiceValue | TrustBundleValue;
 /** One config entry, `[key, value]`. */
 export type ConfigEntry = [key: string, value: ConfigValue];
 /** One change in a delta; `null` means the key was deleted. */
@@ -232,6 +244,8 @@ export function parseConfigEntry(key: string, value: unknown): ConfigValue | und
   } else if (parts[0] === 'revoked' && parts[1] === 'service') {
     const revoked = parseWithSchema(revokedServiceValueSchema, value, `config entry "${key}"`);
     [parsed, expectedKey] = [revoked, revokedServiceKey(revoked.service)];
+  } else if (parts[0] === 'trust') {
+    [parsed, expectedKey] = [parseWithSchema(trustBundleValueSchema, value, `config entry "${key}"`), TRUST_BUNDLE_KEY];
   } else {
     return undefined;
   }
@@ -428,7 +442,14 @@ function unpackChecked(bytes: Uint8Array): unknown {
 
 // ---- REST API bodies ----
 
-export const trustBundleSchema = z.object({ trustDomain: z.string().min(1), caPems: z.array(pemSchema).min(1) });
+/** A replaced root and its successor's key and subject signed by it (see PROTOCOL.md, "CA rotation"). */
+export const rootLineageSchema = z.object({ rootPem: pemSchema, crossPem: pemSchema });
+export type RootLineage = z.infer<typeof rootLineageSchema>;
+export const trustBundleSchema = z.object({
+  trustDomain: z.string().min(1),
+  caPems: z.array(pemSchema).min(1),
+  lineage: z.array(rootLineageSchema).max(64).optional(),
+});
 /** `GET /v1/trust-bundle`. */
 export type TrustBundle = z.infer<typeof trustBundleSchema>;
 
@@ -512,3 +533,31 @@ export function parseWithSchema<T>(schema: z.ZodType<T, unknown>, value: unknown
   const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
   throw new ValidationError(`${what}: ${where}: ${issue?.message ?? 'is invalid'}`);
 }
+
+// ---- CA status (`GET /v1/ca`, `POST /v1/ca/rotate`) ----
+
+export const caPhaseSchema = z.enum(['stable', 'distributing', 'reissuing']);
+export type CaPhase = z.infer<typeof caPhaseSchema>;
+const timestampSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+export const caStatusSchema = z.object({
+  trustDomain: z.string(),
+  phase: caPhaseSchema,
+  roots: z.array(
+    z.object({
+      fingerprint: certificateFingerprintSchema,
+      notBefore: timestampSchema,
+      notAfter: timestampSchema,
+      role: z.enum(['signing', 'next', 'retiring']),
+    }),
+  ),
+  /** Sidecars and gateways whose live leaf is of the retiring root. */
+  oldRootHolders: z.number().int().nonnegative(),
+  /** No rotation under way. */
+  complete: z.boolean(),
+  rotation: z.object({ startedAt: timestampSchema, completedAt: timestampSchema.optional() }).optional(),
+  leaves: z.array(
+    z.object({ id: z.string(), rootFingerprint: certificateFingerprintSchema, expiresAt: timestampSchema, renewalOverdue: z.boolean() }),
+  ),
+});
+/** `GET /v1/ca`, and the answer to `POST /v1/ca/rotate`. */
+export type CaStatus = z.infer<typeof caStatusSchema>;

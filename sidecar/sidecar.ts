@@ -13,6 +13,7 @@ import { Reporter } from './control/reporter.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
+import { followTrustBundle } from './identity/trust-follower.js';
 import { Credentials } from './identity/credentials.js';
 import type { KeptState } from './identity/state-dir.js';
 import { keepStateIn, loadUsableCredentials, SidecarStateDir } from './identity/state-dir.js';
@@ -231,8 +232,9 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => appHealth?.healthy };
     const reporter = new Reporter({ channel: session, metrics: metrics.registry, state: reporterState, logger });
     closers.push(() => reporter.stop());
-    const renewer = new CertificateRenewer({ credentials, session, logger });
+    const renewer = new CertificateRenewer({ credentials, session, logger, metrics });
     closers.push(() => renewer.stop());
+    followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;
     let admin: AdminServer | undefined;
@@ -249,6 +251,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
           configVersion: config.version,
           configFromCache: kept?.servingFromCache ?? false,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+          certRenewalFailing: renewer.failing,
           zone,
           linkAddress: registeredAddress(linkListener.url),
           gatewayRtts: paths.rtts(),

@@ -87,7 +87,10 @@ export function publicRoutes(components: PublicRouteComponents): Route[] {
       path: '/v1/trust-bundle',
       admin: false,
       hasBody: false,
-      handle: () => Promise.resolve({ json: { trustDomain: ca.trustDomain, caPems: ca.caPems() } satisfies TrustBundle }),
+      handle: () => {
+        const lineage = ca.lineage();
+        return Promise.resolve({ json: { trustDomain: ca.trustDomain, caPems: ca.caPems(), ...(lineage.length === 0 ? {} : { lineage: [...lineage] }) } satisfies TrustBundle });
+      },
     },
     {
       method: 'POST',

@@ -1,5 +1,5 @@
-import type { ConfigValue, EndpointValue, GatewayValue, PolicyDefaultValue, PolicyRuleValue, RevokedServiceValue, RevokedSidecarValue, RouteValue } from '../../proto/control.js';
-import { ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, REVOKED_SERVICE_KEY_PREFIX, REVOKED_SIDECAR_KEY_PREFIX, ROUTE_KEY_PREFIX, parseConfigEntry } from '../../proto/control.js';
+import type { ConfigValue, EndpointValue, GatewayValue, PolicyDefaultValue, PolicyRuleValue, RevokedServiceValue, RevokedSidecarValue, RouteValue, TrustBundleValue } from '../../proto/control.js';
+import { ENDPOINT_KEY_PREFIX, GATEWAY_KEY_PREFIX, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, REVOKED_SERVICE_KEY_PREFIX, REVOKED_SIDECAR_KEY_PREFIX, ROUTE_KEY_PREFIX, TRUST_BUNDLE_KEY, parseConfigEntry } from '../../proto/control.js';
 import type { ConfigEntry } from './mesh-config.js';
 
 /** Types an entry already validated by `parseConfigEntry` (the control-plane message parser does). */
@@ -11,6 +11,7 @@ export function typedEntry(key: string, value: ConfigValue): ConfigEntry {
   if (key.startsWith(ROUTE_KEY_PREFIX)) return { kind: 'route', key, value: value as RouteValue };
   if (key.startsWith(REVOKED_SIDECAR_KEY_PREFIX)) return { kind: 'revoked-sidecar', key, value: value as RevokedSidecarValue };
   if (key.startsWith(REVOKED_SERVICE_KEY_PREFIX)) return { kind: 'revoked-service', key, value: value as RevokedServiceValue };
+  if (key === TRUST_BUNDLE_KEY) return { kind: 'trust-bundle', key, value: value as TrustBundleValue };
   return { kind: 'unknown', key, value };
 }
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { GatewayValue, PolicyDefaultValue, PolicyRuleValue, RevokedServiceValue, RevokedSidecarValue, RouteValue } from '../../proto/control.js';
-import { gatewayEntryKey, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, REVOKED_KEY_PREFIX, revokedServiceKey, revokedSidecarKey, routeKey } from '../../proto/control.js';
+import type { GatewayValue, PolicyDefaultValue, PolicyRuleValue, RevokedServiceValue, RevokedSidecarValue, RouteValue, TrustBundleValue } from '../../proto/control.js';
+import { gatewayEntryKey, POLICY_DEFAULT_KEY, POLICY_RULE_KEY_PREFIX, REVOKED_KEY_PREFIX, revokedServiceKey, revokedSidecarKey, routeKey, TRUST_BUNDLE_KEY } from '../../proto/control.js';
 import type { RevocationLookup } from '../../proto/revocation.js';
 import type { BalancerEndpoint } from '../balancer/balancer.js';
 import type { PolicyAction } from '../policy/policy.js';
@@ -22,6 +22,7 @@ export type ConfigEntry =
   | { kind: 'route'; key: string; value: RouteValue }
   | { kind: 'revoked-sidecar'; key: string; value: RevokedSidecarValue }
   | { kind: 'revoked-service'; key: string; value: RevokedServiceValue }
+  | { kind: 'trust-bundle'; key: string; value: TrustBundleValue }
   | { kind: 'unknown'; key: string; value: unknown };
 
 /** A change to one key: the new entry, or `undefined` when the key was deleted. */
@@ -100,6 +101,12 @@ export class MeshConfig extends EventEmitter implements RevocationLookup {
   service(service: string): RevokedServiceValue | undefined {
     const entry = this.#entries.get(revokedServiceKey(service));
     return entry?.kind === 'revoked-service' ? entry.value : undefined;
+  }
+
+  /** The trust bundle the control plane published, if any. */
+  trustBundle(): TrustBundleValue | undefined {
+    const entry = this.#entries.get(TRUST_BUNDLE_KEY);
+    return entry?.kind === 'trust-bundle' ? entry.value : undefined;
   }
 
   /** Every entry, for caching on disk. */

@@ -2,6 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import { TrellisError } from '../../proto/errors.js';
 import { controlPlaneSpiffeId, uriSansOf } from '../../proto/spiffe.js';
+import type { RootLineageEntry } from '../identity/root-lineage.js';
+import { rootsFromPin } from '../identity/root-lineage.js';
 
 /** Largest response body accepted from the control plane. */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -44,17 +46,22 @@ export function certificateFingerprint(pem: string): string {
  * against that CA, so an impostor control plane is refused without trust on first use.
  */
 export async function fetchPinnedCa(url: string, caFingerprint: string, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string> {
+  return (await fetchPinnedRoots(url, caFingerprint, timeoutMs))[0] as string;
+}
+
+/**
+ * As {@link fetchPinnedCa}, but every root the pinned one vouches for: itself while the bundle
+ * holds it, and its successors by cross-signature, so a token made before a CA rotation still
+ * authenticates the control plane during and after it (PROTOCOL.md, "CA rotation").
+ */
+export async function fetchPinnedRoots(url: string, caFingerprint: string, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<string[]> {
   const bundle = (await request({ url, trustDomain: '', caPems: [], timeoutMs }, 'GET', '/v1/trust-bundle', undefined, {
     unverified: true,
-  })) as { caPems?: unknown };
+  })) as { caPems?: unknown; lineage?: unknown };
   const pems = Array.isArray(bundle.caPems) ? bundle.caPems.filter((pem): pem is string => typeof pem === 'string') : [];
-  for (const pem of pems) {
-    try {
-      if (certificateFingerprint(pem) === caFingerprint.toLowerCase()) return pem;
-    } catch {
-      // An unparseable entry is simply not the CA we look for.
-    }
-  }
+  const lineage = Array.isArray(bundle.lineage) ? bundle.lineage.filter(isLineageEntry) : [];
+  const roots = rootsFromPin(caFingerprint, pems, lineage);
+  if (roots.length > 0) return roots;
   throw new TrellisError(
     'TRELLIS_ERR_CA_MISMATCH',
     `the control plane at ${url} does not present the CA named by the token (fingerprint ${caFingerprint.slice(0, 16)}…)`,
@@ -71,8 +78,8 @@ export async function postToFirstReplica(urls: readonly string[], token: { caFin
   let lastError: unknown;
   for (const url of urls) {
     try {
-      const caPem = await fetchPinnedCa(url, token.caFingerprint);
-      return await request({ url, trustDomain: token.trustDomain, caPems: [caPem] }, 'POST', path, body);
+      const caPems = await fetchPinnedRoots(url, token.caFingerprint);
+      return await request({ url, trustDomain: token.trustDomain, caPems }, 'POST', path, body);
     } catch (error) {
       if (error instanceof TrellisError && !error.code.endsWith('_UNREACHABLE')) throw error;
       lastError = error;
@@ -160,4 +167,9 @@ export function request(
     });
     req.end(payload);
   });
+}
+
+function isLineageEntry(value: unknown): value is RootLineageEntry {
+  const entry = value as Partial<RootLineageEntry> | null;
+  return typeof entry?.rootPem === 'string' && typeof entry.crossPem === 'string';
 }

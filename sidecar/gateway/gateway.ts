@@ -12,6 +12,7 @@ import { Credentials } from '../identity/credentials.js';
 import { CertificateRenewer } from '../identity/renewer.js';
 import type { KeptState } from '../identity/state-dir.js';
 import { keepStateIn, loadUsableCredentials, SidecarStateDir } from '../identity/state-dir.js';
+import { followTrustBundle } from '../identity/trust-follower.js';
 import type { Connector } from '../links/connector.js';
 import type { StreamQuotaLimits } from '../forward/stream-quota.js';
 import { StreamQuota } from '../forward/stream-quota.js';
@@ -130,8 +131,9 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => undefined };
     const reporter = new Reporter({ channel: controlSession, metrics: metrics.registry, state: reporterState, logger });
     closers.push(() => reporter.stop());
-    const renewer = new CertificateRenewer({ credentials, session: controlSession, logger });
+    const renewer = new CertificateRenewer({ credentials, session: controlSession, logger, metrics });
     closers.push(() => renewer.stop());
+    followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;
     let admin: AdminServer | undefined;
@@ -148,6 +150,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
           configVersion: config.version,
           configFromCache: kept?.servingFromCache ?? false,
           certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+          certRenewalFailing: renewer.failing,
           listen: listenUrls,
           advertise: init.advertise ?? listenUrls,
           peerGateways: peers.peers(),

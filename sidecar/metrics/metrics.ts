@@ -34,6 +34,10 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   /** A connection to `upstream` got no stream, or its stream was reset, by wire code name. */
   upstreamStreamFailed(upstream: string, codeName: string): void;
   certExpiry(expiresAtMs: number): void;
+  /** A certificate renewal that got no certificate: the control plane was away, refused, or did not answer in time. */
+  certRenewalFailed(): void;
+  /** A renewed certificate arrived. */
+  certRenewed(): void;
   configVersion(version: number): void;
   /** Text exposition for `/metrics`. */
   render(): Promise<{ contentType: string; body: string }>;

@@ -30,6 +30,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #boundedLoadSkips: Counter<'upstream'>;
   readonly #idleStreamResets: Counter;
   readonly #certExpiry: Gauge;
+  readonly #certRenewalFailures: Counter;
+  readonly #certRenewals: Counter;
   readonly #proxyRefusals: Counter<'reason'>;
   readonly #tunnelRefusals: Counter<'reason'>;
   readonly #linkRefusals: Counter<'reason'>;
@@ -204,6 +206,16 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       buckets: reportBuckets,
       registers,
     });
+    this.#certRenewalFailures = new Counter({
+      name: 'trellis_sidecar_cert_renewal_failures_total',
+      help: 'Certificate renewals that got no certificate (control plane away, refused, or no answer in time).',
+      registers,
+    });
+    this.#certRenewals = new Counter({
+      name: 'trellis_sidecar_cert_renewals_total',
+      help: 'Renewed certificates received.',
+      registers,
+    });
     this.#configVersion = new Gauge({
       name: 'trellis_sidecar_config_version',
       help: 'Version of the mesh configuration this sidecar applies.',
@@ -291,6 +303,12 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   certExpiry(expiresAtMs: number): void {
     this.#certExpiry.set(Math.floor(expiresAtMs / 1000));
+  }
+  certRenewalFailed(): void {
+    this.#certRenewalFailures.inc();
+  }
+  certRenewed(): void {
+    this.#certRenewals.inc();
   }
   configVersion(version: number): void {
     this.#configVersion.set(version);

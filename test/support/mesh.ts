@@ -13,10 +13,11 @@ export interface ControlPlaneProcess {
   adminTokenFile: string;
 }
 
-export async function startControlPlane(options: { dataDir?: string; listen?: string; leaseTtl?: string; extra?: string[] } = {}): Promise<ControlPlaneProcess> {
+export async function startControlPlane(options: { dataDir?: string; listen?: string; leaseTtl?: string; certTtl?: string; extra?: string[] } = {}): Promise<ControlPlaneProcess> {
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'trellis-cp-')));
   const args = ['control-plane', '--data-dir', dir, '--listen', options.listen ?? '127.0.0.1:0'];
   if (options.leaseTtl !== undefined) args.push('--lease-ttl', options.leaseTtl);
+  if (options.certTtl !== undefined) args.push('--cert-ttl', options.certTtl);
   args.push(...(options.extra ?? []));
   const proc = spawnTrellis(args);
   const [, url] = await proc.waitForOutput(/listening on (https:\/\/\S+)/);
