@@ -57,6 +57,8 @@ export interface ControlPlaneInit {
   pingIntervalMs?: number;
   /** Window over which config changes are coalesced into one delta. @default 20 ms */
   pushCoalesceMs?: number;
+  /** Config bytes sent to a session and not acked, beyond which it counts as behind. @default 1 MiB */
+  pushWindowBytes?: number;
   /** Where state lives. @default a FileStore in `dataDir`; closed by {@link ControlPlane.close}. */
   store?: Store;
   /** Clock for token and certificate times, ms since the epoch (tests move it). @default Date.now */
@@ -99,7 +101,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const registry = new Registry(config, leaseTtlMs, logger);
     const gateways = new GatewayRegistry(config, leaseTtlMs, logger);
     const metrics = new ControlPlaneMetrics();
-    const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
+    const publisher = new ConfigPublisher(config, metrics, { coalesceMs: init.pushCoalesceMs, windowBytes: init.pushWindowBytes });
     const policies = new PolicyService(config);
     const routes = [...publicRoutes({ ca, tokens, metrics, leafTtlMs }), ...adminRoutes({ tokens, policies, registry, gateways })];
     const serverCert = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);

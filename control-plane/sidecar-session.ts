@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import type { RawData } from 'ws';
 import type { ControlPlaneMessage, SidecarMessage } from '../proto/control.js';
-import { ControlErrorCode, decodeSidecarMessage, encodeControlMessage } from '../proto/control.js';
+import { CHANNEL_VERSION, ControlErrorCode, decodeSidecarMessage, encodeControlMessage, MAX_SUBSCRIPTIONS } from '../proto/control.js';
 import { TrellisError } from '../proto/errors.js';
 import type { ConfigPublisher, PushTarget } from './config-publisher.js';
 import type { ControlPlaneMetrics } from './metrics.js';
@@ -66,6 +66,11 @@ export class SidecarSession implements PushTarget {
     return this.role.ownerKey;
   }
 
+  /** Bytes queued on the WebSocket and not yet written to its socket. */
+  get bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   sendEncoded(bytes: Uint8Array): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (this.ws.bufferedAmount > MAX_SESSION_BUFFERED_BYTES) {
@@ -118,16 +123,39 @@ export class SidecarSession implements PushTarget {
     switch (message.type) {
       case 'ack':
         this.ackedVersion = Math.max(this.ackedVersion, message.version);
+        this.components.publisher.acked(this, message.version);
         return;
+      case 'nack':
+        this.logger.warn({ version: message.version, haveVersion: message.haveVersion }, 'sidecar could not apply a config message; sending a snapshot');
+        return this.components.publisher.nacked(this);
+      case 'subscribe':
+        if (!this.components.publisher.subscribe(this, message.services, MAX_SUBSCRIPTIONS)) {
+          this.send({ type: 'error', code: ControlErrorCode.SUBSCRIPTION_LIMIT, message: `a session may subscribe to at most ${MAX_SUBSCRIPTIONS} services` });
+        }
+        return;
+      case 'unsubscribe':
+        return this.components.publisher.unsubscribe(this, message.services);
       case 'renew':
         return this.renew(message.csrPem);
       default:
         this.track(this.role.handle(this, message), message.type);
     }
-    if (message.type !== this.role.registerType) return;
+    if (message.type !== 'register' && message.type !== 'register-gateway') return;
+    if (!this.registered) this.attach(message);
     this.registered = true;
-    this.components.publisher.subscribe(this);
     this.components.onRegistered?.(this);
+  }
+
+  /** Starts the config push, scoped from channel 2 on (a gateway gets everything: it relays to any endpoint of its zone). */
+  private attach(message: Extract<SidecarMessage, { type: 'register' | 'register-gateway' }>): void {
+    const channel = Math.min(message.channel ?? 1, CHANNEL_VERSION);
+    const scoped = channel >= 2 && this.identity.kind === 'sidecar';
+    this.components.publisher.attach(this, {
+      channel,
+      scope: scoped && this.identity.kind === 'sidecar' ? { kind: 'service', service: this.identity.service } : { kind: 'all' },
+      services: message.type === 'register' ? (message.services ?? []) : [],
+      resume: message.resume,
+    });
   }
 
   private renew(csrPem: string): void {
@@ -163,7 +191,7 @@ export class SidecarSession implements PushTarget {
   }
 
   private onClose(): void {
-    this.components.publisher.unsubscribe(this);
+    this.components.publisher.detach(this);
     if (this.registered) this.role.release(this);
     this.logger.info('channel closed');
   }
