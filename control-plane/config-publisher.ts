@@ -174,7 +174,7 @@ export class ConfigPublisher {
     for (const [key, value] of changes) {
       const bucket = bucketOf(key);
       let changed = this.#window.get(bucket);
-      if (changed === undefined) this.#window.set(bucket, (changed = new Map()));
+      if (changed === undefined) this.#window.set(bucket, (changed = new Map<string, ConfigChange[1]>()));
       changed.set(key, value);
     }
     this.#firstPendingAtMs ??= performance.now();

@@ -81,7 +81,7 @@ export class BucketIndex {
 
   #bucket(id: string): Map<string, ConfigValue> {
     let bucket = this.#buckets.get(id);
-    if (bucket === undefined) this.#buckets.set(id, (bucket = new Map()));
+    if (bucket === undefined) this.#buckets.set(id, (bucket = new Map<string, ConfigValue>()));
     return bucket;
   }
 }
