@@ -8,6 +8,7 @@ import type { BalancingOptions } from './balancer/index.js';
 import { HashRingBalancer } from './balancer/index.js';
 import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
+import { ConfigSubscriptions } from './config/subscriptions.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
@@ -167,7 +168,10 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       logger,
     }),
   });
+  // Scoped push: the upstreams' endpoints from the start, proxy-port destinations on first use.
+  const subscriptions = new ConfigSubscriptions(init.upstreams.map((upstream) => upstream.service));
   const outbound = new OutboundForwarder({
+    subscriptions,
     balancer,
     links,
     metrics,
@@ -206,6 +210,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       credentials,
       config,
       logger,
+      subscriptions,
       registration: { type: 'register', address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 },
     });
     session.start();
