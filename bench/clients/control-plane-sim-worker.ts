@@ -22,16 +22,19 @@ export interface SimulatedSidecar {
   port: number;
 }
 
-/** A key to watch: the first message carrying `key` with this `weight` is timed. */
+/**
+ * A key to watch: the first message carrying `key` whose value has `field` equal to `value` is
+ * timed, at every session routing to `service` (at every session when absent).
+ */
 export interface WatchedKey {
   key: string;
-  service: string;
-  weight: number;
+  service?: string;
+  field: 'weight' | 'action';
+  value: number | string;
 }
 
 export type WorkerCommand =
   | { cmd: 'open'; url: string; caPem: string; keyPem: string; sidecars: SimulatedSidecar[]; concurrency: number; deadline: number }
-  | { cmd: 'watch-version'; round: number; version: number; deadline: number }
   | { cmd: 'watch-keys'; round: number; keys: WatchedKey[] }
   | { cmd: 'reregister'; round: number; changes: Array<{ index: number; weight: number; key: string }> }
   | { cmd: 'collect-keys'; round: number; deadline: number }
@@ -39,7 +42,6 @@ export type WorkerCommand =
 
 export type WorkerEvent =
   | { evt: 'opened'; connected: number; snapshots: number; lastSnapshotAt: number; errors: string[] }
-  | { evt: 'version-arrivals'; round: number; arrivals: number[]; missing: number; errors: string[] }
   | { evt: 'watching'; round: number }
   | { evt: 'reregistered'; round: number; sentAt: Record<string, number> }
   | { evt: 'key-arrivals'; round: number; arrivals: Array<{ key: string; at: number }>; missing: number; errors: string[] };
@@ -94,7 +96,7 @@ function onMessage(session: Session, data: Buffer): void {
   const entries = message.type === 'snapshot' ? message.entries : message.changes;
   for (const [key, value] of entries) {
     const watch = watched.get(key);
-    if (watch === undefined || value === null || (value as { weight?: number }).weight !== watch.weight) continue;
+    if (watch === undefined || value === null || (value as Record<string, unknown>)[watch.field] !== watch.value) continue;
     let seen = keyArrivals.get(session);
     if (seen === undefined) keyArrivals.set(session, (seen = new Map<string, number>()));
     if (!seen.has(key)) seen.set(key, arrivedAt);
@@ -143,18 +145,6 @@ async function open(command: Extract<WorkerCommand, { cmd: 'open' }>): Promise<v
   send({ evt: 'opened', connected: sessions.length, snapshots: snapshots.length, lastSnapshotAt, errors: [...errors] });
 }
 
-async function watchVersion(command: Extract<WorkerCommand, { cmd: 'watch-version' }>): Promise<void> {
-  await until(() => sessions.every((session) => session.version >= command.version), command.deadline);
-  const arrivals: number[] = [];
-  let missing = 0;
-  for (const session of sessions) {
-    const at = [...session.arrivals].filter(([version]) => version >= command.version).map(([, time]) => time).sort((a, b) => a - b)[0];
-    if (at === undefined) missing++;
-    else arrivals.push(at);
-  }
-  send({ evt: 'version-arrivals', round: command.round, arrivals, missing, errors: [...errors] });
-}
-
 function reregister(command: Extract<WorkerCommand, { cmd: 'reregister' }>): void {
   const sentAt: Record<string, number> = {};
   for (const change of command.changes) {
@@ -169,7 +159,7 @@ function reregister(command: Extract<WorkerCommand, { cmd: 'reregister' }>): voi
 
 async function collectKeys(command: Extract<WorkerCommand, { cmd: 'collect-keys' }>): Promise<void> {
   // Each watched key is due at the sessions that route to its service.
-  const dueOf = new Map(sessions.map((session) => [session, [...watched.values()].filter((watch) => session.sidecar.upstreams.includes(watch.service))]));
+  const dueOf = new Map(sessions.map((session) => [session, [...watched.values()].filter((watch) => watch.service === undefined || session.sidecar.upstreams.includes(watch.service))]));
   const due = (session: Session): WatchedKey[] => dueOf.get(session) ?? [];
   const complete = (): boolean => sessions.every((session) => due(session).every((watch) => keyArrivals.get(session)?.has(watch.key) === true));
   await until(complete, command.deadline);
@@ -191,9 +181,6 @@ process.on('message', (command: WorkerCommand) => {
   switch (command.cmd) {
     case 'open':
       void open(command);
-      break;
-    case 'watch-version':
-      void watchVersion(command);
       break;
     case 'watch-keys':
       watched = new Map(command.keys.map((watch) => [watch.key, watch]));

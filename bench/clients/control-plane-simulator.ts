@@ -72,6 +72,8 @@ export interface SimulatorReport {
   connectSeconds: number;
   /** Control-plane CPU per sidecar for connecting (handshake, register, snapshot, deltas to subscribers). */
   connectCpuMsPerSidecar: number | null;
+  /** The worker processes' CPU per sidecar for the same (TLS client, decoding, acks). */
+  simulatorCpuMsPerSidecar: number | null;
   /** Control-plane RSS before the channels and with all of them, MB. */
   rssBeforeMB: number | null;
   rssConnectedMB: number | null;
@@ -210,6 +212,8 @@ async function main(): Promise<SimulatorReport> {
   });
   const rssBeforeMB = await rssMB();
   const cpuBeforeConnect = await cpuSeconds();
+  const workersCpu = async (): Promise<number> => (await Promise.all(workers.map((worker) => readProcessCpuSeconds(worker.child.pid ?? 0, ticks).catch(() => 0)))).reduce((a, b) => a + b, 0);
+  const workersCpuBefore = await workersCpu();
   const connectStartedAt = wallNow();
   workers.forEach((worker, i) =>
     worker.tell({ cmd: 'open', url: url!, caPem, keyPem: keys.privateKeyPem, sidecars: shares[i]!, concurrency: CONNECT_CONCURRENCY_PER_WORKER, deadline }),
@@ -228,28 +232,30 @@ async function main(): Promise<SimulatorReport> {
   if (snapshots < count) timedOut.push('connect');
   const connectSeconds = (lastSnapshotAt - connectStartedAt) / 1000;
   const connectCpuMsPerSidecar = snapshots > 0 ? ((await cpuSeconds()) - cpuBeforeConnect) * 1000 / snapshots : null;
+  const simulatorCpuMsPerSidecar = snapshots > 0 ? ((await workersCpu()) - workersCpuBefore) * 1000 / snapshots : null;
   const rssConnectedMB = await rssMB();
 
-  // 3. Mesh-wide policy changes.
+  // 3. Mesh-wide policy changes, each timed to the first message that carries it (a session's
+  // version moves only with what is in its scope, so versions alone cannot tell).
   const policyLatencies: number[] = [];
   let policyMissed = 0;
   for (let round = 0; round < rounds && Date.now() < deadline; round++) {
+    const action = round % 2 === 0 ? 'deny' : 'allow';
+    const phaseDeadline = Math.min(deadline, Date.now() + PHASE_TIMEOUT_MS);
+    workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round, keys: [{ key: 'policy/default', field: 'action', value: action }] }));
+    for (const worker of workers) await worker.next('watching', phaseDeadline);
     const changedAt = wallNow();
-    const answer = (await request(adminEndpoint, 'PUT', '/v1/policies/default', { action: round % 2 === 0 ? 'deny' : 'allow' }, { bearerToken: adminToken }).catch((error: Error) => {
+    const answer = await request(adminEndpoint, 'PUT', '/v1/policies/default', { action }, { bearerToken: adminToken }).catch((error: Error) => {
       noteError(`policy round ${round}: ${error.message}`);
       return undefined;
-    })) as { version: number } | undefined;
-    if (answer === undefined) {
-      policyMissed += snapshots;
-      continue;
-    }
-    const phaseDeadline = Math.min(deadline, Date.now() + PHASE_TIMEOUT_MS);
-    workers.forEach((worker) => worker.tell({ cmd: 'watch-version', round, version: answer.version, deadline: phaseDeadline }));
+    });
+    if (answer === undefined) policyMissed += snapshots;
+    workers.forEach((worker) => worker.tell({ cmd: 'collect-keys', round, deadline: answer === undefined ? Date.now() : phaseDeadline }));
     for (const worker of workers) {
-      const arrivals = await worker.next('version-arrivals', phaseDeadline + 5_000);
+      const arrivals = await worker.next('key-arrivals', phaseDeadline + 5_000);
       if (arrivals === undefined) continue;
-      policyMissed += arrivals.missing;
-      for (const at of arrivals.arrivals) policyLatencies.push(at - changedAt);
+      if (answer !== undefined) policyMissed += arrivals.missing;
+      for (const { at } of arrivals.arrivals) policyLatencies.push(at - changedAt);
       arrivals.errors.forEach(noteError);
     }
   }
@@ -261,9 +267,9 @@ async function main(): Promise<SimulatorReport> {
   let endpointMissed = 0;
   const changers = joined.filter((_, i) => i % Math.max(1, Math.floor(joined.length / ENDPOINT_CHANGES)) === 0).slice(0, ENDPOINT_CHANGES);
   if (Date.now() < deadline && changers.length > 0) {
-    const watch: WatchedKey[] = changers.map((sidecar) => ({ key: `endpoint/${sidecar.service}/${sidecar.sidecarId}`, service: sidecar.service, weight: 7 }));
+    const watch: WatchedKey[] = changers.map((sidecar) => ({ key: `endpoint/${sidecar.service}/${sidecar.sidecarId}`, service: sidecar.service, field: 'weight', value: 7 }));
     const phaseDeadline = Math.min(deadline, Date.now() + PHASE_TIMEOUT_MS);
-    workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round: 0, keys: watch }));
+    workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round: rounds, keys: watch }));
     for (const worker of workers) await worker.next('watching', phaseDeadline);
     const idleStart = await cpuSeconds();
     await new Promise((resolve) => setTimeout(resolve, IDLE_SAMPLE_MS));
@@ -273,10 +279,10 @@ async function main(): Promise<SimulatorReport> {
     const sentAt: Record<string, number> = {};
     for (const worker of workers) {
       const mine = changers.filter((sidecar) => ownerOf.get(sidecar.index) === worker).map((sidecar) => ({ index: sidecar.index, weight: 7, key: `endpoint/${sidecar.service}/${sidecar.sidecarId}` }));
-      worker.tell({ cmd: 'reregister', round: 0, changes: mine });
+      worker.tell({ cmd: 'reregister', round: rounds, changes: mine });
     }
     for (const worker of workers) Object.assign(sentAt, (await worker.next('reregistered', phaseDeadline))?.sentAt ?? {});
-    workers.forEach((worker) => worker.tell({ cmd: 'collect-keys', round: 0, deadline: phaseDeadline }));
+    workers.forEach((worker) => worker.tell({ cmd: 'collect-keys', round: rounds, deadline: phaseDeadline }));
     for (const worker of workers) {
       const arrivals = await worker.next('key-arrivals', phaseDeadline + 5_000);
       if (arrivals === undefined) continue;
@@ -299,6 +305,7 @@ async function main(): Promise<SimulatorReport> {
     snapshots,
     connectSeconds,
     connectCpuMsPerSidecar,
+    simulatorCpuMsPerSidecar,
     rssBeforeMB,
     rssConnectedMB,
     policy: { rounds, ...latencies(policyLatencies, policyMissed) },
