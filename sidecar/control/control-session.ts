@@ -47,6 +47,8 @@ export class ControlSession extends EventEmitter {
   #channel = 1;
   /** Services named in this connection's register or subscribe messages. */
   readonly #requested = new Set<string>();
+  /** The services this connection's register said were held in full at the resumed version. */
+  #resumedServices: string[] = [];
 
   constructor(init: ControlSessionInit) {
     super();
@@ -178,7 +180,8 @@ export class ControlSession extends EventEmitter {
     }
     const services = [...(subscriptions?.wanted ?? [])];
     for (const service of services) this.#requested.add(service);
-    const resume = resumeVersion === undefined ? {} : { resume: { version: resumeVersion, services: subscriptions?.held() ?? [] } };
+    this.#resumedServices = resumeVersion === undefined ? [] : (subscriptions?.held() ?? []);
+    const resume = resumeVersion === undefined ? {} : { resume: { version: resumeVersion, services: this.#resumedServices } };
     return { ...registration, channel: CHANNEL_VERSION, services, ...resume };
   }
 
@@ -205,7 +208,12 @@ export class ControlSession extends EventEmitter {
 
   #onDelta(message: DeltaMessage): void {
     const { config, subscriptions, logger } = this.#init;
-    if (message.channel !== undefined) this.#channel = message.channel;
+    // A delta that names the channel answers a resume: what is held is what the register said
+    // (a channel-1 control plane before may have pushed everything).
+    if (message.channel !== undefined) {
+      this.#channel = message.channel;
+      if (this.#channel >= 2) subscriptions?.holdExactly(this.#resumedServices);
+    }
     const replaced = message.subscribed ?? [];
     // Endpoint changes of a service not held (an unsubscribe crossing them) are not applied:
     // they would leave it half-known.
