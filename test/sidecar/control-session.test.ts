@@ -177,7 +177,14 @@ describe('control session (sidecar end of the channel)', () => {
       assert.equal(await peer.closed, 1000);
       assert.deepEqual(peer.received, [], 'no nack to a channel-1 control plane');
       const second = await reconnected;
-      assert.equal((await second.next()).type, 'register');
+      const register = await second.next();
+      assert.equal(register.type === 'register' && register.resume?.version, 3);
+      assert.deepEqual(register.type === 'register' && register.resume?.services, [], 'what a channel-1 control plane pushed is not claimed as held in full');
+      // A channel-2 replica resumes it: from then on only what that delta names is held.
+      second.send({ type: 'delta', version: 4, baseVersion: 3, channel: 2, subscribed: ['api'], changes: [['endpoint/api/sc-a', endpoint('api', 'sc-a')]] });
+      assert.deepEqual(await second.next(), { type: 'ack', version: 4 });
+      assert.equal(subscriptions.holds('api'), true);
+      assert.equal(subscriptions.holds('other'), false);
     } finally {
       session.close();
     }
