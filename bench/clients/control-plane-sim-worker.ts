@@ -57,6 +57,8 @@ interface Session {
 
 const now = (): number => performance.timeOrigin + performance.now();
 const POLL_MS = 20;
+/** Tries to open one channel before the simulated sidecar gives up. */
+const OPEN_ATTEMPTS = 3;
 
 const sessions: Session[] = [];
 const errors: string[] = [];
@@ -109,6 +111,8 @@ function openSession(url: string, caPem: string, keyPem: string, sidecar: Simula
   const socket = new WebSocket(channelUrl, { ca: [caPem], key: keyPem, cert: sidecar.certPem, maxPayload: MAX_CONTROL_MESSAGE_BYTES, handshakeTimeout: 60_000, perMessageDeflate: false });
   const session: Session = { sidecar, socket, version: 0, snapshotAt: undefined, arrivals: new Map() };
   socket.on('message', (data: Buffer) => onMessage(session, data));
+  // Errors after the channel opened end in 'close' (noted there); before, they reject below.
+  socket.on('error', () => undefined);
   socket.on('close', (code) => {
     if (code !== 1000 && code !== 1005) noteError(`session ${sidecar.index} closed by the control plane (${code})`);
   });
@@ -135,7 +139,18 @@ async function open(command: Extract<WorkerCommand, { cmd: 'open' }>): Promise<v
   const opener = async (): Promise<void> => {
     while (next < command.sidecars.length && Date.now() < command.deadline) {
       const sidecar = command.sidecars[next++]!;
-      await openSession(command.url, command.caPem, command.keyPem, sidecar).catch((error: Error) => noteError(error.message));
+      // A sidecar whose channel fails to open tries again after a pause, as a real one does.
+      for (let attempt = 1; attempt <= OPEN_ATTEMPTS && Date.now() < command.deadline; attempt++) {
+        const opened = await openSession(command.url, command.caPem, command.keyPem, sidecar).then(
+          () => true,
+          (error: Error) => {
+            noteError(`${error.message} (attempt ${attempt} of ${OPEN_ATTEMPTS})`);
+            return false;
+          },
+        );
+        if (opened) break;
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(command.concurrency, command.sidecars.length) }, () => opener()));
