@@ -215,6 +215,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     });
     session.start();
     closers.push(() => session.close());
+    closers.push(() => subscriptions.close());
     let appHealth: AppHealth | undefined;
     if (init.health !== undefined && init.app !== undefined) {
       const checks = startAppHealthChecks({ app: init.app, options: init.health, channel: session, logger });

@@ -39,6 +39,7 @@ export interface OutboundInit {
 /** What the outbound path needs from the sidecar's subscriptions (`ConfigSubscriptions`). */
 export interface EndpointSubscriptions {
   holds(service: string): boolean;
+  /** Asks for the service's endpoints, or marks it used if already wanted. */
   want(service: string): void;
   /** Resolves once the service's endpoints are held (true) or after `timeoutMs` (false). */
   ready(service: string, timeoutMs: number): Promise<boolean>;
@@ -176,8 +177,10 @@ export class OutboundForwarder {
    */
   async #endpointsOf(service: string): Promise<void> {
     const { subscriptions, logger } = this.#init;
-    if (subscriptions === undefined || subscriptions.holds(service)) return;
+    if (subscriptions === undefined) return;
+    // Marks it used too, so a service reached on use is kept while connections keep coming.
     subscriptions.want(service);
+    if (subscriptions.holds(service)) return;
     const waitMs = this.#init.subscriptionWaitMs ?? DEFAULT_SUBSCRIPTION_WAIT_MS;
     if (!(await subscriptions.ready(service, waitMs))) logger.warn({ service, waitMs }, 'endpoints of the service did not arrive in time');
   }

@@ -159,6 +159,30 @@ describe('control session (sidecar end of the channel)', () => {
     }
   });
 
+  it('releases a service reached on use once it goes unused, never an upstream', async () => {
+    const config = new MeshConfig();
+    const subscriptions = new ConfigSubscriptions(['api'], { idleReleaseMs: 300 });
+    const session = new ControlSession({ urls: [url], credentials, config, logger, subscriptions, registration: { type: 'register', address: '127.0.0.1:7000', zone: 'z', weight: 1 } });
+    const connected = nextPeer();
+    session.start();
+    const peer = await connected;
+    try {
+      assert.equal((await peer.next()).type, 'register');
+      peer.send({ type: 'snapshot', version: 5, channel: 2, subscribed: ['api'], entries: [] });
+      assert.deepEqual(await peer.next(), { type: 'ack', version: 5 });
+      subscriptions.want('other');
+      assert.deepEqual(await peer.next(), { type: 'subscribe', services: ['other'] });
+      peer.send({ type: 'delta', version: 6, baseVersion: 5, subscribed: ['other'], changes: [['endpoint/other/sc-o', endpoint('other', 'sc-o')]] });
+      assert.deepEqual(await peer.next(), { type: 'ack', version: 6 });
+      assert.deepEqual(await peer.next(), { type: 'unsubscribe', services: ['other'] });
+      assert.deepEqual(config.endpoints('other'), []);
+      assert.deepEqual([...subscriptions.wanted], ['api']);
+    } finally {
+      subscriptions.close();
+      session.close();
+    }
+  });
+
   it('channel 1: a control plane that does not speak channel 2 pushes everything; a gap means a reconnect, not a nack', async () => {
     const config = new MeshConfig();
     const subscriptions = new ConfigSubscriptions(['api']);
