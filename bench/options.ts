@@ -45,7 +45,7 @@ export const FULL_SIZES: BenchSizes = {
   streams: 10_000,
   streamPayloadBytes: 1024,
   idleSettleSeconds: 5,
-  controlPlaneSidecars: [1_000, 5_000],
+  controlPlaneSidecars: [1_000, 5_000, 10_000],
   policyRounds: 3,
   microSeconds: 1,
 };

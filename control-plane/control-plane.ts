@@ -78,6 +78,8 @@ export interface ControlPlaneInit {
   pingIntervalMs?: number;
   /** Window over which config changes are coalesced into one delta. @default 20 ms */
   pushCoalesceMs?: number;
+  /** Config bytes sent to a session and not acked, beyond which it counts as behind. @default 1 MiB */
+  pushWindowBytes?: number;
   /**
    * Share state with the other replicas of one etcd. The CA and the admin token are stored
    * there encrypted with the key in `encryptionKeyFile` (mode 0600), the same file on every
@@ -162,7 +164,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       else sweeper.stop();
     });
     const metrics = new ControlPlaneMetrics();
-    const publisher = new ConfigPublisher(config, metrics, init.pushCoalesceMs);
+    const publisher = new ConfigPublisher(config, metrics, { coalesceMs: init.pushCoalesceMs, windowBytes: init.pushWindowBytes });
     const policies = new PolicyService(config);
     const revocations = new RevocationService(config, now);
     const reports = new ReportStore(now);

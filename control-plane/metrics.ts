@@ -7,6 +7,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 /** How a join attempt (sidecar or gateway) ended; the label of `trellis_cp_joins_total`. */
 export type JoinResult = 'ok' | 'bad_request' | 'bad_token' | 'token_unknown' | 'token_expired' | 'token_used' | 'token_revoked' | 'wrong_service' | 'wrong_kind' | 'bad_csr' | 'revoked' | 'rate_limited' | 'error';
 
+/** What `trellis_cp_push_events_total` counts, by its `event` label. */
+export type PushEvent = 'nack' | 'resume-delta' | 'resume-snapshot' | 'coalesced';
+
 /** Live values that gauges read at scrape time instead of being kept up to date. */
 export interface GaugeSource {
   sidecarsConnected(): number;
@@ -28,6 +31,7 @@ export class ControlPlaneMetrics {
   private readonly pushLatency: Histogram;
   private readonly httpRequests: Counter<'route' | 'status'>;
   private readonly adminRefusals: Counter<'route' | 'reason'>;
+  private readonly pushEvents: Counter<'event'>;
 
   constructor() {
     const registers = [this.registry];
@@ -40,6 +44,12 @@ export class ControlPlaneMetrics {
       name: 'trellis_cp_push_latency_seconds',
       help: 'Time from a config change to its delta being handed to every session.',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.pushEvents = new Counter({
+      name: 'trellis_cp_push_events_total',
+      help: 'Push events: nacks received, resumes answered with a delta or a snapshot, changes coalesced for sessions that were behind.',
+      labelNames: ['event'],
       registers,
     });
     this.httpRequests = new Counter({ name: 'trellis_cp_http_requests_total', help: 'REST requests, by route and status.', labelNames: ['route', 'status'], registers });
@@ -118,6 +128,11 @@ export class ControlPlaneMetrics {
   configPushed(type: 'snapshot' | 'delta', bytes: number, sessions: number): void {
     this.pushMessages.inc({ type }, sessions);
     this.pushBytes.inc({ type }, bytes * sessions);
+  }
+
+  /** `count` push events of one kind. */
+  pushEvent(event: PushEvent, count = 1): void {
+    this.pushEvents.inc({ event }, count);
   }
 
   pushLatencyObserved(latencyMs: number): void {

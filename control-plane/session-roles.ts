@@ -14,8 +14,8 @@ import type { Registry } from './registry.js';
 
 type MessageType = SidecarMessage['type'];
 
-/** Messages every identity may send; the session handles `ack`, `renew` and `report` itself. */
-const COMMON_MESSAGES: ReadonlySet<MessageType> = new Set(['ack', 'renew', 'deregister', 'report']);
+/** Messages every identity may send; the session handles `ack`, `nack`, `renew` and `report` itself. */
+const COMMON_MESSAGES: ReadonlySet<MessageType> = new Set(['ack', 'renew', 'deregister', 'report', 'nack']);
 
 /** The identity-specific part of a session. */
 export interface SessionRole {
@@ -51,7 +51,7 @@ export function sessionRoleFor(identity: ChannelIdentity, components: SessionRol
   return identity.kind === 'sidecar' ? new SidecarRole(identity, components, logger) : new GatewayRole(identity, components, logger);
 }
 
-const SIDECAR_MESSAGES: ReadonlySet<MessageType> = new Set(['register', 'health']);
+const SIDECAR_MESSAGES: ReadonlySet<MessageType> = new Set(['register', 'health', 'subscribe', 'unsubscribe']);
 
 class SidecarRole implements SessionRole {
   readonly registerType = 'register';

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import type { RawData } from 'ws';
 import type { ControlPlaneMessage, SidecarMessage } from '../proto/control.js';
-import { ControlErrorCode, decodeSidecarMessage, encodeControlMessage } from '../proto/control.js';
+import { CHANNEL_VERSION, ControlErrorCode, decodeSidecarMessage, encodeControlMessage, MAX_SUBSCRIPTIONS } from '../proto/control.js';
 import { TrellisError } from '../proto/errors.js';
 import type { ConfigPublisher, PushTarget } from './config-publisher.js';
 import type { ControlPlaneMetrics } from './metrics.js';
@@ -21,6 +21,8 @@ export const MAX_SESSION_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** WebSocket close code for a message that breaks the channel's rules (RFC 6455). */
 export const CLOSE_POLICY_VIOLATION = 1008;
 const MAX_CLOSE_REASON_BYTES = 123;
+/** Messages about the config push, which wait for the push to start. */
+const PUSH_MESSAGES: ReadonlySet<SidecarMessage['type']> = new Set(['ack', 'nack', 'subscribe', 'unsubscribe']);
 
 /** What a session needs from the rest of the control plane. */
 export interface SidecarSessionComponents extends SessionRoleComponents {
@@ -40,6 +42,8 @@ export class SidecarSession implements PushTarget {
   /** Cleared at each ping, set by the pong; a session still clear at the next ping is dead. */
   alive = true;
   private registered = false;
+  /** Push messages that arrived before the push started (see handle), in order; undefined once it runs. */
+  private pendingPushMessages: SidecarMessage[] | undefined;
   /** Settles once the registration has reached the config (or failed to). */
   private registeredInConfig: Promise<void> = Promise.resolve();
   private readonly logger: Logger;
@@ -69,6 +73,11 @@ export class SidecarSession implements PushTarget {
   /** The channel keeps one registered session per owner key (sidecar id, or gateway zone and name). */
   get ownerKey(): string {
     return this.role.ownerKey;
+  }
+
+  /** Bytes queued on the WebSocket and not yet written to its socket. */
+  get bufferedBytes(): number {
+    return this.ws.bufferedAmount;
   }
 
   sendEncoded(bytes: Uint8Array): void {
@@ -120,10 +129,25 @@ export class SidecarSession implements PushTarget {
   }
 
   private handle(message: SidecarMessage): void {
+    if (this.pendingPushMessages !== undefined && PUSH_MESSAGES.has(message.type)) {
+      this.pendingPushMessages.push(message);
+      return;
+    }
     switch (message.type) {
       case 'ack':
         this.ackedVersion = Math.max(this.ackedVersion, message.version);
+        this.components.publisher.acked(this, message.version);
         return;
+      case 'nack':
+        this.logger.warn({ version: message.version, haveVersion: message.haveVersion }, 'sidecar could not apply a config message; sending a snapshot');
+        return this.components.publisher.nacked(this);
+      case 'subscribe':
+        if (!this.components.publisher.subscribe(this, message.services, MAX_SUBSCRIPTIONS)) {
+          this.send({ type: 'error', code: ControlErrorCode.SUBSCRIPTION_LIMIT, message: `a session may subscribe to at most ${MAX_SUBSCRIPTIONS} services` });
+        }
+        return;
+      case 'unsubscribe':
+        return this.components.publisher.unsubscribe(this, message.services);
       case 'renew':
         return this.renew(message.csrPem);
       case 'report':
@@ -138,10 +162,28 @@ export class SidecarSession implements PushTarget {
     if (message.type !== this.role.registerType || this.registered) return;
     this.registered = true;
     this.components.onRegistered?.(this);
-    // The first snapshot holds the sidecar's own registration: subscribe once it is in the
-    // config (written to the store and back through its watch), or failed to get there.
+    // The first snapshot holds the sidecar's own registration: the push starts once it is in
+    // the config (written to the store and back through its watch), or failed to get there.
+    // What the sidecar says of its subscriptions meanwhile waits for it.
+    this.pendingPushMessages = [];
     void this.registeredInConfig.then(() => {
-      if (this.ws.readyState === WebSocket.OPEN) this.components.publisher.subscribe(this);
+      const pending = this.pendingPushMessages ?? [];
+      this.pendingPushMessages = undefined;
+      if (this.ws.readyState !== WebSocket.OPEN) return;
+      this.attach(message);
+      for (const queued of pending) this.handle(queued);
+    });
+  }
+
+  /** Starts the config push, scoped from channel 2 on (a gateway gets everything: it relays to any endpoint of its zone). */
+  private attach(message: Extract<SidecarMessage, { type: 'register' | 'register-gateway' }>): void {
+    const channel = Math.min(message.channel ?? 1, CHANNEL_VERSION);
+    const scoped = channel >= 2 && this.identity.kind === 'sidecar';
+    this.components.publisher.attach(this, {
+      channel,
+      scope: scoped && this.identity.kind === 'sidecar' ? { kind: 'service', service: this.identity.service } : { kind: 'all' },
+      services: message.type === 'register' ? (message.services ?? []) : [],
+      resume: message.resume,
     });
   }
 
@@ -178,7 +220,7 @@ export class SidecarSession implements PushTarget {
   }
 
   private onClose(): void {
-    this.components.publisher.unsubscribe(this);
+    this.components.publisher.detach(this);
     this.components.reports?.store.forget(this, this.ownerKey);
     if (this.registered) this.role.release(this);
     this.logger.info('channel closed');

@@ -17,6 +17,17 @@ export const DEFAULT_TRUST_DOMAIN = 'trellis.local';
 export const SIDECAR_CHANNEL_PATH = '/v1/sidecar';
 /** Largest sidecar-channel message, in bytes (either direction). */
 export const MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Highest sidecar-channel version this build speaks. 2 adds scoped push (subscriptions, `nack`,
+ * resuming from a version: PROTOCOL.md, "Scoped push"), negotiated in `register` and answered
+ * in snapshots, and reports (PROTOCOL.md, "Reports"), which a control plane announces in its
+ * upgrade answer (`Trellis-Channel-Version`).
+ */
+export const CHANNEL_VERSION = 2;
+/** Most services one session may subscribe to. */
+export const MAX_SUBSCRIPTIONS = 1024;
+/** Most services named in one `subscribe` or `unsubscribe`. */
+export const MAX_SERVICES_PER_SUBSCRIBE = 256;
 /** Largest REST request body, in bytes. */
 export const MAX_API_BODY_BYTES = 64 * 1024;
 /** Service names: see names.ts. */
@@ -53,6 +64,8 @@ export const ControlErrorCode = {
   CA_ROTATION_IN_PROGRESS: 'TRELLIS_ERR_CA_ROTATION_IN_PROGRESS',
   /** A sidecar sent a message other than `register` first. */
   NOT_REGISTERED: 'TRELLIS_ERR_NOT_REGISTERED',
+  /** A `subscribe` would take the session beyond {@link MAX_SUBSCRIPTIONS} services. */
+  SUBSCRIPTION_LIMIT: 'TRELLIS_ERR_SUBSCRIPTION_LIMIT',
   /** The control plane's data directory or one of its files is unusable. */
   DATA_DIR: 'TRELLIS_ERR_DATA_DIR',
   /** The control plane cannot listen on the address it was given. */
@@ -255,6 +268,10 @@ export function parseConfigEntry(key: string, value: unknown): ConfigValue | und
 
 // ---- sidecar channel ----
 
+const channelVersionSchema = z.number().int().min(1).max(65535);
+const subscriptionListSchema = z.array(serviceNameSchema).max(MAX_SUBSCRIPTIONS);
+/** Channel 2: the version a reconnecting peer holds, and the services it holds in full at it. */
+const resumeSchema = z.object({ version: versionSchema, services: subscriptionListSchema.optional() });
 const registerMessageSchema = z.object({
   type: z.literal('register'),
   /** The sidecar's link listener as other sidecars should dial it: host:port (TLS) or a link URL. */
@@ -263,11 +280,18 @@ const registerMessageSchema = z.object({
   weight: endpointValueSchema.shape.weight,
   /** The app's health as the sidecar sees it now; absent from version-1 sidecars, whose register means healthy. */
   healthy: z.boolean().optional(),
+  /** Highest channel version the sidecar speaks; absent: 1. */
+  channel: channelVersionSchema.optional(),
+  /** Channel 2: the services whose endpoints to push. */
+  services: subscriptionListSchema.optional(),
+  resume: resumeSchema.optional(),
 });
 /** A gateway's first message (its zone and name come from its certificate). */
 const registerGatewayMessageSchema = z.object({
   type: z.literal('register-gateway'),
   addresses: z.array(linkUrlSchema).max(MAX_GATEWAY_ADDRESSES),
+  channel: channelVersionSchema.optional(),
+  resume: resumeSchema.optional(),
 });
 /** A gateway's live links to gateways of other zones; sent after every change. */
 const gatewayLinksMessageSchema = z.object({
@@ -278,8 +302,6 @@ const ackMessageSchema = z.object({ type: z.literal('ack'), version: versionSche
 const renewMessageSchema = z.object({ type: z.literal('renew'), csrPem: pemSchema });
 const healthMessageSchema = z.object({ type: z.literal('health'), healthy: z.boolean() });
 const deregisterMessageSchema = z.object({ type: z.literal('deregister') });
-/** Channel version a control plane announces in its upgrade answer (`Trellis-Channel-Version`); 2 accepts `report`. */
-export const CHANNEL_VERSION = 2;
 /** Upgrade answer headers of channel version 2 (lowercase, as Node reads them). */
 export const CHANNEL_VERSION_HEADER = 'trellis-channel-version';
 export const REPORT_INTERVAL_HEADER = 'trellis-report-interval-ms';
@@ -331,6 +353,10 @@ const reportMessageSchema = z.object({
   peers: z.array(z.object({ peer: z.string().max(256), rttMs: z.number().nonnegative().max(3_600_000) })).max(MAX_REPORT_ENTRIES),
   ejections: z.array(z.object({ service: serviceNameSchema, count: countSchema })).max(MAX_REPORT_ENTRIES),
 });
+const nackMessageSchema = z.object({ type: z.literal('nack'), version: versionSchema, haveVersion: versionSchema });
+const serviceBatchSchema = z.array(serviceNameSchema).min(1).max(MAX_SERVICES_PER_SUBSCRIBE);
+const subscribeMessageSchema = z.object({ type: z.literal('subscribe'), services: serviceBatchSchema });
+const unsubscribeMessageSchema = z.object({ type: z.literal('unsubscribe'), services: serviceBatchSchema });
 const sidecarMessageSchema = z.discriminatedUnion('type', [
   registerMessageSchema,
   registerGatewayMessageSchema,
@@ -340,6 +366,9 @@ const sidecarMessageSchema = z.discriminatedUnion('type', [
   healthMessageSchema,
   deregisterMessageSchema,
   reportMessageSchema,
+  nackMessageSchema,
+  subscribeMessageSchema,
+  unsubscribeMessageSchema,
 ]);
 
 /** Sent first on the channel; (re)places this sidecar's endpoint with the health it reports (`true` when absent). */
@@ -360,20 +389,40 @@ export type DeregisterMessage = z.infer<typeof deregisterMessageSchema>;
 export type ReportMessage = z.infer<typeof reportMessageSchema>;
 /** A report histogram: one count per bound of {@link REPORT_HISTOGRAM_BOUNDS_MS}, plus one for larger values. */
 export type ReportHistogram = z.infer<typeof histogramSchema>;
+/** Channel 2: the message of `version` did not follow `haveVersion`, the version held; asks for a snapshot. */
+export type NackMessage = z.infer<typeof nackMessageSchema>;
+/** Channel 2: also push the endpoints of `services`. */
+export type SubscribeMessage = z.infer<typeof subscribeMessageSchema>;
+/** Channel 2: stop pushing the endpoints of `services`. */
+export type UnsubscribeMessage = z.infer<typeof unsubscribeMessageSchema>;
 export type SidecarMessage = z.infer<typeof sidecarMessageSchema>;
 
 const rawEntrySchema = z.tuple([z.string().max(1024), z.unknown()]);
 const controlPlaneMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('snapshot'), version: versionSchema, entries: z.array(rawEntrySchema) }),
-  z.object({ type: z.literal('delta'), version: versionSchema, baseVersion: versionSchema, changes: z.array(rawEntrySchema) }),
+  z.object({ type: z.literal('snapshot'), version: versionSchema, entries: z.array(rawEntrySchema), channel: channelVersionSchema.optional(), subscribed: subscriptionListSchema.optional() }),
+  z.object({
+    type: z.literal('delta'),
+    version: versionSchema,
+    baseVersion: versionSchema,
+    changes: z.array(rawEntrySchema),
+    channel: channelVersionSchema.optional(),
+    subscribed: subscriptionListSchema.optional(),
+  }),
   z.object({ type: z.literal('certificate'), certPem: pemSchema, caPems: z.array(pemSchema).min(1), expiresAt: versionSchema }),
   z.object({ type: z.literal('error'), code: z.string().max(64), message: z.string().max(4096) }),
 ]);
 
-/** The whole config at `version`; replaces whatever the sidecar had. */
-export interface SnapshotMessage { type: 'snapshot'; version: number; entries: ConfigEntry[] }
-/** Changes that take config from `baseVersion` to `version`. */
-export interface DeltaMessage { type: 'delta'; version: number; baseVersion: number; changes: ConfigChange[] }
+/**
+ * The whole config at `version` (channel 2: the session's scope of it); replaces whatever the
+ * sidecar had. `channel` answers the register's; `subscribed` lists the services whose
+ * endpoints it carries.
+ */
+export interface SnapshotMessage { type: 'snapshot'; version: number; entries: ConfigEntry[]; channel?: number; subscribed?: string[] }
+/**
+ * Changes that take config from `baseVersion` to `version`. Channel 2: `subscribed` lists the
+ * services whose endpoints it carries in full (replacing what the sidecar held of them).
+ */
+export interface DeltaMessage { type: 'delta'; version: number; baseVersion: number; changes: ConfigChange[]; channel?: number; subscribed?: string[] }
 /** Answer to `renew`. `expiresAt` is in ms since the epoch. */
 export interface CertificateMessage { type: 'certificate'; certPem: string; caPems: string[]; expiresAt: number }
 /** A refused message; after an invalid one the control plane closes the channel (1008). */

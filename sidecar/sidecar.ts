@@ -10,6 +10,7 @@ import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
 import { sidecarRegistration } from './control/registration.js';
 import { Reporter } from './control/reporter.js';
+import { ConfigSubscriptions } from './config/subscriptions.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
@@ -177,7 +178,10 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     }),
   });
   config.on('policy', () => inbound.resetDenied());
+  // Scoped push: the upstreams' endpoints from the start, proxy-port destinations on first use.
+  const subscriptions = new ConfigSubscriptions(init.upstreams.map((upstream) => upstream.service));
   const outbound = new OutboundForwarder({
+    subscriptions,
     balancer,
     links,
     metrics,
@@ -219,11 +223,13 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       credentials,
       config,
       logger,
+      subscriptions,
       // Without checks the sidecar vouches for its app as soon as it serves.
       registration: sidecarRegistration({ address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 }, () => appHealth?.healthy ?? true),
     });
     session.start();
     closers.push(() => session.close());
+    closers.push(() => subscriptions.close());
     if (init.health !== undefined && init.app !== undefined) {
       const checks = startAppHealthChecks({ app: init.app, options: init.health, channel: session, logger });
       closers.push(() => checks.stop());

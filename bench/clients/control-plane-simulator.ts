@@ -1,220 +1,339 @@
 /**
- * Simulated sidecars, in a process of their own, against one control plane:
- *  1. joins COUNT identities with one key and one CSR (the control plane signs each join its
- *     own certificate whatever the CSR says; making COUNT keys would take minutes), timing the CA;
- *  2. opens COUNT sidecar channels, each with its own certificate, registers, and acks every
- *     snapshot and delta as a sidecar does;
- *  3. changes a policy ROUNDS times and records when the delta carrying each change reaches
- *     every session (one process clock for the change and the arrivals).
- * Prints one JSON line (SimulatorReport), then holds the sessions until told `close` on stdin
- * so that the harness can read the control plane's memory with all of them connected.
+ * Simulated sidecars against one control plane, in processes of their own: this coordinator
+ * and WORKERS worker processes (control-plane-sim-worker.ts), each holding its share of the
+ * COUNT real channels (WebSocket over mutual TLS, one certificate each).
  *
- * usage: node control-plane-simulator.js URL ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS
+ *  1. joins COUNT identities with one key and one CSR (the control plane signs each join its
+ *     own certificate whatever the CSR says; making COUNT keys would take minutes), timing the
+ *     CA. The mesh has COUNT / 10 services of 10 sidecars each; every sidecar routes to the 3
+ *     services after its own, so each service has 30 subscribers whatever COUNT is;
+ *  2. the workers open every channel (register on channel 2 with the upstreams, ack like a
+ *     sidecar) until all hold their snapshot;
+ *  3. ROUNDS mesh-wide policy changes (the default action, which every sidecar gets), timed
+ *     from the call to each session's arrival;
+ *  4. a burst of endpoint changes (sidecars re-registering with another weight), timed from
+ *     each send to its arrival at every subscriber, with the control plane's CPU per change;
+ * all within TIMEOUT_MS: a phase that runs out reports what it reached. Prints one JSON line
+ * (SimulatorReport), then holds the channels until told `close` on stdin so that the harness
+ * can read the control plane's memory with all of them connected.
+ *
+ * usage: node control-plane-simulator.js URL ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS CP_PID WORKERS
  */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import WebSocket from 'ws';
+import { fileURLToPath } from 'node:url';
 import type { ControlPlaneEndpoint } from '../../sidecar/control/api-client.js';
 import { fetchPinnedCa, request } from '../../sidecar/control/api-client.js';
 import { createCsrPem, generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
-import { decodeControlPlaneMessage, encodeControlMessage, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../../proto/control.js';
 import { parseAdminToken } from '../../proto/tokens.js';
 import { percentile } from '../stats.js';
+import { clockTicksPerSecond, readProcessCpuSeconds, readProcessMemory } from '../system.js';
+import type { SimulatedSidecar, WatchedKey, WorkerCommand, WorkerEvent } from './control-plane-sim-worker.js';
 
 /** Joins in flight at once, as many sidecars starting together would. */
 const JOIN_CONCURRENCY = 16;
-/** Channel handshakes in flight at once. */
-const CONNECT_CONCURRENCY = 64;
-/** The config is settled once no session has received anything for this long. */
-const QUIET_MS = 2_000;
-const POLL_INTERVAL_MS = 20;
+/** Channel handshakes in flight at once, per worker. */
+const CONNECT_CONCURRENCY_PER_WORKER = 32;
+/** Sidecars per service, and upstream services per sidecar: 30 subscribers per service at any size. */
+const SIDECARS_PER_SERVICE = 10;
+const UPSTREAMS_PER_SIDECAR = 3;
+/** Endpoint changes in the burst of phase 4. */
+const ENDPOINT_CHANGES = 200;
 /** Joins answer quickly even under load; a slower one is a failure worth reporting. */
 const JOIN_TIMEOUT_MS = 30_000;
-/**
- * Admin calls wait longer: with thousands of sessions the control plane can be busy for a long
- * while after a registration storm, and how long is part of what the report shows.
- */
+/** Admin calls may wait behind a registration storm; how long is part of the report. */
 const ADMIN_TIMEOUT_MS = 120_000;
-/** The sessions give up waiting for `close` after this. */
+/** Quiet time whose control-plane CPU is the baseline subtracted from the burst's. */
+const IDLE_SAMPLE_MS = 2_000;
+/** A phase waiting for arrivals gives up after this (within the overall deadline). */
+const PHASE_TIMEOUT_MS = 60_000;
+/** The channels are held for the memory reading until `close`, at most this long. */
 const HOLD_TIMEOUT_MS = 120_000;
-const SIMULATED_SERVICE = 'bench-sim';
-/** Fake link ports: the control plane only stores them. */
 const FIRST_FAKE_PORT = 20_000;
 
+export interface LatencyFigures {
+  samples: number;
+  missed: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+}
+
 export interface SimulatorReport {
+  sidecars: number;
+  workers: number;
   joined: number;
   joinSeconds: number;
   certsPerSecond: number;
   connected: number;
+  snapshots: number;
+  /** From the first channel to the last snapshot. */
   connectSeconds: number;
-  /** From the last snapshot until the control plane answered an admin call and the sessions went quiet. */
-  settleSeconds: number;
-  policy: { rounds: number; samples: number; missed: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** Control-plane CPU per sidecar for connecting (handshake, register, snapshot, deltas to subscribers). */
+  connectCpuMsPerSidecar: number | null;
+  /** The worker processes' CPU per sidecar for the same (TLS client, decoding, acks). */
+  simulatorCpuMsPerSidecar: number | null;
+  /** Control-plane RSS before the channels and with all of them, MB. */
+  rssBeforeMB: number | null;
+  rssConnectedMB: number | null;
+  policy: LatencyFigures & { rounds: number };
+  endpoint: LatencyFigures & { changes: number; subscribersPerChange: number };
+  /** Control-plane CPU per endpoint change in the burst, idle CPU subtracted, µs. */
+  cpuUsPerRegistration: number | null;
+  /** Which phases ran out of time. */
+  timedOut: string[];
   errors: string[];
 }
 
-interface SimulatedSession {
-  socket: WebSocket;
-  version: number;
-  /** When each version first arrived, by version (one entry per snapshot or delta). */
-  arrivals: Map<number, number>;
-  snapshot: boolean;
-}
-
-const [url, adminTokenFile, countText, roundsText, timeoutText] = process.argv.slice(2);
+const [url, adminTokenFile, countText, roundsText, timeoutText, cpPidText, workersText] = process.argv.slice(2);
 const count = Number(countText);
 const rounds = Number(roundsText);
 const timeoutMs = Number(timeoutText);
-if (url === undefined || adminTokenFile === undefined || ![count, rounds, timeoutMs].every((value) => Number.isInteger(value) && value > 0)) {
-  process.stderr.write('usage: control-plane-simulator URL ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS\n');
+const cpPid = Number(cpPidText);
+const workerCount = Number(workersText);
+if (url === undefined || adminTokenFile === undefined || ![count, rounds, timeoutMs, cpPid, workerCount].every((value) => Number.isInteger(value) && value > 0)) {
+  process.stderr.write('usage: control-plane-simulator URL ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS CP_PID WORKERS\n');
   process.exit(2);
 }
 const errors: string[] = [];
-/** Distinct errors only, and few: one broken join repeats itself for every sidecar. */
 const noteError = (text: string): void => {
   if (errors.length < 10 && !errors.includes(text)) errors.push(text);
 };
-let lastArrivalAt = performance.now();
+const wallNow = (): number => performance.timeOrigin + performance.now();
+const ticks = clockTicksPerSecond();
+const cpuSeconds = (): Promise<number> => readProcessCpuSeconds(cpPid, ticks);
 
-/** Runs `task(i)` for i in 0..total-1 with at most `concurrency` at once; stops at the deadline. */
-async function inParallel(total: number, concurrency: number, deadline: number, task: (index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < total && Date.now() < deadline) {
-      const index = next++;
-      await task(index).catch((error: Error) => noteError(error.message));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, () => worker()));
-}
+/** A worker process and a way to wait for its next event of a kind. */
+class Worker {
+  readonly child: ChildProcess;
+  readonly #queue: WorkerEvent[] = [];
+  #wake: (() => void) | undefined;
 
-async function until(condition: () => boolean, deadline: number): Promise<boolean> {
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-  return true;
-}
-
-function openSession(index: number, certPem: string, keyPem: string, caPem: string, sessions: SimulatedSession[]): Promise<void> {
-  const channelUrl = new URL(SIDECAR_CHANNEL_PATH, url);
-  channelUrl.protocol = 'wss:';
-  const socket = new WebSocket(channelUrl, { ca: [caPem], key: keyPem, cert: certPem, maxPayload: MAX_CONTROL_MESSAGE_BYTES, handshakeTimeout: 30_000 });
-  const session: SimulatedSession = { socket, version: -1, arrivals: new Map(), snapshot: false };
-  socket.on('message', (data: Buffer) => {
-    // The arrival time is taken before decoding, so the simulator's own work counts as little as it can.
-    const arrivedAt = performance.now();
-    lastArrivalAt = arrivedAt;
-    try {
-      const message = decodeControlPlaneMessage(data);
-      if (message.type === 'snapshot' || message.type === 'delta') {
-        if (message.type === 'snapshot') session.snapshot = true;
-        if (!session.arrivals.has(message.version)) session.arrivals.set(message.version, arrivedAt);
-        session.version = Math.max(session.version, message.version);
-        socket.send(encodeControlMessage({ type: 'ack', version: message.version }));
-      } else if (message.type === 'error') {
-        noteError(`session ${index}: ${message.code}: ${message.message}`);
-      }
-    } catch (error) {
-      noteError(`session ${index}: ${(error as Error).message}`);
-    }
-  });
-  socket.on('close', (code) => {
-    if (code !== 1000 && code !== 1005) noteError(`session ${index} closed by the control plane (${code})`);
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('open', () => {
-      sessions.push(session);
-      socket.send(encodeControlMessage({ type: 'register', address: `127.0.0.1:${FIRST_FAKE_PORT + (index % 40_000)}`, zone: 'bench', weight: 1 }));
-      resolve();
+  constructor(script: string) {
+    this.child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (event: WorkerEvent) => {
+      this.#queue.push(event);
+      this.#wake?.();
     });
-    socket.once('error', (error) => reject(new Error(`session ${index}: ${error.message}`)));
-  });
+    this.child.on('exit', (code) => {
+      if (code !== 0 && code !== null) noteError(`a simulator worker exited with ${code}`);
+      this.#wake?.();
+    });
+  }
+
+  tell(command: WorkerCommand): void {
+    if (this.child.connected) this.child.send(command);
+  }
+
+  async next<K extends WorkerEvent['evt']>(evt: K, deadline: number): Promise<Extract<WorkerEvent, { evt: K }> | undefined> {
+    for (;;) {
+      const index = this.#queue.findIndex((event) => event.evt === evt);
+      if (index >= 0) return this.#queue.splice(index, 1)[0] as Extract<WorkerEvent, { evt: K }>;
+      if (Date.now() > deadline || this.child.exitCode !== null) return undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
 }
 
-async function main(): Promise<void> {
+function latencies(values: number[], missed: number): LatencyFigures {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    samples: sorted.length,
+    missed,
+    p50Ms: sorted.length > 0 ? percentile(sorted, 50) : null,
+    p99Ms: sorted.length > 0 ? percentile(sorted, 99) : null,
+    maxMs: sorted.length > 0 ? sorted[sorted.length - 1]! : null,
+  };
+}
+
+async function rssMB(): Promise<number | null> {
+  return readProcessMemory(cpPid).then((memory) => memory.rssMB).catch(() => null);
+}
+
+function serviceOf(index: number, services: number): number {
+  return Math.floor(index / SIDECARS_PER_SERVICE) % services;
+}
+
+async function main(): Promise<SimulatorReport> {
   const deadline = Date.now() + timeoutMs;
+  const timedOut: string[] = [];
   const adminToken = (await readFile(adminTokenFile!, 'utf8')).trim();
   const admin = parseAdminToken(adminToken);
   const caPem = await fetchPinnedCa(url!, admin.caFingerprint);
   const endpoint: ControlPlaneEndpoint = { url: url!, trustDomain: admin.trustDomain, caPems: [caPem], timeoutMs: JOIN_TIMEOUT_MS };
   const adminEndpoint: ControlPlaneEndpoint = { ...endpoint, timeoutMs: ADMIN_TIMEOUT_MS };
-  const { token } = (await request(adminEndpoint, 'POST', '/v1/tokens', { service: SIMULATED_SERVICE, ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string };
+  const services = Math.max(UPSTREAMS_PER_SIDECAR + 1, Math.ceil(count / SIDECARS_PER_SERVICE));
+  const serviceName = (i: number): string => `svc-${i}`;
   const keys = await generateSidecarKeyPair();
-  const csrPem = await createCsrPem(keys.privateKeyPem, SIMULATED_SERVICE);
+  const csrPem = await createCsrPem(keys.privateKeyPem, 'bench-sim');
 
-  const certPems: string[] = [];
+  // 1. Joins, one token per service.
+  const tokens = new Map<number, string>();
+  const joined: Array<SimulatedSidecar & { sidecarId: string }> = [];
   const joinStart = performance.now();
-  await inParallel(count, JOIN_CONCURRENCY, deadline, async () => {
-    const answer = (await request(endpoint, 'POST', '/v1/join', { token, csrPem, service: SIMULATED_SERVICE })) as { certPem: string };
-    certPems.push(answer.certPem);
-  });
+  let nextJoin = 0;
+  const joiner = async (): Promise<void> => {
+    while (nextJoin < count && Date.now() < deadline) {
+      const index = nextJoin++;
+      const service = serviceOf(index, services);
+      try {
+        let token = tokens.get(service);
+        if (token === undefined) {
+          token = ((await request(adminEndpoint, 'POST', '/v1/tokens', { service: serviceName(service), ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string }).token;
+          tokens.set(service, token);
+        }
+        const answer = (await request(endpoint, 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
+        const upstreams = Array.from({ length: UPSTREAMS_PER_SIDECAR }, (_, k) => serviceName((service + 1 + k) % services));
+        joined.push({ index, certPem: answer.certPem, sidecarId: answer.sidecarId, service: serviceName(service), upstreams, port: FIRST_FAKE_PORT + (index % 40_000) });
+      } catch (error) {
+        noteError(`join ${index}: ${(error as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, () => joiner()));
+  if (joined.length < count) timedOut.push('joins');
   const joinSeconds = (performance.now() - joinStart) / 1000;
 
-  const sessions: SimulatedSession[] = [];
-  const connectStart = performance.now();
-  await inParallel(certPems.length, CONNECT_CONCURRENCY, deadline, (index) => openSession(index, certPems[index]!, keys.privateKeyPem, caPem, sessions));
-  if (!(await until(() => sessions.every((session) => session.snapshot), deadline))) noteError('not every session got its snapshot in time');
-  const connectSeconds = (performance.now() - connectStart) / 1000;
-  // Registering N endpoints sends deltas to everyone; time the policy only once that has
-  // settled: the control plane answers again and the sessions have gone quiet.
-  const settleStart = performance.now();
-  await request(adminEndpoint, 'GET', '/v1/policies', undefined, { bearerToken: adminToken }).catch((error: Error) => noteError(`settling: ${error.message}`));
-  const answeredAt = performance.now();
-  await until(() => performance.now() - lastArrivalAt > QUIET_MS, deadline);
-  // Busy until the later of the admin answer and the last message; the quiet wait is not counted.
-  const settleSeconds = (Math.max(answeredAt, lastArrivalAt) - settleStart) / 1000;
+  // 2. Channels, spread over the workers.
+  const script = fileURLToPath(new URL('./control-plane-sim-worker.js', import.meta.url));
+  const workers = Array.from({ length: workerCount }, () => new Worker(script));
+  const ownerOf = new Map<number, Worker>();
+  const shares: SimulatedSidecar[][] = workers.map(() => []);
+  joined.forEach((sidecar, i) => {
+    shares[i % workerCount]!.push(sidecar);
+    ownerOf.set(sidecar.index, workers[i % workerCount]!);
+  });
+  const rssBeforeMB = await rssMB();
+  const cpuBeforeConnect = await cpuSeconds();
+  const workersCpu = async (): Promise<number> => (await Promise.all(workers.map((worker) => readProcessCpuSeconds(worker.child.pid ?? 0, ticks).catch(() => 0)))).reduce((a, b) => a + b, 0);
+  const workersCpuBefore = await workersCpu();
+  const connectStartedAt = wallNow();
+  workers.forEach((worker, i) =>
+    worker.tell({ cmd: 'open', url: url!, caPem, keyPem: keys.privateKeyPem, sidecars: shares[i]!, concurrency: CONNECT_CONCURRENCY_PER_WORKER, deadline }),
+  );
+  let connected = 0;
+  let snapshots = 0;
+  let lastSnapshotAt = connectStartedAt;
+  for (const worker of workers) {
+    const opened = await worker.next('opened', deadline + 5_000);
+    if (opened === undefined) continue;
+    connected += opened.connected;
+    snapshots += opened.snapshots;
+    lastSnapshotAt = Math.max(lastSnapshotAt, opened.lastSnapshotAt);
+    opened.errors.forEach(noteError);
+  }
+  if (snapshots < count) timedOut.push('connect');
+  const connectSeconds = (lastSnapshotAt - connectStartedAt) / 1000;
+  const connectCpuMsPerSidecar = snapshots > 0 ? ((await cpuSeconds()) - cpuBeforeConnect) * 1000 / snapshots : null;
+  const simulatorCpuMsPerSidecar = snapshots > 0 ? ((await workersCpu()) - workersCpuBefore) * 1000 / snapshots : null;
+  const rssConnectedMB = await rssMB();
 
-  const latenciesMs: number[] = [];
-  let missed = 0;
-  for (let round = 0; round < rounds; round++) {
-    const changedAt = performance.now();
-    const rule = { from: `bench-src-${round}`, to: SIMULATED_SERVICE, action: round % 2 === 0 ? 'deny' : 'allow' };
-    const answer = (await request(adminEndpoint, 'PUT', '/v1/policies/rules', rule, { bearerToken: adminToken }).catch((error: Error) => {
+  // 3. Mesh-wide policy changes, each timed to the first message that carries it (a session's
+  // version moves only with what is in its scope, so versions alone cannot tell).
+  const policyLatencies: number[] = [];
+  let policyMissed = 0;
+  for (let round = 0; round < rounds && Date.now() < deadline; round++) {
+    const action = round % 2 === 0 ? 'deny' : 'allow';
+    const phaseDeadline = Math.min(deadline, Date.now() + PHASE_TIMEOUT_MS);
+    workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round, keys: [{ key: 'policy/default', field: 'action', value: action }] }));
+    for (const worker of workers) await worker.next('watching', phaseDeadline);
+    const changedAt = wallNow();
+    const answer = await request(adminEndpoint, 'PUT', '/v1/policies/default', { action }, { bearerToken: adminToken }).catch((error: Error) => {
       noteError(`policy round ${round}: ${error.message}`);
       return undefined;
-    })) as { version: number } | undefined;
-    if (answer === undefined) {
-      missed += sessions.length;
-      continue;
+    });
+    if (answer === undefined) policyMissed += snapshots;
+    workers.forEach((worker) => worker.tell({ cmd: 'collect-keys', round, deadline: answer === undefined ? Date.now() : phaseDeadline }));
+    for (const worker of workers) {
+      const arrivals = await worker.next('key-arrivals', phaseDeadline + 5_000);
+      if (arrivals === undefined) continue;
+      if (answer !== undefined) policyMissed += arrivals.missing;
+      for (const { at } of arrivals.arrivals) policyLatencies.push(at - changedAt);
+      arrivals.errors.forEach(noteError);
     }
-    const reachedAll = await until(() => sessions.every((session) => session.version >= answer.version), deadline);
-    for (const session of sessions) {
-      const arrivedAt = [...session.arrivals].filter(([version]) => version >= answer.version).map(([, at]) => at).sort((a, b) => a - b)[0];
-      if (arrivedAt === undefined) missed += 1;
-      else latenciesMs.push(arrivedAt - changedAt);
-    }
-    if (!reachedAll) noteError(`policy round ${round}: version ${answer.version} did not reach every session in time`);
-    await until(() => performance.now() - lastArrivalAt > QUIET_MS / 4, deadline);
   }
+  if (policyMissed > 0) timedOut.push('policy');
+
+  // 4. A burst of endpoint changes: re-registrations with a new weight, each due at its service's subscribers.
+  let cpuUsPerRegistration: number | null = null;
+  const endpointLatencies: number[] = [];
+  let endpointMissed = 0;
+  const changers = joined.filter((_, i) => i % Math.max(1, Math.floor(joined.length / ENDPOINT_CHANGES)) === 0).slice(0, ENDPOINT_CHANGES);
+  if (Date.now() < deadline && changers.length > 0) {
+    const watch: WatchedKey[] = changers.map((sidecar) => ({ key: `endpoint/${sidecar.service}/${sidecar.sidecarId}`, service: sidecar.service, field: 'weight', value: 7 }));
+    const phaseDeadline = Math.min(deadline, Date.now() + PHASE_TIMEOUT_MS);
+    workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round: rounds, keys: watch }));
+    for (const worker of workers) await worker.next('watching', phaseDeadline);
+    const idleStart = await cpuSeconds();
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SAMPLE_MS));
+    const idleCpuPerMs = ((await cpuSeconds()) - idleStart) / IDLE_SAMPLE_MS;
+    const cpuBefore = await cpuSeconds();
+    const burstStart = performance.now();
+    const sentAt: Record<string, number> = {};
+    for (const worker of workers) {
+      const mine = changers.filter((sidecar) => ownerOf.get(sidecar.index) === worker).map((sidecar) => ({ index: sidecar.index, weight: 7, key: `endpoint/${sidecar.service}/${sidecar.sidecarId}` }));
+      worker.tell({ cmd: 'reregister', round: rounds, changes: mine });
+    }
+    for (const worker of workers) Object.assign(sentAt, (await worker.next('reregistered', phaseDeadline))?.sentAt ?? {});
+    workers.forEach((worker) => worker.tell({ cmd: 'collect-keys', round: rounds, deadline: phaseDeadline }));
+    for (const worker of workers) {
+      const arrivals = await worker.next('key-arrivals', phaseDeadline + 5_000);
+      if (arrivals === undefined) continue;
+      endpointMissed += arrivals.missing;
+      for (const { key, at } of arrivals.arrivals) if (sentAt[key] !== undefined) endpointLatencies.push(at - sentAt[key]);
+      arrivals.errors.forEach(noteError);
+    }
+    const burstMs = performance.now() - burstStart;
+    cpuUsPerRegistration = (((await cpuSeconds()) - cpuBefore - idleCpuPerMs * burstMs) * 1e6) / changers.length;
+    if (endpointMissed > 0) timedOut.push('endpoint');
+  } else timedOut.push('endpoint');
 
   const report: SimulatorReport = {
-    joined: certPems.length,
+    sidecars: count,
+    workers: workerCount,
+    joined: joined.length,
     joinSeconds,
-    certsPerSecond: certPems.length / joinSeconds,
-    connected: sessions.filter((session) => session.socket.readyState === WebSocket.OPEN).length,
+    certsPerSecond: joined.length / joinSeconds,
+    connected,
+    snapshots,
     connectSeconds,
-    settleSeconds,
-    policy: { rounds, samples: latenciesMs.length, missed, p50Ms: percentile(latenciesMs, 50), p99Ms: percentile(latenciesMs, 99), maxMs: latenciesMs.length === 0 ? NaN : Math.max(...latenciesMs) },
+    connectCpuMsPerSidecar,
+    simulatorCpuMsPerSidecar,
+    rssBeforeMB,
+    rssConnectedMB,
+    policy: { rounds, ...latencies(policyLatencies, policyMissed) },
+    endpoint: { changes: changers.length, subscribersPerChange: SIDECARS_PER_SERVICE * UPSTREAMS_PER_SIDECAR, ...latencies(endpointLatencies, endpointMissed) },
+    cpuUsPerRegistration,
+    timedOut,
     errors,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
-
+  // Hold the channels until the harness has read the control plane's memory.
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, HOLD_TIMEOUT_MS);
-    process.stdin.setEncoding('utf8').on('data', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    process.stdin.once('end', () => {
-      clearTimeout(timer);
-      resolve();
+    process.stdin.on('data', (data: Buffer) => {
+      if (data.toString().includes('close')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
   });
-  for (const session of sessions) session.socket.terminate();
-  process.exit(0);
+  workers.forEach((worker) => worker.tell({ cmd: 'close' }));
+  await Promise.all(workers.map((worker) => new Promise((resolve) => (worker.child.exitCode !== null ? resolve(undefined) : worker.child.once('exit', resolve)))));
+  return report;
 }
 
-main().catch((error: Error) => {
-  process.stderr.write(`control-plane simulator failed: ${error.message}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    process.stderr.write(`control-plane simulator failed: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  },
+);

@@ -24,3 +24,10 @@ export function decodeConfigEntries(entries: readonly (readonly [string, unknown
   }
   return typed;
 }
+
+/** The service of an `endpoint/<service>/<sidecarId>` key; undefined for other kinds. */
+export function endpointServiceOf(key: string): string | undefined {
+  if (!key.startsWith(ENDPOINT_KEY_PREFIX)) return undefined;
+  const service = key.slice(ENDPOINT_KEY_PREFIX.length).split('/', 1)[0];
+  return service === '' ? undefined : service;
+}

@@ -126,11 +126,12 @@ export class MeshConfig extends EventEmitter implements RevocationLookup {
 
   /**
    * Applies a delta. Returns false (and changes nothing) when it does not follow the version
-   * held: the caller then needs a fresh snapshot.
+   * held: the caller then needs a fresh snapshot. The endpoints of `replacedServices` are
+   * forgotten first: the delta carries all of theirs (a new subscription).
    */
-  applyDelta(version: number, baseVersion: number, changes: readonly ConfigChange[]): boolean {
+  applyDelta(version: number, baseVersion: number, changes: readonly ConfigChange[], replacedServices: readonly string[] = []): boolean {
     if (baseVersion !== this.#version) return false;
-    const touched = new Set<string>();
+    const touched = this.#deleteEndpointsOf(replacedServices);
     let gatewaysTouched = false;
     for (const { key, entry } of changes) {
       if (key.startsWith('gateway/') || key.startsWith('route/')) gatewaysTouched = true;
@@ -146,6 +147,33 @@ export class MeshConfig extends EventEmitter implements RevocationLookup {
     }
     this.#finish(version, touched, gatewaysTouched);
     return true;
+  }
+
+  /**
+   * Forgets every endpoint of `services` (no longer subscribed). The version stays: these
+   * entries are outside what the control plane pushes to this sidecar from now on.
+   */
+  forgetEndpoints(services: readonly string[]): void {
+    const touched = this.#deleteEndpointsOf(services);
+    if (touched.size > 0) this.emit('services', touched);
+  }
+
+  /** Services that have at least one endpoint entry (healthy or not). */
+  servicesWithEndpoints(): Set<string> {
+    return this.#servicesOf(this.#entries.values());
+  }
+
+  #deleteEndpointsOf(services: readonly string[]): Set<string> {
+    const touched = new Set<string>();
+    if (services.length === 0) return touched;
+    const forget = new Set(services);
+    for (const [key, entry] of this.#entries) {
+      if (entry.kind === 'endpoint' && forget.has(entry.value.service)) {
+        this.#entries.delete(key);
+        touched.add(entry.value.service);
+      }
+    }
+    return touched;
   }
 
   #finish(version: number, touchedServices: Set<string>, gatewaysTouched: boolean): void {

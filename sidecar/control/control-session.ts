@@ -2,13 +2,13 @@ import { EventEmitter } from 'node:events';
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { ControlPlaneMessage, SidecarMessage } from '../../proto/control.js';
-import { decodeControlPlaneMessage, encodeControlMessage, MAX_CONTROL_MESSAGE_BYTES, SIDECAR_CHANNEL_PATH } from '../../proto/control.js';
-import { reportIntervalFromHeaders } from '../../proto/control.js';
+import type { ControlPlaneMessage, DeltaMessage, SidecarMessage, SnapshotMessage } from '../../proto/control.js';
+import { CHANNEL_VERSION, decodeControlPlaneMessage, encodeControlMessage, MAX_CONTROL_MESSAGE_BYTES, MAX_SERVICES_PER_SUBSCRIBE, reportIntervalFromHeaders, SIDECAR_CHANNEL_PATH } from '../../proto/control.js';
 import { TrellisError } from '../../proto/errors.js';
 import { controlPlaneSpiffeId, uriSansOf } from '../../proto/spiffe.js';
 import type { MeshConfig } from '../config/mesh-config.js';
-import { typedEntry } from '../config/entries.js';
+import { endpointServiceOf, typedEntry } from '../config/entries.js';
+import type { ConfigSubscriptions } from '../config/subscriptions.js';
 import type { Credentials } from '../identity/credentials.js';
 
 const MIN_RECONNECT_DELAY_MS = 200;
@@ -22,6 +22,11 @@ export interface ControlSessionInit {
   logger: Logger;
   /** The first message on every channel: a sidecar's `register` or a gateway's `register-gateway`. */
   registration: Extract<SidecarMessage, { type: 'register' | 'register-gateway' }>;
+  /**
+   * The services whose endpoints a sidecar wants (channel 2 scoped push). A gateway has none:
+   * it is pushed everything.
+   */
+  subscriptions?: ConfigSubscriptions;
 }
 
 /**
@@ -39,10 +44,30 @@ export class ControlSession extends EventEmitter {
   #connected = false;
   #deregistered = false;
   #reportIntervalMs: number | undefined;
+  /** Channel version of the current connection: 1 until the control plane says otherwise. */
+  #channel = 1;
+  /** Services named in this connection's register or subscribe messages. */
+  readonly #requested = new Set<string>();
+  /** The services this connection's register said were held in full at the resumed version. */
+  #resumedServices: string[] = [];
 
   constructor(init: ControlSessionInit) {
     super();
     this.#init = init;
+    const { subscriptions, config } = init;
+    if (subscriptions !== undefined) {
+      // From a cached config: what it holds of the wanted services is held in full at its version
+      // (endpoints of services not held are never applied, so none are half-known).
+      const cached = config.servicesWithEndpoints();
+      config.forgetEndpoints([...cached].filter((service) => !subscriptions.wanted.has(service)));
+      subscriptions.hold([...cached].filter((service) => subscriptions.wanted.has(service)));
+      subscriptions.on('subscribe', () => this.#requestMissing());
+      subscriptions.on('unsubscribe', (service: string) => {
+        config.forgetEndpoints([service]);
+        this.#requested.delete(service);
+        if (this.#channel >= 2) this.send({ type: 'unsubscribe', services: [service] });
+      });
+    }
   }
 
   get connected(): boolean {
@@ -113,7 +138,7 @@ export class ControlSession extends EventEmitter {
       this.#attempt = 0;
       this.#connected = true;
       logger.info({ controlPlane: base }, 'control plane connected');
-      this.send(this.#init.registration);
+      this.send(this.#registration());
       this.emit('connected');
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => {
@@ -148,21 +173,82 @@ export class ControlSession extends EventEmitter {
     this.#reconnectTimer.unref();
   }
 
+  /**
+   * The register message with what channel 2 adds: the wanted services, and the version held
+   * with the services held in full at it, so that a replica that can gives a delta from there.
+   */
+  #registration(): SidecarMessage {
+    const { registration, subscriptions, config } = this.#init;
+    this.#channel = 1;
+    this.#requested.clear();
+    const resumeVersion = config.version > 0 ? config.version : undefined;
+    if (registration.type === 'register-gateway') {
+      return { ...registration, channel: CHANNEL_VERSION, ...(resumeVersion === undefined ? {} : { resume: { version: resumeVersion } }) };
+    }
+    const services = [...(subscriptions?.wanted ?? [])];
+    for (const service of services) this.#requested.add(service);
+    this.#resumedServices = resumeVersion === undefined ? [] : (subscriptions?.held() ?? []);
+    const resume = resumeVersion === undefined ? {} : { resume: { version: resumeVersion, services: this.#resumedServices } };
+    return { ...registration, channel: CHANNEL_VERSION, services, ...resume };
+  }
+
+  /** Subscribes to wanted services not yet asked for on this connection (channel 2 only). */
+  #requestMissing(): void {
+    const { subscriptions } = this.#init;
+    if (subscriptions === undefined || this.#channel < 2 || !this.#connected) return;
+    const missing = [...subscriptions.wanted].filter((service) => !this.#requested.has(service));
+    for (let i = 0; i < missing.length; i += MAX_SERVICES_PER_SUBSCRIBE) {
+      const batch = missing.slice(i, i + MAX_SERVICES_PER_SUBSCRIBE);
+      if (this.send({ type: 'subscribe', services: batch })) for (const service of batch) this.#requested.add(service);
+    }
+  }
+
+  #onSnapshot(message: SnapshotMessage): void {
+    const { config, subscriptions } = this.#init;
+    this.#channel = message.channel ?? 1;
+    config.applySnapshot(message.version, message.entries.map(([key, value]) => typedEntry(key, value)));
+    if (this.#channel >= 2) subscriptions?.holdExactly(message.subscribed ?? []);
+    else subscriptions?.holdAll();
+    this.send({ type: 'ack', version: config.version });
+    this.#requestMissing();
+  }
+
+  #onDelta(message: DeltaMessage): void {
+    const { config, subscriptions, logger } = this.#init;
+    // A delta that names the channel answers a resume: what is held is what the register said
+    // (a channel-1 control plane before may have pushed everything).
+    if (message.channel !== undefined) {
+      this.#channel = message.channel;
+      if (this.#channel >= 2) subscriptions?.holdExactly(this.#resumedServices);
+    }
+    const replaced = message.subscribed ?? [];
+    // Endpoint changes of a service not held (an unsubscribe crossing them) are not applied:
+    // they would leave it half-known.
+    const applies = (key: string): boolean => {
+      const service = endpointServiceOf(key);
+      return service === undefined || this.#channel < 2 || subscriptions === undefined || subscriptions.holds(service) || replaced.includes(service);
+    };
+    const changes = message.changes.filter(([key]) => applies(key)).map(([key, value]) => ({ key, entry: value === null ? undefined : typedEntry(key, value) }));
+    if (!config.applyDelta(message.version, message.baseVersion, changes, this.#channel >= 2 ? replaced : [])) {
+      logger.warn({ have: config.version, base: message.baseVersion, version: message.version }, 'config delta does not follow the version held; asking for a snapshot');
+      if (this.#channel >= 2) this.send({ type: 'nack', version: message.version, haveVersion: config.version });
+      // A channel-1 control plane knows no nack: reconnecting brings a fresh snapshot.
+      else this.#socket?.close(1000, 'resync');
+      return;
+    }
+    if (this.#channel >= 2) subscriptions?.hold(replaced);
+    this.send({ type: 'ack', version: config.version });
+    this.#requestMissing();
+  }
+
   #onMessage(message: ControlPlaneMessage): void {
-    const { config, credentials, logger } = this.#init;
+    const { credentials, logger } = this.#init;
     switch (message.type) {
       case 'snapshot':
-        config.applySnapshot(message.version, message.entries.map(([key, value]) => typedEntry(key, value)));
-        this.send({ type: 'ack', version: config.version });
+        this.#onSnapshot(message);
         break;
       case 'delta':
-        if (!config.applyDelta(message.version, message.baseVersion, message.changes.map(([key, value]) => ({ key, entry: value === null ? undefined : typedEntry(key, value) })))) {
-          // A gap in the versions: reconnecting brings a fresh snapshot.
-          logger.warn({ have: config.version, base: message.baseVersion }, 'config delta out of order; resyncing');
-          this.#socket?.close(1000, 'resync');
-          return;
-        }
-        this.send({ type: 'ack', version: config.version });
+        this.#onDelta(message);
         break;
       case 'certificate':
         credentials.replace({ certPem: message.certPem, caPems: message.caPems, expiresAt: message.expiresAt });

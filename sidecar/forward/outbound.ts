@@ -26,7 +26,27 @@ export interface OutboundInit {
   hashPolicies?: ReadonlyMap<string, HashPolicy>;
   /** A stream with no bytes either way for this long is reset with IDLE_TIMEOUT. @default none */
   idleTimeoutMs?: number;
+  /**
+   * The services whose endpoints are pushed to this sidecar. A connection to a service not yet
+   * held (first use through the proxy port) subscribes to it and waits for its endpoints.
+   * @default every service is taken as held
+   */
+  subscriptions?: EndpointSubscriptions;
+  /** How long such a connection waits for the endpoints before it is refused. @default 5000 */
+  subscriptionWaitMs?: number;
 }
+
+/** What the outbound path needs from the sidecar's subscriptions (`ConfigSubscriptions`). */
+export interface EndpointSubscriptions {
+  holds(service: string): boolean;
+  /** Asks for the service's endpoints, or marks it used if already wanted. */
+  want(service: string): void;
+  /** Resolves once the service's endpoints are held (true) or after `timeoutMs` (false). */
+  ready(service: string, timeoutMs: number): Promise<boolean>;
+}
+
+/** @default 5000 — a first connection to a service waits this long for its endpoints. */
+export const DEFAULT_SUBSCRIPTION_WAIT_MS = 5000;
 
 /** How {@link OutboundForwarder.forwardConnection} takes over a connection accepted elsewhere (a proxy port). */
 export interface ForwardConnectionOptions {
@@ -121,7 +141,9 @@ export class OutboundForwarder {
     const policy = this.#init.hashPolicies?.get(service);
     const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
     const acceptedAtMs = performance.now();
-    this.#openStream(service, key).then(
+    this.#endpointsOf(service)
+      .then(() => this.#openStream(service, key))
+      .then(
       ({ stream, lease }) => {
         if (socket.destroyed) {
           stream.reset(ErrorCode.STREAM_ABORTED, 'app connection closed before the stream opened');
@@ -149,6 +171,21 @@ export class OutboundForwarder {
         else socket.resetAndDestroy();
       },
     );
+  }
+
+  /**
+   * Resolves once the endpoints of `service` are known here: at once for an upstream or a
+   * service already used; otherwise it subscribes and waits (bounded), so that a first
+   * connection through the proxy port is not refused for want of endpoints still on their way.
+   */
+  async #endpointsOf(service: string): Promise<void> {
+    const { subscriptions, logger } = this.#init;
+    if (subscriptions === undefined) return;
+    // Marks it used too, so a service reached on use is kept while connections keep coming.
+    subscriptions.want(service);
+    if (subscriptions.holds(service)) return;
+    const waitMs = this.#init.subscriptionWaitMs ?? DEFAULT_SUBSCRIPTION_WAIT_MS;
+    if (!(await subscriptions.ready(service, waitMs))) logger.warn({ service, waitMs }, 'endpoints of the service did not arrive in time');
   }
 
   async #openStream(service: string, key: string): Promise<{ stream: MuxStream; lease: StreamLease }> {

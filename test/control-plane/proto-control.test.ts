@@ -29,6 +29,11 @@ describe('control-plane messages', () => {
       { type: 'ack', version: 42 },
       { type: 'renew', csrPem: '-----BEGIN CERTIFICATE REQUEST-----' },
       { type: 'health', healthy: false },
+      { type: 'register', address: '10.0.0.1:7401', zone: 'a', weight: 1, channel: 2, services: ['db', 'cache'], resume: { version: 17, services: ['db'] } },
+      { type: 'register-gateway', addresses: [], channel: 2, resume: { version: 9 } },
+      { type: 'subscribe', services: ['db'] },
+      { type: 'unsubscribe', services: ['db', 'cache'] },
+      { type: 'nack', version: 12, haveVersion: 10 },
     ];
     for (const message of messages) assert.deepEqual(decodeSidecarMessage(encodeControlMessage(message)), message);
   });
@@ -39,6 +44,14 @@ describe('control-plane messages', () => {
     assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'ws://h:1', zone: 'a', weight: 1 }), /address/);
     assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'tls://h:1/path', zone: 'a', weight: 1 }), /address/);
     assertInvalid(() => parseSidecarMessage({ type: 'dance' }), /type/);
+    // Channel 2: subscriptions name services, one to 256 at a time; a register names at most 1024.
+    assertInvalid(() => parseSidecarMessage({ type: 'subscribe', services: [] }), /services/);
+    assertInvalid(() => parseSidecarMessage({ type: 'subscribe', services: Array.from({ length: 257 }, (_, i) => `s${i}`) }), /services/);
+    assertInvalid(() => parseSidecarMessage({ type: 'unsubscribe', services: ['Not_A_Name'] }), /services\.0/);
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'h:1', zone: 'a', weight: 1, services: Array.from({ length: 1025 }, (_, i) => `s${i}`) }), /services/);
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'h:1', zone: 'a', weight: 1, channel: 0 }), /channel/);
+    assertInvalid(() => parseSidecarMessage({ type: 'register', address: 'h:1', zone: 'a', weight: 1, resume: { version: -1 } }), /resume\.version/);
+    assertInvalid(() => parseSidecarMessage({ type: 'nack', version: 3 }), /haveVersion/);
     assertInvalid(() => parseSidecarMessage('register'), /sidecar message/);
     assertInvalid(() => decodeSidecarMessage(Buffer.from([0x92, 0x01])), /not msgpack/);
   });

@@ -206,14 +206,15 @@ describe('control-plane replicas on etcd', () => {
   it('keep their state when etcd is killed and restarted, and their watches resume', async () => {
     cp1 = await startControlPlane({ dataDir: cp1.dataDir, leaseTtl: LEASE_TTL, extra: etcdArgs });
     const port = client.upstreams.get('echo')?.port ?? 0;
-    const before = (await status(client)).configVersion;
+    // Rules to echo reach echo's sidecars (scoped push): their version moves.
+    const before = (await status(echo)).configVersion;
     await etcd.kill('SIGKILL');
     assert.equal(await roundTrip(port, 'while etcd is down'), 'while etcd is down');
     await etcd.restart();
     // A change made at one replica reaches sidecars connected to either.
     await setPolicy(cp1, ['deny', '--from', 'client', '--to', 'echo']);
     await eventually(() => refused(port), 'the deny made at the restarted replica to reach the sidecars');
-    assert.ok((await status(client)).configVersion > before);
+    assert.ok((await status(echo)).configVersion > before);
     const shown = await runTrellis(['policy', 'show', '--control-plane', cp2.url, '--admin-token-file', cp2.adminTokenFile]);
     assert.equal(shown.code, 0, shown.stderr);
     assert.deepEqual((JSON.parse(shown.stdout) as { rules: unknown[] }).rules, [{ from: 'client', to: 'echo', action: 'deny' }]);

@@ -37,6 +37,18 @@ const sidecarMessage: fc.Arbitrary<SidecarMessage> = fc.oneof(
   fc.record({ type: fc.constant('health' as const), healthy: fc.boolean() }),
   fc.constant({ type: 'deregister' as const }),
   reportArbitrary(),
+  fc.record({ type: fc.constant('subscribe' as const), services: fc.array(fc.constantFrom('db', 'cache', 'a-b'), { minLength: 1, maxLength: 4 }) }),
+  fc.record({ type: fc.constant('unsubscribe' as const), services: fc.array(fc.constantFrom('db', 'web'), { minLength: 1, maxLength: 4 }) }),
+  fc.record({ type: fc.constant('nack' as const), version, haveVersion: version }),
+  fc.record({
+    type: fc.constant('register' as const),
+    address: hostPort,
+    zone: fc.constant('z'),
+    weight: fc.constant(1),
+    channel: fc.integer({ min: 1, max: 3 }),
+    services: fc.array(fc.constantFrom('db', 'cache'), { maxLength: 3 }),
+    resume: fc.record({ version, services: fc.array(fc.constantFrom('db'), { maxLength: 1 }) }),
+  }),
 );
 
 /** Channel version 2's `report`, small: every list short, names from the wire's code names. */
