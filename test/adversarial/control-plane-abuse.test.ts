@@ -8,7 +8,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseAdminToken, encodeAdminToken } from '../../proto/tokens.js';
+import { encodeAdminToken, parseAdminToken, parseJoinToken } from '../../proto/tokens.js';
+import { joinMesh } from '../../sidecar/join.js';
 import { createCsrPem, generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
 import type { ControlPlaneProcess } from '../support/mesh.js';
 import { createToken, removeDirs, startControlPlane } from '../support/mesh.js';
@@ -253,6 +254,15 @@ describe('abuse of the control plane\'s REST API', () => {
     assert.equal(late.status, 401);
     assert.equal(late.code, 'TRELLIS_ERR_TOKEN_EXPIRED');
     assert.equal(await metric('trellis_cp_joins_total', { result: 'token_expired' }), expiredBefore + 1);
+  });
+
+  it('a sidecar refuses a control plane whose CA is not the one its token names (no trust on first use), before sending its token', async () => {
+    const raw = await createToken(cp, 'db');
+    const token = parseJoinToken(raw);
+    const joinsBefore = await metric('trellis_cp_joins_total', { result: 'ok' });
+    // What a sidecar sees when something else answers at the control plane's address.
+    await assert.rejects(joinMesh([cp.url], { ...token, caFingerprint: 'ab'.repeat(32) }, raw, 'db'), { code: 'TRELLIS_ERR_CA_MISMATCH' });
+    assert.equal(await metric('trellis_cp_joins_total', { result: 'ok' }), joinsBefore, 'the token never reached the join route');
   });
 
   /** A fresh key's CSR, as a sidecar makes it. */
