@@ -21,6 +21,7 @@ const TRUST_DOMAIN = 'trellis.local';
 /** Streams one peer identity may hold on the victim: the OPEN flood runs into it. */
 const PER_PEER_STREAMS = 1000;
 const OPEN_FLOOD_STREAMS = 100_000;
+const OPEN_FLOOD_BATCH = 5000;
 /** Generous bounds for a shared, loaded machine; the figures printed are what the docs quote. */
 const MAX_RSS_GROWTH_BYTES = 160 * 1024 * 1024;
 const MIN_RATE_RATIO = 0.1;
@@ -197,10 +198,15 @@ describe('adversarial peers on a sidecar link listener', () => {
       const peer = await CountingPeer.connect(victim.linkAddress, intruder);
       const encoder = new FrameEncoder();
       await underAttack(`OPEN flood (${OPEN_FLOOD_STREAMS} streams)`, async () => {
-        const opens = function* (): Generator<Buffer> {
-          for (let i = 0; i < OPEN_FLOOD_STREAMS; i += 1) yield* encoder.encode({ type: FrameType.OPEN, streamId: 2 * i + 1, service: 'api' });
-        };
-        await peer.writeAll(opens());
+        // As fast as the victim answers, with at most one batch of its RESETs unread: a flooder
+        // that reads nothing is cut off instead (the PING flood below shows that outcome).
+        for (let first = 0; first < OPEN_FLOOD_STREAMS; first += OPEN_FLOOD_BATCH) {
+          const opens = function* (): Generator<Buffer> {
+            for (let i = first; i < first + OPEN_FLOOD_BATCH; i += 1) yield* encoder.encode({ type: FrameType.OPEN, streamId: 2 * i + 1, service: 'api' });
+          };
+          await peer.writeAll(opens());
+          await peer.until(() => peer.count(FrameType.RESET) >= first - PER_PEER_STREAMS);
+        }
         await peer.until(() => peer.count(FrameType.RESET) >= OPEN_FLOOD_STREAMS - PER_PEER_STREAMS);
         // A known weakness (docs/security.md, "Resource exhaustion"): a refused OPEN costs the
         // victim far more than its 10 bytes cost the peer, so other links slow down sharply for
