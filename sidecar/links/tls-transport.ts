@@ -109,7 +109,9 @@ export class TlsLinkTransport implements LinkTransport {
     const server = tls.createServer({
       ...this.#tls.contextOptions(),
       requestCert: true,
-      rejectUnauthorized: true,
+      // Checked in 'secureConnection' instead: a tls.Server that rejects an unverified client
+      // itself destroys the socket without any event, so the refusal could not be counted.
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
       // The suite is the server's pick from its own order (see LINK_CIPHER_SUITES).
       honorCipherOrder: true,
@@ -121,6 +123,12 @@ export class TlsLinkTransport implements LinkTransport {
     const pendingOf = front.pendingOf;
     server.on('secureConnection', (socket) => {
       const admitted = pendingOf(socket);
+      if (!socket.authorized) {
+        // No certificate, or one that does not chain to the trust bundle or has expired.
+        if (admitted === undefined) socket.destroy();
+        else admitted.fail('handshake-failed');
+        return;
+      }
       const shown = linkPeerOf(this.#tls.trustDomain, socket.getPeerCertificate());
       if (shown === undefined) {
         // Chains to our CA but names no mesh identity of this trust domain: not a sidecar or gateway.

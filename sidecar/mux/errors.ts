@@ -54,9 +54,9 @@ export class MuxError extends TrellisError {
 }
 
 /**
- * Whether a session closed because the peer misbehaved (broke the protocol, or stopped reading
- * while it kept sending): what the metrics count as a protocol violation, whichever end dialled.
+ * Whether a session closed because the peer misbehaved (broke the protocol, never sent HELLO,
+ * or stopped reading while it kept sending): what the metrics count as a protocol violation, whichever end dialled.
  */
 export function isPeerViolation(error: unknown): error is TrellisError {
-  return error instanceof ProtocolError || (error instanceof MuxError && error.code === 'TRELLIS_ERR_PEER_NOT_READING');
+  return error instanceof ProtocolError || (error instanceof MuxError && (error.code === 'TRELLIS_ERR_PEER_NOT_READING' || error.code === 'TRELLIS_ERR_HELLO_TIMEOUT'));
 }
