@@ -72,6 +72,8 @@ export interface TrafficPlan {
   /** Loops of bulk streams (`bulkBytes` each, as fast as the socket takes them). */
   readonly bulk?: number;
   readonly bulkBytes?: number;
+  /** Pause between two bulk streams of a loop. @default 20 */
+  readonly bulkGapMs?: number;
   /** Loops of short connections (32 KiB each, `shortGapMs` apart). */
   readonly short?: number;
   readonly shortGapMs?: number;
@@ -274,7 +276,7 @@ async function client(plan: TrafficPlan): Promise<void> {
   });
   await Promise.all([
     ...idles,
-    ...loops(plan.bulk, { kind: 'bulk', port, bytes: plan.bulkBytes ?? 4 * 1024 * 1024, timeoutMs: BULK_TIMEOUT_MS }),
+    ...loops(plan.bulk, { kind: 'bulk', port, bytes: plan.bulkBytes ?? 4 * 1024 * 1024, timeoutMs: BULK_TIMEOUT_MS }, plan.bulkGapMs),
     ...loops(plan.short, { kind: 'short', port, bytes: SHORT_BYTES, timeoutMs: SHORT_TIMEOUT_MS }, plan.shortGapMs),
     ...loops(plan.slow, { kind: 'slow', port, bytes: SLOW_BYTES, timeoutMs: BULK_TIMEOUT_MS }),
     ...loops(plan.noread, { kind: 'noread', port, bytes: NOREAD_STREAM_BYTES, timeoutMs: BULK_TIMEOUT_MS, abandonAfterMs: NOREAD_ABANDON_MS }),
