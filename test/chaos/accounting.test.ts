@@ -58,7 +58,9 @@ describe('chaos accounting', () => {
     assert.equal(judge(client({ kind: 'idle', outcome: 'truncated' }), server({ outcome: 'error' }), kills).verdict, 'eof-own-sidecar-killed');
     // Not when the kill came after the stream ended, nor when the server was not told either.
     assert.equal(judge(client({ kind: 'idle', outcome: 'truncated' }), server({ outcome: 'error' }), [{ side: 'client', at: 250 }]).verdict, 'truncated');
-    assert.equal(judge(client({ kind: 'idle', outcome: 'truncated' }), server({ outcome: 'end' }), kills).verdict, 'truncated');
+    assert.equal(judge(client({ kind: 'idle', outcome: 'truncated' }), server({ outcome: 'end', received: 500 }), kills).verdict, 'truncated');
+    // The server had every byte and finished its part: only the client's own sidecar lost the echo.
+    assert.equal(judge(client({ kind: 'idle', outcome: 'truncated', received: 0 }), server({ outcome: 'end' }), kills).verdict, 'eof-own-sidecar-killed');
     const serverKills = [{ side: 'server' as const, at: 150 }];
     assert.equal(judge(client({ outcome: 'reset' }), server({ outcome: 'end' }), serverKills).verdict, 'eof-own-sidecar-killed');
   });
@@ -73,6 +75,7 @@ describe('chaos accounting', () => {
     assert.deepEqual(result.byVerdict, { whole: 1, truncated: 1, 'eof-own-sidecar-killed': 1 });
     assert.equal(result.bytesCarried, 1000);
     assert.equal(result.bytesLost, 990);
+    assert.equal(result.bytesLostKnownLimit, 0);
     assert.equal(result.untold, 1);
     assert.equal(result.knownLimit, 1);
   });

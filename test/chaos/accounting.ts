@@ -28,7 +28,7 @@ export interface JudgedStream {
   readonly client: ClientRecord;
   readonly server: ServerRecord | undefined;
   readonly verdict: Verdict;
-  /** Bytes that vanished or changed without either app being told. */
+  /** Bytes that vanished or changed without either app being told (for a known limit: the bytes its app missed). */
   readonly bytesLost: number;
 }
 
@@ -55,8 +55,9 @@ export function judge(client: ClientRecord, server: ServerRecord | undefined, ki
 /** Tells the known limit after a kill of an app's own sidecar apart from the same symptom with no such kill. */
 function withKills(verdict: Verdict, client: ClientRecord, server: ServerRecord | undefined, kills: readonly SidecarKill[]): Verdict {
   const killed = (side: SidecarKill['side']): boolean => kills.some((kill) => kill.side === side && kill.at >= client.startedAt && kill.at <= client.endedAt);
-  // The client app saw a clean end, the server app was told.
-  if (verdict === 'truncated' && client.outcome === 'truncated' && serverTold(server) && killed('client')) return 'eof-own-sidecar-killed';
+  // The client app saw a clean end; the server app was told, or had received every byte and finished its part.
+  const serverDone = server?.outcome === 'end' && server.received === client.sent && server.sha256 === client.sentSha256;
+  if (verdict === 'truncated' && client.outcome === 'truncated' && (serverTold(server) || serverDone) && killed('client')) return 'eof-own-sidecar-killed';
   // The client app was told, the server app saw a clean end.
   if (verdict === 'reset-client-only' && server?.outcome === 'end' && killed('server')) return 'eof-own-sidecar-killed';
   return verdict;
@@ -86,7 +87,10 @@ export interface StreamTally {
   readonly byKind: Partial<Record<StreamKind, number>>;
   readonly byVerdict: Partial<Record<Verdict, number>>;
   readonly bytesCarried: number;
+  /** Bytes lost silently, known limits not included. */
   readonly bytesLost: number;
+  /** Bytes the apps of known-limit streams missed (an EOF after a kill of their own sidecar). */
+  readonly bytesLostKnownLimit: number;
   /** Streams one of whose apps was not told it failed: silent, one-sided or hung (known limits not included). */
   readonly untold: number;
   /** Streams that hit a known limit (an EOF after a kill of the app's own sidecar). */
@@ -98,17 +102,21 @@ export function tally(streams: readonly JudgedStream[]): StreamTally {
   const byVerdict: Partial<Record<Verdict, number>> = {};
   let bytesCarried = 0;
   let bytesLost = 0;
+  let bytesLostKnownLimit = 0;
   let untold = 0;
   let knownLimit = 0;
   for (const stream of streams) {
     byKind[stream.client.kind] = (byKind[stream.client.kind] ?? 0) + 1;
     byVerdict[stream.verdict] = (byVerdict[stream.verdict] ?? 0) + 1;
     if (stream.verdict === 'whole') bytesCarried += stream.client.sent;
-    bytesLost += stream.bytesLost;
-    if (isKnownLimit(stream.verdict)) knownLimit += 1;
-    else if (!isAcceptable(stream.verdict)) untold += 1;
+    if (isKnownLimit(stream.verdict)) {
+      knownLimit += 1;
+      bytesLostKnownLimit += stream.bytesLost;
+    } else bytesLost += stream.bytesLost;
+    if (isKnownLimit(stream.verdict)) continue;
+    if (!isAcceptable(stream.verdict)) untold += 1;
   }
-  return { streams: streams.length, byKind, byVerdict, bytesCarried, bytesLost, untold, knownLimit };
+  return { streams: streams.length, byKind, byVerdict, bytesCarried, bytesLost, bytesLostKnownLimit, untold, knownLimit };
 }
 
 /** A verdict that keeps the promise: whole, or failed loudly on both ends. */

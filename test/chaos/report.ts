@@ -22,8 +22,8 @@ export function chaosMarkdown(results: readonly ScenarioResult[], info: ChaosRun
     '*Recovery*: per fault, from its end (the restart issued, the partition healed, the impairment removed) to the end of the last short connection that failed; the largest is shown.',
     '',
   );
-  lines.push('| scenario | faults | streams (bulk/short/idle/other) | whole | reset, both told | as the app asked | untold | EOF, own sidecar killed | carried MiB | bytes lost | recovery ms | result |');
-  lines.push('| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |');
+  lines.push('| scenario | faults | streams (bulk/short/idle/other) | whole | reset, both told | as the app asked | untold | EOF, own sidecar killed | carried MiB | bytes lost | bytes missed, own sidecar killed | recovery ms | result |');
+  lines.push('| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |');
   for (const result of results) {
     const t = result.tally;
     const k = t.byKind;
@@ -31,7 +31,7 @@ export function chaosMarkdown(results: readonly ScenarioResult[], info: ChaosRun
     const kinds = `${t.streams} (${k.bulk ?? 0}/${k.short ?? 0}/${k.idle ?? 0}/${other})`;
     const recovery = result.recoveryMs.length === 0 ? '—' : String(Math.max(...result.recoveryMs));
     lines.push(
-      `| ${result.name} | ${result.faults.length} | ${kinds} | ${t.byVerdict.whole ?? 0} | ${t.byVerdict['reset-both'] ?? 0} | ${t.byVerdict.expected ?? 0} | ${t.untold} | ${t.knownLimit} | ${mib(t.bytesCarried)} | ${t.bytesLost} | ${recovery} | ${result.problems.length === 0 ? 'pass' : '**FAIL**'} |`,
+      `| ${result.name} | ${result.faults.length} | ${kinds} | ${t.byVerdict.whole ?? 0} | ${t.byVerdict['reset-both'] ?? 0} | ${t.byVerdict.expected ?? 0} | ${t.untold} | ${t.knownLimit} | ${mib(t.bytesCarried)} | ${t.bytesLost} | ${t.bytesLostKnownLimit} | ${recovery} | ${result.problems.length === 0 ? 'pass' : '**FAIL**'} |`,
     );
   }
   lines.push('');
