@@ -1,5 +1,5 @@
-// The short chaos run CI does: a kill -9 loop of the server sidecar and of the control plane, a
-// partition, and a full control-plane disk, against a live mesh in network namespaces, with
+// The short chaos run CI does: a kill -9 of the server sidecar and of the control plane, a
+// partition, a full control-plane disk and an app that resets, against a live mesh in network namespaces, with
 // every stream judged byte-exact on both ends (`npm run chaos` runs them all, longer).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -7,7 +7,7 @@ import { ChaosMesh } from './mesh.js';
 import { runScenario } from './runner.js';
 import { SCENARIOS } from './scenarios.js';
 
-const CI_SCENARIOS = ['kill-server-a', 'kill-cp', 'partition', 'disk-full'];
+const CI_SCENARIOS = ['kill-server-a', 'kill-cp', 'partition', 'disk-full', 'app-resets'];
 
 describe('chaos (short)', { timeout: 240_000 }, () => {
   let mesh: ChaosMesh | undefined;

@@ -92,7 +92,8 @@ const SHORT_TIMEOUT_MS = 15_000;
 const BULK_TIMEOUT_MS = 60_000;
 const IDLE_SEND_BYTES = 4 * 1024;
 const SLOW_BYTES = 512 * 1024;
-const RESET_STREAM_BYTES = 1024 * 1024;
+/** More than the kernel buffers on the way hold, so that the client is still writing when the reset comes. */
+const RESET_STREAM_BYTES = 16 * 1024 * 1024;
 const NOREAD_STREAM_BYTES = 16 * 1024 * 1024;
 /** A client of an app that never reads gives up after this long. */
 export const NOREAD_ABANDON_MS = 4_000;
@@ -242,6 +243,9 @@ export function connection(options: ConnectionOptions): Promise<ClientRecord> {
       // An end before the whole echo: a reset that reached us while we wrote can surface as an EOF
       // first (our write took the kernel's ECONNRESET, the next read returned 0), with the write's
       // error right behind it. An app is told then; only an end with no error after it is silent.
+      // (libuv reports a reset that arrives with data as an end; a write of zero bytes fetches the
+      // error, as the sidecars do, while we have not half-closed.)
+      if (!halfClosed) socket.write(Buffer.alloc(0));
       setTimeout(() => finish('truncated'), EOF_GRACE_MS);
     });
     socket.on('error', (error: NodeJS.ErrnoException) => finish('reset', endedBy === 'end' ? `${error.code ?? 'ERROR'} after end` : (error.code ?? 'ERROR')));
