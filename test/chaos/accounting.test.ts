@@ -37,11 +37,17 @@ describe('chaos accounting', () => {
   });
 
   it('a reset the server saw as a clean end, or never heard of, is one-sided', () => {
-    assert.equal(judge(client({ outcome: 'reset' }), server({ outcome: 'end' })).verdict, 'reset-client-only');
+    assert.equal(judge(client({ outcome: 'reset' }), server({ outcome: 'end', received: 999 })).verdict, 'reset-client-only');
     assert.equal(judge(client({ outcome: 'reset' }), server({ event: 'open', outcome: undefined })).verdict, 'reset-client-only');
     assert.equal(judge(client({ outcome: 'reset' }), server({ outcome: 'error' })).verdict, 'reset-both');
     // Refused before it reached the server's app.
     assert.equal(judge(client({ outcome: 'reset' }), undefined).verdict, 'reset-both');
+  });
+
+  it('a reset after the server app had every byte and closed is reported apart; with bytes missing at the server it is one-sided', () => {
+    assert.equal(judge(client({ outcome: 'reset', received: 0 }), server({ outcome: 'end' })).verdict, 'reset-after-server-done');
+    assert.equal(judge(client({ outcome: 'reset', received: 0 }), server({ outcome: 'end', received: 500 })).verdict, 'reset-client-only');
+    assert.equal(judge(client({ outcome: 'reset', received: 0 }), server({ outcome: 'end', sha256: 'other' })).verdict, 'reset-client-only');
   });
 
   it('a stream nobody told anything is hung', () => {

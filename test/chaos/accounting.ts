@@ -15,8 +15,12 @@ import type { ClientRecord, ServerRecord, StreamKind } from './traffic.js';
  *   closes a dead process's sockets with FIN unless unread bytes are queued; only SO_LINGER 0
  *   would make it RST, and Node cannot set that on a socket that stays open. A known limit,
  *   reported on its own, never counted as whole.
+ * - `reset-after-server-done`: the server's app had every byte, byte-exact, and ended its side
+ *   and closed; the echo was then lost on its way (a gateway died) and the client was told. A
+ *   closed connection cannot be told anything: plain TCP loses a last response the same way.
+ *   Reported on its own, never counted as whole.
  */
-export type Verdict = 'whole' | 'reset-both' | 'reset-client-only' | 'expected' | 'truncated' | 'mismatch' | 'hung' | 'eof-own-sidecar-killed';
+export type Verdict = 'whole' | 'reset-both' | 'reset-client-only' | 'expected' | 'truncated' | 'mismatch' | 'hung' | 'eof-own-sidecar-killed' | 'reset-after-server-done';
 
 /** When the sidecar next to the client app, or next to the server app, was SIGKILLed. */
 export interface SidecarKill {
@@ -60,6 +64,7 @@ function withKills(verdict: Verdict, client: ClientRecord, server: ServerRecord 
   if (verdict === 'truncated' && client.outcome === 'truncated' && (serverTold(server) || serverDone) && killed('client')) return 'eof-own-sidecar-killed';
   // The client app was told, the server app saw a clean end.
   if (verdict === 'reset-client-only' && server?.outcome === 'end' && killed('server')) return 'eof-own-sidecar-killed';
+  if (verdict === 'reset-client-only' && serverDone) return 'reset-after-server-done';
   return verdict;
 }
 
@@ -126,7 +131,7 @@ export function isAcceptable(verdict: Verdict): boolean {
 
 /** A verdict that breaks the promise for a reason outside Trellis's reach (see {@link Verdict}); reported, not failed. */
 export function isKnownLimit(verdict: Verdict): boolean {
-  return verdict === 'eof-own-sidecar-killed';
+  return verdict === 'eof-own-sidecar-killed' || verdict === 'reset-after-server-done';
 }
 
 /**

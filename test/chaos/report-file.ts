@@ -1,5 +1,6 @@
 // docs/reliability.md is written by two commands (`npm run chaos`, `npm run soak`); each replaces
-// only its own section, between markers, and leaves the other's figures as they were.
+// only its own section, between markers, and leaves the others as they were. The `findings`
+// section (what the runs found, what was fixed, what is open) is written by people and kept.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -12,16 +13,17 @@ figure comes from real processes (control plane, gateways, sidecars, apps) in ne
 namespaces on one machine, with every stream checked byte-exact with sha256 on both ends.
 `;
 
-const SECTIONS = ['chaos', 'soak'] as const;
+const SECTIONS = ['findings', 'chaos', 'soak'] as const;
+const TITLES: Readonly<Record<Section, string>> = { findings: 'Findings', chaos: 'Chaos', soak: 'Soak' };
 export type Section = (typeof SECTIONS)[number];
 
 /** Replaces (or adds) one section of the document, keeping the others. */
-export function writeSection(section: Section, markdown: string, file = RELIABILITY_DOC): void {
+export function writeSection(section: Exclude<Section, 'findings'>, markdown: string, file = RELIABILITY_DOC): void {
   const current = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const parts = SECTIONS.map((name) => {
     if (name === section) return wrap(name, markdown);
     const kept = new RegExp(`<!-- ${name}:begin -->[\\s\\S]*?<!-- ${name}:end -->`).exec(current)?.[0];
-    return kept ?? wrap(name, `## ${name === 'chaos' ? 'Chaos' : 'Soak'}\n\nNot run yet: \`npm run ${name}\`.\n`);
+    return kept ?? wrap(name, `## ${TITLES[name]}\n\n${name === 'findings' ? 'None recorded yet.' : `Not run yet: \`npm run ${name}\`.`}\n`);
   });
   writeFileSync(file, `${HEADER}\n${parts.join('\n\n')}\n`);
 }

@@ -41,6 +41,16 @@ export async function runScenario(mesh: ChaosMesh, scenario: Scenario, quick: bo
   );
   const streamTally = tally(judged);
   const problems = [...injected.problems];
+  const notes = [...injected.notes];
+  const faultEnds = injected.faults.map((fault) => fault.endsAt);
+  if (specs.length > 1 && faultEnds.length > 0) {
+    // Per service too: a path through gateways may take longer to come back than one in the zone.
+    const ids = specs.map((_, index) => new Set(traffic[index]?.lines<{ id?: string }>().map((line) => line.id) ?? []));
+    specs.forEach((spec, index) => {
+      const own = judged.filter((stream) => ids[index]?.has(stream.client.id) === true);
+      notes.push(`recovery of new connections to ${spec.service} per fault (ms): ${recoveryTimesMs(own, faultEnds).join(', ')}`);
+    });
+  }
   const bad = judged.filter((stream) => !isAcceptable(stream.verdict) && !isKnownLimit(stream.verdict));
   for (const stream of bad.slice(0, 5)) problems.push(`${stream.verdict} ${stream.client.kind} stream: client ${describeClient(stream)}; server ${JSON.stringify(stream.server ?? null)}`);
   if (bad.length > 5) problems.push(`… and ${bad.length - 5} more streams that broke the promise`);
@@ -51,8 +61,8 @@ export async function runScenario(mesh: ChaosMesh, scenario: Scenario, quick: bo
     title: scenario.title,
     faults: injected.faults,
     tally: streamTally,
-    recoveryMs: recoveryTimesMs(judged, injected.faults.map((fault) => fault.endsAt)),
-    notes: injected.notes,
+    recoveryMs: recoveryTimesMs(judged, faultEnds),
+    notes,
     problems,
     wallMs: Date.now() - startedAt,
   };

@@ -5,6 +5,7 @@ import type { FaultEvent } from './faults.js';
 import { delay, fillDisk, killAndRestart, packetLoss, partition, reorderAndDelay } from './faults.js';
 import type { ChaosMesh, EchoService, Role } from './mesh.js';
 import { procStats } from './mesh.js';
+import { sumMetric } from '../support/clouds.js';
 import type { TrafficPlan } from './traffic.js';
 
 /** What a scenario's faults did, besides the streams the runner judges. */
@@ -62,6 +63,28 @@ function killLoop(role: Role, title: string, needsGateways: boolean): Scenario {
     },
   };
 }
+
+/** Zone a has two gateways; each round kills the one carrying more tunnels then (killing an idle one would prove nothing). */
+const killBusyGateway: Scenario = {
+  ...killLoop('ga1', 'kill -9 of the busier of zone a\'s two gateways, restarted', true),
+  name: 'kill-gateway-a',
+  async inject({ mesh, quick, durationMs }) {
+    const rounds = quick ? 1 : 3;
+    const faults: FaultEvent[] = [];
+    const notes: string[] = [];
+    const gapMs = (durationMs * 0.6) / rounds;
+    for (let round = 0; round < rounds; round++) {
+      await delay(round === 0 ? 2_500 : gapMs / 2);
+      const tunnels = async (role: Role): Promise<number> => sumMetric((await mesh.adminPage(role, '/metrics')) ?? '', 'trellis_tunnels_active');
+      const [ga1, ga2] = await Promise.all([tunnels('ga1'), tunnels('ga2')]);
+      const victim: Role = ga2 > ga1 ? 'ga2' : 'ga1';
+      notes.push(`round ${round + 1}: tunnels active ga1 ${ga1}, ga2 ${ga2}; killed ${victim}`);
+      faults.push(await killAndRestart(mesh, victim, 1_000));
+      await delay(gapMs / 2);
+    }
+    return { faults, notes, problems: [] };
+  },
+};
 
 /** kill -9 of the control plane: the data path must not notice, and config pushes work again after the restart. */
 const killControlPlane: Scenario = {
@@ -213,7 +236,7 @@ function badApp(name: string, title: string, extra: Partial<TrafficSpec['plan']>
 export const SCENARIOS: readonly Scenario[] = [
   killLoop('client', 'kill -9 of the client sidecar, restarted from its data directory', false),
   killLoop('server-a', 'kill -9 of the server sidecar, restarted from its data directory', false),
-  killLoop('ga1', 'kill -9 of a gateway (zone a has two), restarted', true),
+  killBusyGateway,
   killLoop('gb', "kill -9 of zone b's only gateway, restarted", true),
   killControlPlane,
   partitionHosts,
