@@ -86,7 +86,7 @@ describe('chaos accounting', () => {
     assert.equal(result.knownLimit, 1);
   });
 
-  it('recovery runs from the end of each fault to the end of the last failed short connection before the next', () => {
+  it('recovery runs from the end of each fault to the end of the last failed short connection started before the next fault', () => {
     const streams = judgeStreams(
       [
         client({ id: 's1', kind: 'short', outcome: 'reset', startedAt: 1_000, endedAt: 1_400 }),
@@ -96,6 +96,16 @@ describe('chaos accounting', () => {
       ],
       ['s1', 's2', 's3', 's4'].map((id) => server({ id, outcome: id === 's3' ? 'end' : 'error' })),
     );
-    assert.deepEqual(recoveryTimesMs(streams, [1_200, 5_000, 8_000]), [700, 300, 0]);
+    assert.deepEqual(
+      recoveryTimesMs(streams, [
+        { at: 900, endsAt: 1_200 },
+        { at: 5_000, endsAt: 5_000 },
+        { at: 8_000, endsAt: 8_000 },
+      ]),
+      [700, 300, 0],
+    );
+    // A failure that began once the next fault (at 5 000) was under way belongs to it, not to the first.
+    const spanning = judgeStreams([client({ id: 's5', kind: 'short', outcome: 'reset', startedAt: 5_050, endedAt: 6_000 })], [server({ id: 's5', outcome: 'error' })]);
+    assert.deepEqual(recoveryTimesMs(spanning, [{ at: 1_000, endsAt: 2_000 }, { at: 5_000, endsAt: 5_500 }]), [0, 500]);
   });
 });

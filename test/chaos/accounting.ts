@@ -135,17 +135,18 @@ export function isKnownLimit(verdict: Verdict): boolean {
 }
 
 /**
- * How long the mesh took to serve new connections again after each fault: from the fault (or
- * from its end, for a fault that lasts, such as a partition) to the end of the last short
- * connection that started after it and failed, bounded by the next fault. 0 when none failed.
+ * How long the mesh took to serve new connections again after each fault: from the fault's end
+ * (for a kill, the restart issued; for a partition, the heal) to the end of the last short
+ * connection that failed after it and started before the next fault began. 0 when none failed.
  */
-export function recoveryTimesMs(streams: readonly JudgedStream[], faultEndsAt: readonly number[]): number[] {
-  const sorted = [...faultEndsAt].sort((a, b) => a - b);
+export function recoveryTimesMs(streams: readonly JudgedStream[], faults: readonly { at: number; endsAt: number }[]): number[] {
+  const sorted = [...faults].sort((a, b) => a.at - b.at);
   const failed = streams.filter((stream) => stream.client.kind === 'short' && stream.verdict !== 'whole');
-  return sorted.map((at, index) => {
-    const next = sorted[index + 1] ?? Number.POSITIVE_INFINITY;
-    // A connection that began before the fault ended but failed after it counts for this fault too.
-    const ends = failed.filter((stream) => stream.client.endedAt >= at && stream.client.startedAt < next).map((stream) => stream.client.endedAt - at);
+  return sorted.map((fault, index) => {
+    const nextStart = sorted[index + 1]?.at ?? Number.POSITIVE_INFINITY;
+    // A connection that began before the fault ended but failed after it counts for this fault;
+    // one that began once the next fault was under way belongs to that one.
+    const ends = failed.filter((stream) => stream.client.endedAt >= fault.endsAt && stream.client.startedAt < nextStart).map((stream) => stream.client.endedAt - fault.endsAt);
     return Math.max(0, ...ends);
   });
 }

@@ -42,13 +42,13 @@ export async function runScenario(mesh: ChaosMesh, scenario: Scenario, quick: bo
   const streamTally = tally(judged);
   const problems = [...injected.problems];
   const notes = [...injected.notes];
-  const faultEnds = injected.faults.map((fault) => fault.endsAt);
-  if (specs.length > 1 && faultEnds.length > 0) {
+  const faultTimes = injected.faults.map(({ at, endsAt }) => ({ at, endsAt }));
+  if (specs.length > 1 && faultTimes.length > 0) {
     // Per service too: a path through gateways may take longer to come back than one in the zone.
     const ids = specs.map((_, index) => new Set(traffic[index]?.lines<{ id?: string }>().map((line) => line.id) ?? []));
     specs.forEach((spec, index) => {
       const own = judged.filter((stream) => ids[index]?.has(stream.client.id) === true);
-      notes.push(`recovery of new connections to ${spec.service} per fault (ms): ${recoveryTimesMs(own, faultEnds).join(', ')}`);
+      notes.push(`recovery of new connections to ${spec.service} per fault (ms): ${recoveryTimesMs(own, faultTimes).join(', ')}`);
     });
   }
   const bad = judged.filter((stream) => !isAcceptable(stream.verdict) && !isKnownLimit(stream.verdict));
@@ -61,7 +61,7 @@ export async function runScenario(mesh: ChaosMesh, scenario: Scenario, quick: bo
     title: scenario.title,
     faults: injected.faults,
     tally: streamTally,
-    recoveryMs: recoveryTimesMs(judged, faultEnds),
+    recoveryMs: recoveryTimesMs(judged, faultTimes),
     notes,
     problems,
     wallMs: Date.now() - startedAt,
