@@ -115,11 +115,16 @@ export class ChaosMesh {
   readonly #running = new Map<Role, NsProcess>();
   readonly #apps = new Map<string, NsProcess>();
   readonly #others: NsProcess[] = [];
+  // The sidecars' and gateways' data directories go at exit too, if the run never got to stop().
+  readonly #onExit = (): void => {
+    for (const dir of this.#dirs) rmSync(dir, { recursive: true, force: true });
+  };
 
   private constructor(topology: Topology, options: ChaosMeshOptions, cpData: TmpfsDir) {
     this.topology = topology;
     this.options = options;
     this.cpData = cpData;
+    process.on('exit', this.#onExit);
   }
 
   /** Builds the topology and starts every process; on failure removes what it made and rethrows. */
@@ -287,7 +292,8 @@ export class ChaosMesh {
     await Promise.all([...this.#running.values(), ...this.#apps.values(), ...this.#others].map((proc) => proc.kill()));
     await this.topology.destroy().catch((error: unknown) => process.stderr.write(`${String(error)}\n`));
     this.cpData.remove();
-    for (const dir of this.#dirs) rmSync(dir, { recursive: true, force: true });
+    process.off('exit', this.#onExit);
+    this.#onExit();
   }
 }
 
