@@ -2,6 +2,8 @@ import type { Socket } from 'node:net';
 import { ErrorCode } from '../../proto/errors.js';
 import type { MuxStream } from '../mux/index.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** Counters the forwarding core reports to; the metrics adapter implements it. */
 export interface ForwardObserver {
   /** Bytes from the app onto the stream (`out`) or from the stream to the app (`in`). */
@@ -38,7 +40,17 @@ export function joinSocketToStream(
   });
   socket.on('end', () => {
     appFinished = true;
-    stream.end();
+    if (socket.writableEnded) {
+      stream.end();
+      return;
+    }
+    // libuv reports a reset that arrives together with data as an end (POLLHUP after a partial
+    // read) and never reads the error, so an app that reset would reach the peer as a clean,
+    // truncated FIN. A write of zero bytes fetches the error (ECONNRESET: the 'error' handler
+    // resets the stream) and succeeds on a connection the app only half-closed.
+    socket.write(EMPTY, (error) => {
+      if (error === undefined || error === null) stream.end();
+    });
   });
   socket.on('drain', () => {
     if (unconsumedBytes > 0) {
