@@ -140,6 +140,14 @@ export class ConfigPublisher {
     }
   }
 
+  /**
+   * The version of the last config message sent to `target`. With scoped push it trails the
+   * config's own version: a session hears only of changes in its scope.
+   */
+  sentVersionOf(target: PushTarget): number | undefined {
+    return this.#sessions.get(target)?.sentVersion;
+  }
+
   /** The peer applied everything up to `version`: if it was behind, it may be caught up now. */
   acked(target: PushTarget, version: number): void {
     const session = this.#sessions.get(target);

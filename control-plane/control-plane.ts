@@ -169,7 +169,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
     const revocations = new RevocationService(config, now);
     const reports = new ReportStore(now);
     const reportIntervalMs = reportInterval(init.reportIntervalMs ?? 5000);
-    const meshView = (): MeshView => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key) });
+    const meshView = (): MeshView => buildMeshView({ registry, gateways, policies, reports, reportIntervalMs, leafTtlMs, now, ackedVersionOf: (key): number | undefined => channel.ackedVersionOf(key), sentVersionOf: (key): number | undefined => channel.sentVersionOf(key) });
     // The listener's certificate and trust follow every change of the CA's roots.
     const renewServerCert = async (): Promise<void> => {
       const next = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);

@@ -82,6 +82,12 @@ export class SidecarChannel {
     return this.sessionByOwner.get(ownerKey)?.ackedVersion;
   }
 
+  /** The config version last sent to the registered session of `ownerKey`: the one it should apply and ack. */
+  sentVersionOf(ownerKey: string): number | undefined {
+    const session = this.sessionByOwner.get(ownerKey);
+    return session === undefined ? undefined : this.components.publisher.sentVersionOf(session);
+  }
+
   /** Closes every session (1001) and stops accepting; resolves once all have closed. */
   async close(): Promise<void> {
     clearInterval(this.pingTimer);

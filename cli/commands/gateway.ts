@@ -12,7 +12,7 @@ import { createLogger } from '../logger.js';
 import { gatewayConfigFile } from '../config-schemas.js';
 import { untilSignal } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
-import { checkAdminAddress, checkDataDir, checkListenAddresses } from '../startup-checks.js';
+import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const gatewayHelp = `Usage: trellis gateway --zone ZONE --name NAME --token TOKEN --control-plane URL --listen URL...
                        [--advertise URL]... [--admin HOST:PORT] [--data-dir DIR] [--egress-proxy URL]
@@ -81,6 +81,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     // Peers need the scheme to pick the transport.
     return parsed.scheme === 'tls' && !url.startsWith('tls://') ? `tls://${url}` : url;
   });
+  // Without --advertise the listen URLs are what peers dial: none may bind every address.
+  if (advertise === undefined) for (const url of listen) checkAdvertisable(url, undefined);
+  else for (const url of values.advertise ?? []) checkAdvertisable(listen[0] ?? parseLinkUrl(url, '--advertise'), parseLinkUrl(url, '--advertise'));
   const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
   const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
   checkAdminAddress(admin, values['admin-allow-remote'] === true);

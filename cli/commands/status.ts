@@ -144,9 +144,8 @@ function sidecarProblems(sidecar: SidecarFinding, configVersion: number, service
   if (!status.ready) problems.push({ severity: 'error', subject, message: 'is not ready' });
   if (status.version !== undefined && status.version !== cliVersion) problems.push({ severity: 'warning', subject, message: `runs version ${status.version}, this CLI ${cliVersion}` });
   if (!status.controlPlaneConnected) problems.push({ severity: 'error', subject, message: 'is not connected to the control plane (it serves with its last config)' });
-  if (configVersion > 0 && status.configVersion < configVersion) {
-    problems.push({ severity: 'warning', subject, message: `has config version ${status.configVersion}, the control plane ${configVersion}` });
-  }
+  // No check of its config version against the control plane's: with scoped push a sidecar
+  // hears only of changes in its scope, so its version trails the control plane's by design.
   const expiresInMs = Date.parse(status.certExpiresAt) - Date.now();
   if (expiresInMs <= 0) problems.push({ severity: 'error', subject, message: `has an expired certificate (${status.certExpiresAt})` });
   else if (expiresInMs < CERT_EXPIRY_WARNING_MS) problems.push({ severity: 'warning', subject, message: `has a certificate expiring at ${status.certExpiresAt}` });

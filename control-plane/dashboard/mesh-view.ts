@@ -20,6 +20,8 @@ export interface MeshViewComponents {
   now: () => number;
   /** The config version the session of an owner key (sidecar id, `gw/<zone>/<name>`) acked last. */
   ackedVersionOf: (ownerKey: string) => number | undefined;
+  /** The version last sent to a sender (scoped push: it trails the config's version). */
+  sentVersionOf?: (ownerKey: string) => number | undefined;
 }
 
 export function buildMeshView(components: MeshViewComponents): MeshView {
@@ -99,9 +101,12 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
   for (const sender of senders) {
     const subject = sender.identity.kind === 'sidecar' ? sender.identity.sidecarId : `${sender.identity.zone}/${sender.identity.name}`;
     const { latest, previous } = sender;
-    // One report behind can be a change on its way; two in a row is a sidecar not applying config.
-    if (latest.configVersion < configVersion && previous !== undefined && previous.report.configVersion < configVersion) {
-      warnings.push({ kind: 'config-behind', subject, message: `${subject} applies config version ${latest.configVersion}, not ${configVersion}` });
+    // What it should apply is what was sent to it (a scoped push sends each sidecar only its
+    // share). One report behind can be a change on its way; two in a row is a sidecar not applying config.
+    const ownerKey = sender.identity.kind === 'sidecar' ? sender.identity.sidecarId : `gw/${sender.identity.zone}/${sender.identity.name}`;
+    const expected = components.sentVersionOf?.(ownerKey) ?? configVersion;
+    if (latest.configVersion < expected && previous !== undefined && previous.report.configVersion < expected) {
+      warnings.push({ kind: 'config-behind', subject, message: `${subject} applies config version ${latest.configVersion}, not ${expected}` });
     }
     if (latest.certExpiresAt - generatedAt < components.leafTtlMs / 4) {
       const minutes = Math.max(0, Math.round((latest.certExpiresAt - generatedAt) / 60_000));

@@ -110,6 +110,15 @@ describe('trellis sidecar checks its flags before joining', () => {
     assert.ok(refused.stderr.includes('--advertise') && refused.stderr.includes('[TRELLIS_ERR_USAGE]'), refused.stderr);
     const wildcardAdvertise = await sidecar('--listen', '127.0.0.1:0', '--advertise', '0.0.0.0:7000');
     assert.equal(wildcardAdvertise.code, 2);
+    // A gateway registers its listen URLs when it advertises none: the same rule holds.
+    const gatewayToken = await runTrellis(['token', 'create', '--gateway', 'ga', '--zone', 'a', '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
+    assert.equal(gatewayToken.code, 0, gatewayToken.stderr);
+    const gateway = (...flags: string[]) => runTrellis(['gateway', '--zone', 'a', '--token', gatewayToken.stdout.trim(), '--control-plane', cp.url, ...flags]);
+    for (const flags of [['--listen', 'tls://0.0.0.0:0'], ['--listen', 'tls://127.0.0.1:0', '--advertise', 'tls://0.0.0.0:7600']]) {
+      const refusedGateway = await gateway(...flags);
+      assert.equal(refusedGateway.code, 2, flags.join(' '));
+      assert.ok(refusedGateway.stderr.includes('[TRELLIS_ERR_USAGE]') && refusedGateway.stderr.includes('--advertise'), refusedGateway.stderr);
+    }
 
     const port = await freeLoopbackPort();
     const api = await startSidecar({ service: 'api', token, cp, extra: ['--listen', `0.0.0.0:${port}`, '--advertise', `127.0.0.1:${port}`] });
