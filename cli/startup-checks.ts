@@ -2,7 +2,8 @@
  * What can fail at start, checked before a sidecar or gateway joins the mesh: so that a wrong
  * flag costs no certificate, and its error names the flag.
  */
-import { mkdirSync, accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TrellisError } from '../proto/errors.js';
@@ -71,11 +72,24 @@ export async function checkListenAddresses(listeners: readonly PlannedListener[]
   }
 }
 
-/** Creates the data directory when missing and checks it is writable. */
+/** Checks that the data directory is, or can be made, a writable directory (the sidecar makes it later). */
 export function checkDataDir(dir: string, flag = '--data-dir'): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    accessSync(dir, constants.W_OK | constants.X_OK);
+    // Checked without creating anything: a start that fails later leaves nothing on disk.
+    let probe = resolvePath(dir);
+    for (;;) {
+      let info;
+      try {
+        info = statSync(probe);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(probe) === probe) throw error;
+        probe = dirname(probe);
+        continue;
+      }
+      if (!info.isDirectory()) throw Object.assign(new Error(`${probe} is not a directory`), { code: 'ENOTDIR' });
+      accessSync(probe, constants.W_OK | constants.X_OK);
+      return;
+    }
   } catch (error) {
     throw new FlagValueError(flag, 'TRELLIS_ERR_DATA_DIR', `${dir} ${describe(error)}`, { cause: error });
   }
