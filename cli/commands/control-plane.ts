@@ -4,7 +4,7 @@ import { parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { controlPlaneConfigFile } from '../config-schemas.js';
-import { untilSignal } from '../signals.js';
+import { exitOnNextSignal, untilSignal } from '../signals.js';
 
 export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--listen HOST:PORT] [--trust-domain NAME]
                              [--cert-ttl DURATION] [--lease-ttl DURATION]
@@ -70,6 +70,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   process.stdout.write(`control plane listening on ${controlPlane.url}\nadmin token written to ${controlPlane.adminTokenPath}\n`);
   const signal = await signalled;
   logger.info({ signal }, 'shutting down');
+  exitOnNextSignal(logger);
   await controlPlane.close();
   return 0;
 }

@@ -10,7 +10,7 @@ import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { gatewayConfigFile } from '../config-schemas.js';
-import { untilSignal } from '../signals.js';
+import { exitOnNextSignal, untilSignal } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
@@ -91,6 +91,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
   await checkListenAddresses([...listen.map((url) => ({ flag: '--listen', ...url })), ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }])]);
   tuneGarbageCollectorForForwarding();
+  const logger = createLogger(`gateway:${zone}/${name}`, logFormat);
   const gateway = await startGateway({
     zone,
     name,
@@ -102,7 +103,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     dataDir: values['data-dir'],
     egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
     connectTimeoutMs: values['connect-timeout'] === undefined ? undefined : parseDurationMs(values['connect-timeout'], '--connect-timeout'),
-    logger: createLogger(`gateway:${zone}/${name}`, logFormat),
+    logger,
   });
   if (!gateway.isReady()) await once(gateway.config, 'version');
   const lines = [`gateway ${zone}/${name} ready: links on ${gateway.listenUrls.join(', ')}`];
@@ -111,6 +112,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const signalled = untilSignal();
   process.stdout.write(`${lines.join('\n')}\n`);
   await signalled;
+  exitOnNextSignal(logger);
   await gateway.close();
   return 0;
 }

@@ -12,7 +12,7 @@ import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { sidecarConfigFile } from '../config-schemas.js';
-import { untilSignal } from '../signals.js';
+import { exitOnNextSignal, untilSignal } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
@@ -121,6 +121,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
   ]);
   tuneGarbageCollectorForForwarding();
+  const logger = createLogger(`sidecar:${service}`, logFormat);
   const sidecar = await startSidecar({
     service,
     controlPlaneUrls: urls,
@@ -140,7 +141,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
       maxStreams: optionalCount(values['max-inbound-streams'], '--max-inbound-streams'),
       maxStreamsPerPeer: optionalCount(values['max-inbound-streams-per-peer'], '--max-inbound-streams-per-peer'),
     },
-    logger: createLogger(`sidecar:${service}`, logFormat),
+    logger,
   });
   if (!sidecar.isReady()) await once(sidecar.config, 'version');
   const lines = [`sidecar ${service} ready: links on ${sidecar.linkAddress}`];
@@ -152,10 +153,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   process.stdout.write(`${lines.join('\n')}\n`);
   await signalled;
   // A second signal while draining means "now".
-  void untilSignal().then(async () => {
-    await sidecar.close();
-    process.exit(0);
-  });
+  exitOnNextSignal(logger, () => sidecar.close());
   await sidecar.drain({ deadlineMs: drainDeadlineMs, propagationMs: drainPropagationMs });
   return 0;
 }
