@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,20 +68,24 @@ export interface Answer {
   text: string;
 }
 
+/** What an HTTPS request answered, with its headers. */
+export interface RawAnswer extends Answer {
+  headers: IncomingHttpHeaders;
+}
+
 /**
- * Calls the REST API the way sidecars and the CLI do: trusting only the CA and checking that
- * the server's URI SAN is the control plane's SPIFFE id.
+ * One HTTPS request to the control plane, trusting only `caPem` and checking that the server's
+ * URI SAN is the control plane's SPIFFE id; `payload` goes as JSON.
  */
-export async function call(
+export function httpsCall(
   cp: Pick<ControlPlane, 'url' | 'trustDomain'>,
-  dataDir: string,
+  caPem: string,
   method: string,
   path: string,
-  options: { body?: unknown; rawBody?: string | Buffer; token?: string; localAddress?: string } = {},
-): Promise<Answer> {
-  const ca = await caPemOf(dataDir);
+  options: { payload?: string | Buffer; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<RawAnswer> {
   const url = new URL(path, cp.url);
-  const payload = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const { payload } = options;
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       {
@@ -88,12 +93,12 @@ export async function call(
         port: url.port,
         path: url.pathname,
         method,
-        ca,
+        ca: caPem,
         localAddress: options.localAddress,
         checkServerIdentity: controlPlaneIdentityCheck(cp.trustDomain),
         headers: {
           ...(payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }),
-          ...(options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }),
+          ...options.headers,
         },
       },
       (res) => {
@@ -107,13 +112,27 @@ export async function call(
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, json, text });
+          resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
         });
       },
     );
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** Calls the REST API the way sidecars and the CLI do (see httpsCall), with the admin token if given. */
+export async function call(
+  cp: Pick<ControlPlane, 'url' | 'trustDomain'>,
+  dataDir: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; rawBody?: string | Buffer; token?: string; localAddress?: string } = {},
+): Promise<Answer> {
+  const payload = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const headers: Record<string, string> = options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` };
+  const { status, json, text } = await httpsCall(cp, await caPemOf(dataDir), method, path, { payload, headers, localAddress: options.localAddress });
+  return { status, json, text };
 }
 
 /** Asserts an error answer's status and code. */
