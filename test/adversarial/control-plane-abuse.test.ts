@@ -12,7 +12,7 @@ import { encodeAdminToken, parseAdminToken, parseJoinToken } from '../../proto/t
 import { joinMesh } from '../../sidecar/join.js';
 import { createCsrPem, generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
 import type { ControlPlaneProcess } from '../support/mesh.js';
-import { createToken, removeDirs, startControlPlane } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, startControlPlane } from '../support/mesh.js';
 
 interface Answer {
   status: number;
@@ -40,6 +40,9 @@ describe('abuse of the control plane\'s REST API', () => {
     cp = await startControlPlane();
     caPem = await readFile(join(cp.dataDir, 'ca.crt'), 'utf8');
     adminToken = (await readFile(cp.adminTokenFile, 'utf8')).trim();
+    // The CA writes its ledger of leaves a moment after its first leaf (the control plane's
+    // own): wait for it, so the data directory holds still while the tests look at it.
+    await eventually(async () => (await readdir(cp.dataDir)).includes('ca-leaves.json'), 'the CA ledger written');
   });
 
   after(async () => {
