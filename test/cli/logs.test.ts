@@ -65,8 +65,9 @@ describe('log formats', () => {
   const onTerminal = async (env: NodeJS.ProcessEnv): Promise<string> => {
     const dir = mkdtempSync(join(tmpdir(), 'trellis-logs-tty-'));
     try {
-      const line = `${process.execPath} ${trellisBin} control-plane --data-dir ${dir} --listen 127.0.0.1:0`;
-      const child = spawn('script', ['-qec', line, '/dev/null'], { env: { ...process.env, TRELLIS_LOG_LEVEL: 'info', ...env } });
+      // exec: the shell `script` starts (dash, for one) would otherwise also take the Ctrl-C and exit 130.
+      const line = `exec ${process.execPath} ${trellisBin} control-plane --data-dir ${dir} --listen 127.0.0.1:0`;
+      const child = spawn('script', ['-qec', line, '/dev/null'], { env: { ...process.env, SHELL: '/bin/sh', TRELLIS_LOG_LEVEL: 'info', ...env } });
       const exited = once(child, 'exit') as Promise<[number | null]>;
       let out = '';
       let interrupted = false;
