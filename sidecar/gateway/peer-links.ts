@@ -150,11 +150,13 @@ export class PeerLinks {
   }
 
   #adopt(key: string, session: Session): void {
+    if (!this.#peers.has(key)) this.#init.metrics.linkOpened();
     this.#peers.set(key, session);
     this.#changed();
     const forget = (): void => {
       if (this.#peers.get(key) !== session) return;
       this.#peers.delete(key);
+      this.#init.metrics.linkClosed();
       this.#init.logger.warn({ peer: key }, 'gateway link down');
       this.#changed();
       // Try again at once: a peer that restarted is back within a retry.
@@ -165,7 +167,6 @@ export class PeerLinks {
   }
 
   #changed(): void {
-    this.#init.metrics.linksActive(this.#peers.size);
     this.#init.onPeersChanged(this.peers());
   }
 

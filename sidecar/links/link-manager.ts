@@ -108,8 +108,8 @@ export class LinkManager {
       onStream: (stream) => stream.reset(ErrorCode.PROTOCOL_ERROR, 'streams are opened by the dialling side only'),
     });
     revokedLater = () => session.close(new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} was revoked`));
+    if (!this.#sessions.has(key)) metrics.linkOpened();
     this.#sessions.set(key, session);
-    metrics.linksActive(this.#sessions.size);
     keepAlive(session, {
       intervalMs: this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       onRtt: (rttMs) => {
@@ -118,8 +118,10 @@ export class LinkManager {
       },
     });
     session.on('close', (error?: TrellisError) => {
-      if (this.#sessions.get(key) === session) this.#sessions.delete(key);
-      metrics.linksActive(this.#sessions.size);
+      if (this.#sessions.get(key) === session) {
+        this.#sessions.delete(key);
+        metrics.linkClosed();
+      }
       if (error !== undefined) {
         this.#init.onLinkDown?.(target);
         if (isPeerViolation(error)) metrics.protocolViolation(error.code);

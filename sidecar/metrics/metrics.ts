@@ -11,7 +11,9 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   policyDenied(source: string, destination: string): void;
   linkDialed(durationSeconds: number, ok: boolean): void;
   linkRtt(peer: string, rttMs: number): void;
-  linksActive(count: number): void;
+  /** A link was added to, or taken out of, one of the process's sets of open links (several add up). */
+  linkOpened(): void;
+  linkClosed(): void;
   /** A link closed because the peer broke the protocol, by ProtocolError code. */
   protocolViolation(code: string): void;
   /** An outbound stream was reset because no bytes crossed it for the idle timeout. */

@@ -246,8 +246,11 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   linkRtt(peer: string, rttMs: number): void {
     this.#linkRttSeconds.set({ peer }, rttMs / 1000);
   }
-  linksActive(count: number): void {
-    this.#linksActive.set(count);
+  linkOpened(): void {
+    this.#linksActive.inc();
+  }
+  linkClosed(): void {
+    this.#linksActive.dec();
   }
   protocolViolation(code: string): void {
     this.#protocolViolations.inc({ code });
