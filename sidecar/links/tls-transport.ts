@@ -156,11 +156,12 @@ export class TlsLinkTransport implements LinkTransport {
     const boundPort = await front.listen(url.host, url.port);
     return {
       url: `tls://${formatHostPort(url.host, boundPort)}`,
-      close: () =>
-        new Promise<void>((resolve) => {
-          this.#credentials.off('change', onChange);
-          front.server.close(() => resolve());
-        }),
+      close: () => {
+        this.#credentials.off('change', onChange);
+        // Stops accepting now; links already accepted belong to whoever took them, who closes them.
+        front.server.close();
+        return Promise.resolve();
+      },
     };
   }
 

@@ -28,6 +28,7 @@ export interface AuthenticatedLink {
 export interface LinkListener {
   /** The bound address as a link URL (`tls://host:port`, `wss://host:port/path`), with the real port when 0 was asked. */
   readonly url: string;
+  /** Stops accepting links. Links already accepted stay open: their owner closes them. */
   close(): Promise<void>;
 }
 

@@ -146,12 +146,13 @@ export class WsLinkTransport implements LinkTransport {
     const boundPort = await front.listen(url.host, url.port);
     return {
       url: formatLinkUrl({ scheme: 'wss', host: url.host, port: boundPort, path }),
-      close: () =>
-        new Promise<void>((resolve) => {
-          this.#credentials.off('change', onChange);
-          front.server.close(() => resolve());
-          for (const socket of upgrading.keys()) socket.destroy();
-        }),
+      close: () => {
+        this.#credentials.off('change', onChange);
+        // Stops accepting now; links already accepted belong to whoever took them, who closes them.
+        front.server.close();
+        for (const socket of upgrading.keys()) socket.destroy();
+        return Promise.resolve();
+      },
     };
   }
 

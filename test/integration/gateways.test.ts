@@ -130,10 +130,15 @@ describe('gateways between two zones (loopback)', () => {
   });
 
   it('refuses at once with NO_ROUTE when the far zone\'s gateway is gone', async () => {
+    // The client's links add up across its two sets: the link to its gateway and the tunnel inside it.
+    assert.equal(await scrapeMetric(client, 'trellis_sidecar_links_active'), 2);
     await gc.proc.stop('SIGKILL');
     const port = client.upstreams.get('echo')?.port ?? 0;
     // The tunnel over the dead gateway fails; a new connection must be refused fast, not hang.
     await eventually(async () => (await scrapeMetric(ga, 'trellis_sidecar_links_active')) === 0, 'the gateway link to go down', 5000);
+    // Wait for the client to see its tunnel end too: a connection that raced the tunnel's end
+    // would be reset with the tunnel (LINK_CLOSED) rather than refused for want of a route.
+    await eventually(async () => (await scrapeMetric(client, 'trellis_sidecar_links_active')) === 1, 'the tunnel to go down', 5000);
     const started = Date.now();
     const socket = await connect(port);
     socket.end('hello');
@@ -141,5 +146,24 @@ describe('gateways between two zones (loopback)', () => {
     assert.notEqual(outcome, 'echoed 5');
     assert.ok(Date.now() - started < 2000, `refused after ${Date.now() - started} ms`);
     assert.ok((await scrapeMetric(client, 'trellis_sidecar_stream_errors_total', { code: 'NO_ROUTE' })) >= 1);
+  });
+});
+
+describe('two linked gateways stopped at once', () => {
+  let cp: ControlPlaneProcess;
+  after(async () => {
+    await cp?.proc.stop();
+    await removeDirs(cp?.dataDir ?? '');
+  });
+
+  it('both exit 0: neither waits for the link the other accepted', async () => {
+    cp = await startControlPlane();
+    const ga = await startGateway(cp, 'a', 'ga');
+    const gc = await startGateway(cp, 'c', 'gc');
+    await eventually(async () => (await scrapeMetric(ga, 'trellis_sidecar_links_active')) >= 1 && (await scrapeMetric(gc, 'trellis_sidecar_links_active')) >= 1, 'the gateway link');
+    const timer = setTimeout(() => [ga, gc].forEach((gateway) => gateway.proc.child.kill('SIGKILL')), 20_000);
+    const codes = await Promise.all([ga.proc.stop(), gc.proc.stop()]);
+    clearTimeout(timer);
+    assert.deepEqual(codes, [0, 0]);
   });
 });

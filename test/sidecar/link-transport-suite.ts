@@ -224,6 +224,20 @@ export function linkTransportSuite(name: string, makeFixture: () => Promise<Link
       assert.equal(inbox.links.length, 1);
     });
 
+    it('closing a listener does not wait for the links it accepted, which stay open and carry bytes', CASE, async () => {
+      // Two gateways linked to each other stop at once: each closes its listener before its
+      // links, so a close() that waited for accepted links would wait for the other forever.
+      const { listener, inbox } = await listen(creds.api);
+      const link = await dial(creds.caller, listener.url, { kind: 'service', service: 'api' });
+      const accepted = await inbox.next();
+      await listener.close();
+      const [atListener, atDialler] = [readToEnd(accepted.socket), readToEnd(link.socket)];
+      link.socket.end('after close, up');
+      accepted.socket.end('after close, down');
+      assert.equal((await atListener).toString(), 'after close, up');
+      assert.equal((await atDialler).toString(), 'after close, down');
+    });
+
     it("a listener's url names its scheme, host and the port it really bound", CASE, async () => {
       const { listener } = await listen(creds.api);
       const asked = parseLinkUrl(fixture.listenUrl);
