@@ -56,8 +56,13 @@ export class WsLinkTransport implements LinkTransport {
   readonly #acceptTimeoutMs: number;
   readonly #connector: Connector;
   readonly #guard: ListenerGuard;
-  /** The outer TLS client context: the mesh bundle for mesh listeners, public roots for load balancers. */
-  #outerContext: tls.SecureContext;
+  /**
+   * The outer TLS client context (the mesh bundle for mesh listeners, public roots for load
+   * balancers) and the bundle it was built from. Built at the first dial and again only when the
+   * bundle changes, not at every leaf renewal: with the public roots one costs about 1 MiB
+   * outside the V8 heap, which a small heap collects late.
+   */
+  #outer: { bundle: string; context: tls.SecureContext } | undefined;
 
   constructor(credentials: Credentials, init: WsLinkTransportInit = {}) {
     this.#credentials = credentials;
@@ -66,8 +71,6 @@ export class WsLinkTransport implements LinkTransport {
     this.#acceptTimeoutMs = init.acceptTimeoutMs ?? DEFAULT_ACCEPT_TIMEOUT_MS;
     this.#connector = init.connector ?? directConnector;
     this.#guard = init.listenerGuard ?? new ListenerGuard();
-    this.#outerContext = this.#createOuterContext();
-    credentials.on('change', () => (this.#outerContext = this.#createOuterContext()));
   }
 
   async dial(target: LinkTarget): Promise<AuthenticatedLink> {
@@ -161,7 +164,7 @@ export class WsLinkTransport implements LinkTransport {
     const trustDomain = this.#credentials.current.trustDomain;
     const outer = tls.connect({
       socket: tcp,
-      secureContext: this.#outerContext,
+      secureContext: this.#outerContext(),
       minVersion: 'TLSv1.3',
       ALPNProtocols: ['http/1.1'],
       servername: isIP(url.host) === 0 ? url.host : undefined,
@@ -204,8 +207,13 @@ export class WsLinkTransport implements LinkTransport {
     });
   }
 
-  #createOuterContext(): tls.SecureContext {
-    return tls.createSecureContext({ ca: [...this.#credentials.current.caPems, ...tls.rootCertificates], minVersion: 'TLSv1.3' });
+  #outerContext(): tls.SecureContext {
+    const caPems = this.#credentials.current.caPems;
+    const bundle = caPems.join('\n');
+    if (this.#outer?.bundle !== bundle) {
+      this.#outer = { bundle, context: tls.createSecureContext({ ca: [...caPems, ...tls.rootCertificates], minVersion: 'TLSv1.3' }) };
+    }
+    return this.#outer.context;
   }
 }
 

@@ -201,4 +201,36 @@ describe('WsLinkTransport', () => {
     assert.equal(socket.getPeerX509Certificate()?.fingerprint256, new X509Certificate(renewed.current.certPem).fingerprint256);
     socket.destroy();
   });
+
+  it('builds its outer client context at the first dial and again only for a new trust bundle, not for a renewed leaf', CASE, async () => {
+    const dialler = await credentialsFor(mesh.ca, 'caller');
+    const transport = new WsLinkTransport(dialler);
+    const original = tls.createSecureContext;
+    let outerContexts = 0;
+    // The outer context is the one that carries the public roots as well as the mesh bundle.
+    tls.createSecureContext = (options) => {
+      if (Array.isArray(options?.ca) && options.ca.length > tls.rootCertificates.length) outerContexts++;
+      return original(options);
+    };
+    try {
+      const dialOnce = async (): Promise<void> => {
+        (await transport.dial({ address: listener.url, peer: API })).socket.destroy();
+      };
+      assert.equal(outerContexts, 0);
+      await dialOnce();
+      assert.equal(outerContexts, 1);
+      for (let i = 0; i < 3; i++) {
+        const renewed = await credentialsFor(mesh.ca, 'caller');
+        dialler.replace({ privateKeyPem: renewed.current.privateKeyPem, certPem: renewed.current.certPem, expiresAt: renewed.current.expiresAt });
+        await dialOnce();
+      }
+      assert.equal(outerContexts, 1);
+      // A rotation publishes a bundle with a second root: the next dial trusts it.
+      dialler.replace({ caPems: [...mesh.ca.caPems(), ...foreign.ca.caPems()] });
+      await dialOnce();
+      assert.equal(outerContexts, 2);
+    } finally {
+      tls.createSecureContext = original;
+    }
+  });
 });
