@@ -9,23 +9,14 @@ import { caStatusSchema } from '../../proto/control.js';
 import type { TestApp } from '../support/apps.js';
 import { connect, readAll, sha256, startSinkSourceApp } from '../support/apps.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startGateway, startSidecar } from '../support/mesh.js';
 import type { TrellisProcess } from '../support/processes.js';
-import { runTrellis, spawnTrellis } from '../support/processes.js';
+import { runTrellis } from '../support/processes.js';
 import { sumMetric, TrafficLoad } from '../support/traffic.js';
 
-interface GatewayProcess {
-  proc: TrellisProcess;
-  adminUrl: string;
-  service: string;
-}
-
-async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
-  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-  assert.equal(created.code, 0, created.stderr);
-  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
-  const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
-  return { proc, adminUrl: adminUrl ?? '', service: `gateway ${zone}/${name}` };
+/** A gateway, with the name the test's messages give it. */
+async function startNamedGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<{ proc: TrellisProcess; adminUrl: string; service: string }> {
+  return { ...(await startGateway(cp, zone, name)), service: `gateway ${zone}/${name}` };
 }
 
 async function caStatus(cp: ControlPlaneProcess): Promise<CaStatus> {
@@ -54,18 +45,17 @@ describe('CA rotation across gateways', () => {
   });
 
   after(async () => {
-    // Sidecars drain; gateways then carry nothing. Two gateways stopped together can each wait
-    // for the other's inbound link before closing their own links, so they are killed.
+    // Sidecars drain first; the gateways then carry nothing.
     await Promise.all(running.filter((p) => !p.service.startsWith('gateway')).map((p) => p.proc.stop()));
-    await Promise.all(running.filter((p) => p.service.startsWith('gateway')).map((p) => p.proc.stop('SIGKILL')));
+    await Promise.all(running.filter((p) => p.service.startsWith('gateway')).map((p) => p.proc.stop()));
     await cp?.proc.stop();
     await app?.close();
     await removeDirs(cp?.dataDir ?? '');
   });
 
   it('re-issues gateway and sidecar leaves from the new root with tunnel traffic flowing', async () => {
-    const ga = await startGateway(cp, 'a', 'ga');
-    const gc = await startGateway(cp, 'c', 'gc');
+    const ga = await startNamedGateway(cp, 'a', 'ga');
+    const gc = await startNamedGateway(cp, 'c', 'gc');
     running.push(ga, gc);
     app = await startSinkSourceApp(appBytes);
     const sink: SidecarProcess = await startSidecar({ service: 'sink', token: await createToken(cp, 'sink'), cp, app: app.address, extra: ['--zone', 'c'] });

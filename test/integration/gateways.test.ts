@@ -20,25 +20,8 @@ import { next } from '../mux/helpers.js';
 import { Session } from '../../sidecar/mux/index.js';
 import type { TestApp } from '../support/apps.js';
 import { connect, readAll, sha256, startEchoApp } from '../support/apps.js';
-import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
-import type { TrellisProcess } from '../support/processes.js';
-import { runTrellis, spawnTrellis } from '../support/processes.js';
-
-interface GatewayProcess {
-  proc: TrellisProcess;
-  url: string;
-  adminUrl: string;
-}
-
-async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
-  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-  assert.equal(created.code, 0, created.stderr);
-  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
-  const [, url] = await proc.waitForOutput(/links on (tls:\/\/\S+)/);
-  const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
-  return { proc, url: url ?? '', adminUrl: adminUrl ?? '' };
-}
+import type { ControlPlaneProcess, GatewayProcess, SidecarProcess } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startGateway, startSidecar } from '../support/mesh.js';
 
 /** Echoes `bytes` through `port` and returns what came back. */
 async function echoThrough(port: number, bytes: Buffer): Promise<Buffer> {

@@ -11,28 +11,12 @@ import { Session } from '../../sidecar/mux/index.js';
 import type { TestApp } from '../support/apps.js';
 import { connect, startNamedApp } from '../support/apps.js';
 import { firstAnswer, joinAs } from '../support/link-probe.js';
-import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
-import type { TrellisProcess } from '../support/processes.js';
-import { runTrellis, spawnTrellis } from '../support/processes.js';
+import type { ControlPlaneProcess, GatewayProcess, SidecarProcess } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startGateway, startSidecar } from '../support/mesh.js';
+import { runTrellis } from '../support/processes.js';
 
 /** Generous on a loaded machine; the figure printed is what counts (target: under 1 s). */
 const CLOSE_BOUND_MS = 5000;
-
-interface GatewayProcess {
-  proc: TrellisProcess;
-  url: string;
-  adminUrl: string;
-}
-
-async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
-  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-  assert.equal(created.code, 0, created.stderr);
-  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
-  const [, url] = await proc.waitForOutput(/links on (tls:\/\/\S+)/);
-  const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
-  return { proc, url: url ?? '', adminUrl: adminUrl ?? '' };
-}
 
 async function sidecarIdOf(sidecar: SidecarProcess): Promise<string> {
   return ((await (await fetch(`${sidecar.adminUrl}/status`)).json()) as { sidecarId: string }).sidecarId;

@@ -37,6 +37,23 @@ export async function setPolicy(cp: ControlPlaneProcess, args: string[]): Promis
 }
 
 /** A sidecar running as its own process, with the addresses it printed once ready. */
+/** A gateway running as its own process, with the link URL it listens on. */
+export interface GatewayProcess {
+  proc: TrellisProcess;
+  url: string;
+  adminUrl: string;
+}
+
+/** Starts gateway `name` of `zone` on loopback, joined with a gateway token of its own. */
+export async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
+  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
+  assert.equal(created.code, 0, created.stderr);
+  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const [, url] = await proc.waitForOutput(/links on (tls:\/\/\S+)/);
+  const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
+  return { proc, url: url ?? '', adminUrl: adminUrl ?? '' };
+}
+
 export interface SidecarProcess {
   proc: TrellisProcess;
   service: string;
