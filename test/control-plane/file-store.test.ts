@@ -158,8 +158,9 @@ describe('FileStore', () => {
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
         child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
         const closed = once(child, 'close');
+        // A fresh Node process on a loaded machine can take many seconds to write: the bound only catches a hang.
         const firstAck = new WatchRecorder();
-        await firstAck.until(`run ${run}: a first acknowledged write (stderr: ${err})`, () => out.includes('\n') || child.exitCode !== null, 10_000);
+        await firstAck.until(`run ${run}: a first acknowledged write (stderr: ${err})`, () => out.includes('\n') || child.exitCode !== null, 60_000);
         // Kill at a random moment of the loop: between writes, inside one, during a rename.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 40));
         child.kill('SIGKILL');
