@@ -6,7 +6,7 @@ export interface YoungGenerationTrimmerInit {
   readYoungGeneration(): { sizeBytes: number; usedBytes: number };
   /** A full, synchronous garbage collection. */
   collectGarbage(): void;
-  /** Between checks. @default 2000 */
+  /** Between checks. @default 1000 */
   checkIntervalMs?: number;
   /** After {@link KEPT_BEFORE_BACKING_OFF} collections in a row that did not shrink the young generation, the interval doubles, up to this. @default 60000 */
   maxCheckIntervalMs?: number;
@@ -19,13 +19,15 @@ export interface YoungGenerationTrimmerInit {
 /** V8's young generation: at least 1 MiB (64-bit), grown up to 16 MiB while a process allocates. */
 const DEFAULT_TRIM_ABOVE_BYTES = 4 * 1024 * 1024;
 const DEFAULT_IDLE_ALLOCATION_BYTES = 1024 * 1024;
-const DEFAULT_CHECK_INTERVAL_MS = 2_000;
+const DEFAULT_CHECK_INTERVAL_MS = 1_000;
 const DEFAULT_MAX_CHECK_INTERVAL_MS = 60_000;
 /**
  * V8 judges the allocation rate over its last 5 s, so a collection soon after start-up's last
- * busy moment keeps the young generation large, and one a few seconds later shrinks it.
+ * busy moment keeps the young generation large, and one about 5 s later shrinks it: checks
+ * stay 1 s apart for that long (a full GC of an idle sidecar's heap costs 10–20 ms), then
+ * become rarer.
  */
-export const KEPT_BEFORE_BACKING_OFF = 3;
+export const KEPT_BEFORE_BACKING_OFF = 6;
 
 /**
  * Gives back a grown young generation while the process is idle, with one full GC.
