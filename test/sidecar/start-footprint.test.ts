@@ -1,6 +1,9 @@
 // What a real sidecar process holds once started: no modules it does not use (the YAML parser
 // without --config, node-forge, which only the CA needs), and a young generation given back
 // once it is idle. Modules are read from Node's own trace of CommonJS loads (NODE_DEBUG=module).
+// The trim is checked with a generous bound: without the trimmer a full GC that V8 starts on
+// its own may also shrink the young generation, later (seen once after 18 s); the trimmer's
+// decisions are tested in test/cli/young-generation-trimmer.test.ts.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,12 +44,15 @@ describe('sidecar start-up footprint', () => {
       assert.ok(!packages.has('node-forge'), 'node-forge loaded by a sidecar');
       const deadline = Date.now() + TRIM_WAIT_MS;
       let youngBytes = Number.POSITIVE_INFINITY;
+      const readings: number[] = [];
       while (Date.now() < deadline) {
         youngBytes = await scrapeMetric({ adminUrl: adminUrl ?? '' }, 'trellis_sidecar_process_nodejs_heap_space_size_total_bytes', { space: 'new' });
+        readings.push(youngBytes);
+        assert.ok(youngBytes > 0, 'the young generation size is among the metrics');
         if (youngBytes <= YOUNG_GENERATION_TRIMMED_BYTES) break;
         await new Promise((resolve) => setTimeout(resolve, SCRAPE_EVERY_MS));
       }
-      assert.ok(youngBytes <= YOUNG_GENERATION_TRIMMED_BYTES, `young generation still ${youngBytes} bytes after ${TRIM_WAIT_MS} ms idle`);
+      assert.ok(youngBytes <= YOUNG_GENERATION_TRIMMED_BYTES, `young generation still ${youngBytes} bytes after ${TRIM_WAIT_MS} ms idle (readings: ${readings.join(' ')})`);
     } finally {
       await sidecar.stop();
     }
