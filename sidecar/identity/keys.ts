@@ -1,5 +1,6 @@
-import { createPublicKey, generateKeyPair } from 'node:crypto';
+import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
+import { createRsaCsrPem } from './csr.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -23,14 +24,6 @@ export async function generateSidecarKeyPair(): Promise<KeyPairPem> {
  * A PKCS#10 request for the key pair of `privateKeyPem`, signed with it. The control plane
  * decides the identity in the certificate; the subject here is informational.
  */
-export async function createCsrPem(privateKeyPem: string, commonName: string): Promise<string> {
-  // Loaded on demand: joins and renewals are rare, and every module kept in the heap makes
-  // each garbage collection of a busy sidecar slower.
-  const { default: forge } = await import('node-forge');
-  const publicKeyPem = createPublicKey(privateKeyPem).export({ type: 'spki', format: 'pem' }).toString();
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
-  csr.setSubject([{ name: 'commonName', value: commonName }]);
-  csr.sign(forge.pki.privateKeyFromPem(privateKeyPem), forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
+export function createCsrPem(privateKeyPem: string, commonName: string): Promise<string> {
+  return Promise.resolve(createRsaCsrPem(privateKeyPem, commonName));
 }
