@@ -4,6 +4,7 @@ import type { AdminClient } from '../admin-client.js';
 import { connectAdmin } from '../admin-client.js';
 import { controlPlaneUrls, parseFlags } from '../args.js';
 import { printJson } from '../inspect-flags.js';
+import { ProgressLine } from '../progress.js';
 import type { Styler } from '../style.js';
 import { stylerFor } from '../style.js';
 import { renderTable } from '../table.js';
@@ -83,12 +84,35 @@ export async function statusCommand(args: string[]): Promise<number> {
     process.stdout.write(`${statusHelp}\n`);
     return 0;
   }
+  const progress = new ProgressLine(process.stderr);
+  const found = await progress.during('checking the mesh…', () => checkMesh(values, progress));
+  const { problems } = found;
+  if (values.json === true) {
+    const { cliVersion, controlPlanes, services, gateways, mesh, sidecars } = found;
+    printJson({ ok: !problems.some((p) => p.severity === 'error'), cliVersion, controlPlanes, services: services?.services, gateways: gateways?.gateways, reportedSidecars: reportedSidecars(mesh), sidecars, problems });
+  } else {
+    process.stdout.write(render(stylerFor(process.stdout), found));
+  }
+  return problems.some((problem) => problem.severity === 'error') ? 1 : 0;
+}
+
+interface Findings {
+  cliVersion: string;
+  controlPlanes: ControlPlaneFinding[];
+  services: ServicesView | undefined;
+  gateways: GatewaysView | undefined;
+  mesh: MeshView | undefined;
+  sidecars: SidecarFinding[];
+  problems: Problem[];
+}
+
+async function checkMesh(values: { 'control-plane'?: string[]; 'admin-token-file'?: string; 'admin-url'?: string[] }, progress: ProgressLine): Promise<Findings> {
   const problems: Problem[] = [];
   const controlPlanes: ControlPlaneFinding[] = [];
   let admin: AdminClient | undefined;
   for (const url of controlPlaneUrls(values['control-plane'])) {
     try {
-      const client = await connectAdmin(url, values['admin-token-file']);
+      const client = await connectAdmin(url, values['admin-token-file'], progress);
       const bundle = (await client.call('GET', '/v1/trust-bundle')) as TrustBundle;
       const { version } = (await client.call('GET', '/v1/policies')) as PoliciesView;
       controlPlanes.push({ url, ok: true, trustDomain: bundle.trustDomain, configVersion: version });
@@ -110,17 +134,15 @@ export async function statusCommand(args: string[]): Promise<number> {
   for (const gateway of gateways?.gateways ?? []) {
     if (!gateway.connected) problems.push({ severity: 'error', subject: `gateway ${gateway.zone}/${gateway.name}`, message: 'is not connected to the control plane' });
   }
-  const sidecars = await Promise.all((values['admin-url'] ?? []).map((url) => readSidecar(url)));
+  const sidecars = await Promise.all((values['admin-url'] ?? []).map((url) => progress.during(`asking the sidecar at ${url}…`, () => readSidecar(url))));
   const cliVersion = packageVersion();
   for (const sidecar of sidecars) problems.push(...sidecarProblems(sidecar, configVersion, services, cliVersion, routedBy));
-  const reported = mesh?.sidecars.map(({ sidecarId, service, zone, software, connected, certExpiresAt, certRenewalFailing, routes }) => ({ sidecarId, service, zone, software, connected, certExpiresAt, certRenewalFailing, routes }));
+  return { cliVersion, controlPlanes, services, gateways, mesh, sidecars, problems };
+}
 
-  if (values.json === true) {
-    printJson({ ok: !problems.some((p) => p.severity === 'error'), cliVersion, controlPlanes, services: services?.services, gateways: gateways?.gateways, reportedSidecars: reported, sidecars, problems });
-  } else {
-    process.stdout.write(render(stylerFor(process.stdout), { controlPlanes, services, gateways, mesh, sidecars, problems }));
-  }
-  return problems.some((problem) => problem.severity === 'error') ? 1 : 0;
+/** What scripts get of each reported sidecar. */
+function reportedSidecars(mesh: MeshView | undefined): unknown[] | undefined {
+  return mesh?.sidecars.map(({ sidecarId, service, zone, software, connected, certExpiresAt, certRenewalFailing, routes }) => ({ sidecarId, service, zone, software, connected, certExpiresAt, certRenewalFailing, routes }));
 }
 
 /**
@@ -233,7 +255,7 @@ function describeError(error: unknown): string {
 
 function render(
   styler: Styler,
-  found: { controlPlanes: ControlPlaneFinding[]; services: ServicesView | undefined; gateways: GatewaysView | undefined; mesh: MeshView | undefined; sidecars: SidecarFinding[]; problems: Problem[] },
+  found: Findings,
 ): string {
   const ok = styler.style('green', 'ok');
   const failed = styler.style('red', 'failed');
