@@ -3,6 +3,7 @@ import { parseAdminToken } from '../proto/tokens.js';
 import type { ControlPlaneEndpoint } from '../sidecar/control/api-client.js';
 import { fetchPinnedRoots, request } from '../sidecar/control/api-client.js';
 import { UsageError } from './args.js';
+import { ProgressLine } from './progress.js';
 
 /** An authenticated client of the control plane's admin API. */
 export interface AdminClient {
@@ -11,9 +12,10 @@ export interface AdminClient {
 
 /**
  * Reads the admin token (from `--admin-token-file`, else `TRELLIS_ADMIN_TOKEN`) and verifies the
- * control plane against the CA fingerprint the token carries before sending it anything.
+ * control plane against the CA fingerprint the token carries before sending it anything. While
+ * it waits for the control plane, `progress` says so on a terminal's stderr.
  */
-export async function connectAdmin(url: string, tokenFile: string | undefined): Promise<AdminClient> {
+export async function connectAdmin(url: string, tokenFile: string | undefined, progress: ProgressLine = new ProgressLine(process.stderr)): Promise<AdminClient> {
   let raw: string;
   if (tokenFile !== undefined) {
     try {
@@ -27,8 +29,9 @@ export async function connectAdmin(url: string, tokenFile: string | undefined): 
     throw new UsageError('missing --admin-token-file (or the TRELLIS_ADMIN_TOKEN environment variable)');
   }
   const token = parseAdminToken(raw);
-  const caPems = await fetchPinnedRoots(url, token.caFingerprint);
+  const host = new URL(url).host;
+  const caPems = await progress.during(`connecting to the control plane at ${host}…`, () => fetchPinnedRoots(url, token.caFingerprint));
   const endpoint: ControlPlaneEndpoint = { url, trustDomain: token.trustDomain, caPems };
   const bearerToken = raw.trim();
-  return { call: (method, path, body) => request(endpoint, method, path, body, { bearerToken }) };
+  return { call: (method, path, body) => progress.during(`asking the control plane at ${host}…`, () => request(endpoint, method, path, body, { bearerToken })) };
 }

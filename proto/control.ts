@@ -268,6 +268,8 @@ export const MAX_REPORT_ENTRIES = 64;
 /** Most error codes in a report's `errors`, and in one destination's `failed`. */
 export const MAX_REPORT_ERROR_CODES = 32;
 export const MAX_REPORT_FAILURE_CODES = 16;
+/** Most services in a report's `routes` (as many as one `subscribe` may name). */
+export const MAX_REPORT_ROUTES = MAX_SERVICES_PER_SUBSCRIBE;
 /** A report of every list at its cap, every name at its longest, encodes to fewer bytes than this. */
 export const MAX_REPORT_BYTES = 128 * 1024;
 /**
@@ -305,6 +307,10 @@ const reportMessageSchema = z.object({
   errors: countsByCode(MAX_REPORT_ERROR_CODES),
   peers: z.array(z.object({ peer: z.string().max(256), rttMs: z.number().nonnegative().max(3_600_000) })).max(MAX_REPORT_ENTRIES),
   ejections: z.array(z.object({ service: serviceNameSchema, count: countSchema })).max(MAX_REPORT_ENTRIES),
+  /** Absent from senders older than the field: not known. */
+  certRenewalFailing: z.boolean().optional(),
+  /** The services the sender routes to (upstreams, proxy-port destinations in use); absent from older senders. */
+  routes: z.array(serviceNameSchema).max(MAX_REPORT_ROUTES).optional(),
 });
 const nackMessageSchema = z.object({ type: z.literal('nack'), version: versionSchema, haveVersion: versionSchema });
 const serviceBatchSchema = z.array(serviceNameSchema).min(1).max(MAX_SERVICES_PER_SUBSCRIBE);

@@ -235,11 +235,17 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       closers.push(() => checks.stop());
       appHealth = checks;
     }
-    const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => appHealth?.healthy };
-    const reporter = new Reporter({ channel: session, metrics: metrics.registry, state: reporterState, logger });
-    closers.push(() => reporter.stop());
     const renewer = new CertificateRenewer({ credentials, session, logger, metrics });
     closers.push(() => renewer.stop());
+    const reporterState = {
+      configVersion: () => config.version,
+      certExpiresAt: () => credentials.current.expiresAt,
+      appHealthy: () => appHealth?.healthy,
+      certRenewalFailing: () => renewer.failing,
+      routes: () => subscriptions.wanted,
+    };
+    const reporter = new Reporter({ channel: session, metrics: metrics.registry, state: reporterState, logger });
+    closers.push(() => reporter.stop());
     followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;

@@ -1,8 +1,10 @@
+import type { MeshView } from '../../control-plane/dashboard/view-types.js';
 import type { PoliciesView, ServicesView, TrustBundle } from '../../proto/control.js';
 import type { AdminClient } from '../admin-client.js';
 import { connectAdmin } from '../admin-client.js';
 import { controlPlaneUrls, parseFlags } from '../args.js';
 import { printJson } from '../inspect-flags.js';
+import { ProgressLine } from '../progress.js';
 import type { Styler } from '../style.js';
 import { stylerFor } from '../style.js';
 import { renderTable } from '../table.js';
@@ -11,10 +13,12 @@ import { packageVersion } from '../version.js';
 export const statusHelp = `Usage: trellis status [--json] [--control-plane URL]... [--admin-token-file FILE] [--admin-url URL]...
 
 Checks the mesh and says what is wrong: every control-plane replica answers, every registered
-service has a healthy endpoint, sidecars and gateways are connected, policies name services
-that exist; and, for the sidecars given by --admin-url, that each is ready, connected, on the
-current config and this CLI's version, with a certificate far from expiry, and that every service it routes to has a
-healthy endpoint. Exits 0 when nothing is wrong (warnings allowed), 1 otherwise.
+service has a healthy endpoint, every service a sidecar routes to (its upstreams, and services
+its app reaches through the proxy port) has a healthy endpoint, no sidecar or gateway fails to
+renew its certificate (from their reports to the control plane), sidecars and gateways are
+connected, policies name services that exist; and, for the sidecars given by --admin-url, that
+each is ready, connected, on this CLI's version, with a certificate far from expiry. Exits 0
+when nothing is wrong (warnings allowed), 1 otherwise.
   --control-plane URL      https://HOST:PORT, repeat for each replica (or TRELLIS_CONTROL_PLANE,
                            comma-separated)
   --admin-token-file FILE  the admin token (or set TRELLIS_ADMIN_TOKEN)
@@ -80,12 +84,35 @@ export async function statusCommand(args: string[]): Promise<number> {
     process.stdout.write(`${statusHelp}\n`);
     return 0;
   }
+  const progress = new ProgressLine(process.stderr);
+  const found = await progress.during('checking the mesh…', () => checkMesh(values, progress));
+  const { problems } = found;
+  if (values.json === true) {
+    const { cliVersion, controlPlanes, services, gateways, mesh, sidecars } = found;
+    printJson({ ok: !problems.some((p) => p.severity === 'error'), cliVersion, controlPlanes, services: services?.services, gateways: gateways?.gateways, reportedSidecars: reportedSidecars(mesh), sidecars, problems });
+  } else {
+    process.stdout.write(render(stylerFor(process.stdout), found));
+  }
+  return problems.some((problem) => problem.severity === 'error') ? 1 : 0;
+}
+
+interface Findings {
+  cliVersion: string;
+  controlPlanes: ControlPlaneFinding[];
+  services: ServicesView | undefined;
+  gateways: GatewaysView | undefined;
+  mesh: MeshView | undefined;
+  sidecars: SidecarFinding[];
+  problems: Problem[];
+}
+
+async function checkMesh(values: { 'control-plane'?: string[]; 'admin-token-file'?: string; 'admin-url'?: string[] }, progress: ProgressLine): Promise<Findings> {
   const problems: Problem[] = [];
   const controlPlanes: ControlPlaneFinding[] = [];
   let admin: AdminClient | undefined;
   for (const url of controlPlaneUrls(values['control-plane'])) {
     try {
-      const client = await connectAdmin(url, values['admin-token-file']);
+      const client = await connectAdmin(url, values['admin-token-file'], progress);
       const bundle = (await client.call('GET', '/v1/trust-bundle')) as TrustBundle;
       const { version } = (await client.call('GET', '/v1/policies')) as PoliciesView;
       controlPlanes.push({ url, ok: true, trustDomain: bundle.trustDomain, configVersion: version });
@@ -99,27 +126,78 @@ export async function statusCommand(args: string[]): Promise<number> {
   const services = admin === undefined ? undefined : ((await admin.call('GET', '/v1/services')) as ServicesView);
   const gateways = admin === undefined ? undefined : ((await admin.call('GET', '/v1/gateways')) as GatewaysView);
   const policies = admin === undefined ? undefined : ((await admin.call('GET', '/v1/policies')) as PoliciesView);
+  const mesh = admin === undefined ? undefined : await readMesh(admin, problems);
+  const routedBy = routersOf(mesh);
   const configVersion = Math.max(...controlPlanes.map((cp) => cp.configVersion ?? 0));
-  if (services !== undefined) problems.push(...serviceProblems(services, policies));
+  if (services !== undefined) problems.push(...serviceProblems(services, policies, routedBy));
+  if (mesh !== undefined) problems.push(...reportedProblems(mesh, services, routedBy));
   for (const gateway of gateways?.gateways ?? []) {
     if (!gateway.connected) problems.push({ severity: 'error', subject: `gateway ${gateway.zone}/${gateway.name}`, message: 'is not connected to the control plane' });
   }
-  const sidecars = await Promise.all((values['admin-url'] ?? []).map((url) => readSidecar(url)));
+  const sidecars = await Promise.all((values['admin-url'] ?? []).map((url) => progress.during(`asking the sidecar at ${url}…`, () => readSidecar(url))));
   const cliVersion = packageVersion();
-  for (const sidecar of sidecars) problems.push(...sidecarProblems(sidecar, configVersion, services, cliVersion));
-
-  if (values.json === true) {
-    printJson({ ok: !problems.some((p) => p.severity === 'error'), cliVersion, controlPlanes, services: services?.services, gateways: gateways?.gateways, sidecars, problems });
-  } else {
-    process.stdout.write(render(stylerFor(process.stdout), { controlPlanes, services, gateways, sidecars, problems }));
-  }
-  return problems.some((problem) => problem.severity === 'error') ? 1 : 0;
+  for (const sidecar of sidecars) problems.push(...sidecarProblems(sidecar, configVersion, services, cliVersion, routedBy));
+  return { cliVersion, controlPlanes, services, gateways, mesh, sidecars, problems };
 }
 
-function serviceProblems(view: ServicesView, policies: PoliciesView | undefined): Problem[] {
+/** What scripts get of each reported sidecar. */
+function reportedSidecars(mesh: MeshView | undefined): unknown[] | undefined {
+  return mesh?.sidecars.map(({ sidecarId, service, zone, software, connected, certExpiresAt, certRenewalFailing, routes }) => ({ sidecarId, service, zone, software, connected, certExpiresAt, certRenewalFailing, routes }));
+}
+
+/**
+ * The control plane's view of the mesh, from the sidecars' and gateways' reports. A control plane
+ * older than `/v1/mesh` answers 404: the checks that need reports are skipped, with a warning.
+ */
+async function readMesh(admin: AdminClient, problems: Problem[]): Promise<MeshView | undefined> {
+  try {
+    return (await admin.call('GET', '/v1/mesh')) as MeshView;
+  } catch (error) {
+    problems.push({ severity: 'warning', subject: 'control plane', message: `has no mesh view (${describeError(error)}): renewals and routed-to services not checked` });
+    return undefined;
+  }
+}
+
+/** `service/sidecar` of the sidecars that report routing to each service. */
+function routersOf(mesh: MeshView | undefined): Map<string, string[]> {
+  const routers = new Map<string, string[]>();
+  for (const sidecar of mesh?.sidecars ?? []) {
+    for (const service of sidecar.routes ?? []) routers.set(service, [...(routers.get(service) ?? []), `${sidecar.service}/${sidecar.sidecarId}`]);
+  }
+  return routers;
+}
+
+/** What the reports say: failing renewals, and services routed to that nobody registered. */
+function reportedProblems(mesh: MeshView, services: ServicesView | undefined, routedBy: Map<string, string[]>): Problem[] {
+  const problems: Problem[] = [];
+  for (const [service, routers] of routedBy) {
+    // A registered service without a healthy endpoint is already found by serviceProblems.
+    if (services?.services[service] === undefined) problems.push({ severity: 'error', subject: `service ${service}`, message: `has no endpoint, and ${routedByText(routers)} route${routers.length === 1 ? 's' : ''} to it` });
+  }
+  for (const sidecar of mesh.sidecars) {
+    if (sidecar.certRenewalFailing === true) problems.push({ severity: 'error', subject: `sidecar ${sidecar.service}/${sidecar.sidecarId}`, message: `cannot renew its certificate${expiryText(sidecar.certExpiresAt)}` });
+  }
+  for (const gateway of mesh.gateways) {
+    if (gateway.certRenewalFailing === true) problems.push({ severity: 'error', subject: `gateway ${gateway.zone}/${gateway.name}`, message: `cannot renew its certificate${expiryText(gateway.certExpiresAt)}` });
+  }
+  return problems;
+}
+
+function routedByText(routers: string[]): string {
+  const named = routers.slice(0, 3).join(', ');
+  return routers.length > 3 ? `${named} and ${routers.length - 3} more` : named;
+}
+
+function expiryText(expiresAt: number | null): string {
+  return expiresAt === null ? '' : ` (it expires at ${new Date(expiresAt).toISOString()})`;
+}
+
+function serviceProblems(view: ServicesView, policies: PoliciesView | undefined, routedBy: Map<string, string[]>): Problem[] {
   const problems: Problem[] = [];
   for (const [service, endpoints] of Object.entries(view.services)) {
-    if (!endpoints.some((endpoint) => endpoint.healthy)) problems.push({ severity: 'error', subject: `service ${service}`, message: 'has no healthy endpoint' });
+    const routers = routedBy.get(service);
+    const routed = routers === undefined ? '' : `, and ${routedByText(routers)} route${routers.length === 1 ? 's' : ''} to it`;
+    if (!endpoints.some((endpoint) => endpoint.healthy)) problems.push({ severity: 'error', subject: `service ${service}`, message: `has no healthy endpoint${routed}` });
     for (const endpoint of endpoints) {
       if (!endpoint.connected) {
         problems.push({ severity: 'warning', subject: `endpoint ${service}/${endpoint.sidecarId}`, message: `(${endpoint.address}) has no connected sidecar; it goes when its lease ends` });
@@ -136,7 +214,7 @@ function serviceProblems(view: ServicesView, policies: PoliciesView | undefined)
   return problems;
 }
 
-function sidecarProblems(sidecar: SidecarFinding, configVersion: number, services: ServicesView | undefined, cliVersion: string): Problem[] {
+function sidecarProblems(sidecar: SidecarFinding, configVersion: number, services: ServicesView | undefined, cliVersion: string, routedBy: Map<string, string[]>): Problem[] {
   if (sidecar.status === undefined) return [{ severity: 'error', subject: `sidecar ${sidecar.adminUrl}`, message: `does not answer: ${sidecar.error ?? ''}` }];
   const status = sidecar.status;
   const subject = `sidecar ${status.service}/${status.sidecarId}`;
@@ -150,6 +228,8 @@ function sidecarProblems(sidecar: SidecarFinding, configVersion: number, service
   if (expiresInMs <= 0) problems.push({ severity: 'error', subject, message: `has an expired certificate (${status.certExpiresAt})` });
   else if (expiresInMs < CERT_EXPIRY_WARNING_MS) problems.push({ severity: 'warning', subject, message: `has a certificate expiring at ${status.certExpiresAt}` });
   for (const upstream of status.upstreams) {
+    // Found once, for the service, when the control plane has this sidecar's report.
+    if (routedBy.get(upstream.service)?.includes(`${status.service}/${status.sidecarId}`) === true) continue;
     const registered = services?.services[upstream.service];
     const healthy = registered === undefined ? upstream.endpoints.some((endpoint) => endpoint.healthy !== false) : registered.some((endpoint) => endpoint.healthy);
     if (!healthy) problems.push({ severity: 'error', subject, message: `routes to service "${upstream.service}", which has no healthy endpoint` });
@@ -175,7 +255,7 @@ function describeError(error: unknown): string {
 
 function render(
   styler: Styler,
-  found: { controlPlanes: ControlPlaneFinding[]; services: ServicesView | undefined; gateways: GatewaysView | undefined; sidecars: SidecarFinding[]; problems: Problem[] },
+  found: Findings,
 ): string {
   const ok = styler.style('green', 'ok');
   const failed = styler.style('red', 'failed');
@@ -202,13 +282,26 @@ function render(
     const rows = found.gateways.gateways.map((gateway) => [`${gateway.zone}/${gateway.name}`, gateway.connected ? ok : failed, gateway.addresses.join(',') || '(dials out)', String(gateway.links.length)]);
     sections.push(`Gateways\n${indent(renderTable(['GATEWAY', 'STATE', 'ADDRESSES', 'LINKS'], rows))}`);
   }
+  if (found.mesh !== undefined && found.mesh.sidecars.length > 0) {
+    const rows = found.mesh.sidecars.map((sidecar) => [
+      sidecar.service,
+      sidecar.sidecarId,
+      sidecar.zone,
+      sidecar.software ?? '-',
+      sidecar.connected ? 'yes' : styler.style('red', 'no'),
+      sidecar.certExpiresAt === null ? '-' : new Date(sidecar.certExpiresAt).toISOString(),
+      sidecar.certRenewalFailing === true ? styler.style('red', 'failing') : sidecar.certRenewalFailing === false ? 'ok' : '-',
+      (sidecar.routes ?? []).join(',') || '-',
+    ]);
+    sections.push(`Sidecars (from their reports)\n${indent(renderTable(['SERVICE', 'SIDECAR', 'ZONE', 'VERSION', 'CONNECTED', 'CERT EXPIRES', 'RENEWAL', 'ROUTES TO'], rows))}`);
+  }
   if (found.sidecars.length > 0) {
     const rows = found.sidecars.map((sidecar) =>
       sidecar.status === undefined
         ? ['-', '-', sidecar.adminUrl, '-', failed, '-', '-', '-']
         : [sidecar.status.service, sidecar.status.sidecarId, sidecar.adminUrl, sidecar.status.version ?? '-', sidecar.status.ready ? ok : failed, sidecar.status.controlPlaneConnected ? 'yes' : styler.style('red', 'no'), String(sidecar.status.configVersion), sidecar.status.certExpiresAt],
     );
-    sections.push(`Sidecars\n${indent(renderTable(['SERVICE', 'SIDECAR', 'ADMIN', 'VERSION', 'READY', 'CONNECTED', 'CONFIG', 'CERT EXPIRES'], rows))}`);
+    sections.push(`Sidecars (from --admin-url)\n${indent(renderTable(['SERVICE', 'SIDECAR', 'ADMIN', 'VERSION', 'READY', 'CONNECTED', 'CONFIG', 'CERT EXPIRES'], rows))}`);
   }
   const errors = found.problems.filter((problem) => problem.severity === 'error');
   const lines = found.problems.map((problem) => `  ${problem.severity === 'error' ? styler.style('red', 'error  ') : styler.style('yellow', 'warning')}  ${problem.subject} ${problem.message}`);

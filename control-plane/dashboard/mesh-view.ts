@@ -9,6 +9,9 @@ import type { Registry } from '../registry.js';
 import type { ReportStore, SenderReports } from '../reports.js';
 import type { EndpointView, GatewayView, LinkView, MeshView, ServiceView, SidecarView, WarningView } from './view-types.js';
 
+/** A warning names this many of the sidecars that route to a service, and counts the rest. */
+const MAX_ROUTERS_NAMED = 3;
+
 export interface MeshViewComponents {
   registry: Registry;
   gateways: GatewayRegistry;
@@ -41,10 +44,11 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
   const zones = new Set<string>();
 
   const byService = registry.servicesView().services;
+  const routedBy = routersByService(sidecarReports);
   const sidecars: SidecarView[] = [];
   const services: ServiceView[] = [];
   const sidecarByAddress = new Map<string, string>();
-  for (const name of new Set([...Object.keys(byService), ...Object.keys(traffic.services)])) {
+  for (const name of new Set([...Object.keys(byService), ...Object.keys(traffic.services), ...routedBy.keys()])) {
     const endpoints: EndpointView[] = (byService[name] ?? []).map((e) => ({ ...e, zone: e.zone || 'default' }));
     const signals = traffic.services[name];
     services.push({
@@ -60,7 +64,13 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
       durationMs: signals?.durationMs ?? { p50: null, p90: null, p99: null },
       bytes: signals?.bytes ?? 0,
       bytesPerSecond: signals?.bytesPerSecond ?? 0,
+      routedBy: routedBy.get(name) ?? [],
     });
+    const routers = routedBy.get(name);
+    if (routers !== undefined && !endpoints.some((e) => e.healthy)) {
+      const shown = routers.slice(0, MAX_ROUTERS_NAMED).join(', ') + (routers.length > MAX_ROUTERS_NAMED ? ` and ${routers.length - MAX_ROUTERS_NAMED} more` : '');
+      warnings.push({ kind: 'no-healthy-endpoint', subject: name, message: `${name} has no healthy endpoint, and ${shown} route${routers.length === 1 ? 's' : ''} to it` });
+    }
     for (const endpoint of endpoints) {
       zones.add(endpoint.zone);
       sidecarByAddress.set(linkHostPort(endpoint.address), endpoint.sidecarId);
@@ -87,6 +97,7 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
       certExpiresAt: report?.latest.certExpiresAt ?? null,
       configVersion: report?.latest.configVersion ?? null,
       configVersionAcked: components.ackedVersionOf(`gw/${g.zone}/${g.name}`) ?? null,
+      certRenewalFailing: report?.latest.certRenewalFailing ?? null,
     };
   });
 
@@ -111,6 +122,9 @@ export function buildMeshView(components: MeshViewComponents): MeshView {
     if (latest.certExpiresAt - generatedAt < components.leafTtlMs / 4) {
       const minutes = Math.max(0, Math.round((latest.certExpiresAt - generatedAt) / 60_000));
       warnings.push({ kind: 'cert-expiring', subject, message: `the certificate of ${subject} expires in ${minutes} min` });
+    }
+    if (latest.certRenewalFailing === true) {
+      warnings.push({ kind: 'cert-renewal-failing', subject, message: `${subject} cannot renew its certificate (it expires ${new Date(latest.certExpiresAt).toISOString()})` });
     }
     for (const ejection of latest.ejections) {
       const before = previous?.report.ejections.find((e) => e.service === ejection.service)?.count ?? 0;
@@ -147,7 +161,19 @@ function sidecarView(service: string, endpoint: Omit<EndpointValue, 'service'> &
     linksActive: latest?.linksActive ?? null,
     streamsActive: latest === undefined ? null : latest.streamsActive.inbound + latest.streamsActive.outbound,
     reportAgeMs: report === undefined ? null : Math.max(0, now - report.receivedAtMs),
+    certRenewalFailing: latest?.certRenewalFailing ?? null,
+    routes: latest?.routes ?? [],
   };
+}
+
+/** Sidecar ids by the service they report routing to, each list sorted. */
+function routersByService(sidecarReports: Map<string, SenderReports>): Map<string, string[]> {
+  const routers = new Map<string, string[]>();
+  for (const [sidecarId, sender] of sidecarReports) {
+    for (const service of sender.latest.routes ?? []) routers.set(service, [...(routers.get(service) ?? []), sidecarId]);
+  }
+  for (const list of routers.values()) list.sort();
+  return routers;
 }
 
 /** `tls://h:p`, `wss://h:p/path` and `h:p` all name the listener `h:p`. */

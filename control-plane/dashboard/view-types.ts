@@ -39,6 +39,8 @@ export interface ServiceView {
   durationMs: Percentiles;
   bytes: number;
   bytesPerSecond: number;
+  /** The sidecars (ids) that report routing to it: its upstream, or a proxy-port destination in use. */
+  routedBy: string[];
 }
 
 export interface EndpointView {
@@ -66,6 +68,10 @@ export interface SidecarView {
   linksActive: number | null;
   streamsActive: number | null;
   reportAgeMs: number | null;
+  /** Its last certificate renewal failed and no certificate came since; `null` when its report does not say. */
+  certRenewalFailing: boolean | null;
+  /** The services it routes to (from its report; empty before it). */
+  routes: string[];
 }
 
 export interface GatewayView {
@@ -79,13 +85,15 @@ export interface GatewayView {
   certExpiresAt: number | null;
   configVersion: number | null;
   configVersionAcked: number | null;
+  /** As for sidecars: `null` when its report does not say. */
+  certRenewalFailing: boolean | null;
 }
 
 export interface TrafficEdgeView { from: string; to: string; connectionsPerSecond: number; opened: number; active: number; failed: number }
 export interface LinkView { fromSidecarId: string; toSidecarId: string; rttMs: number }
 
 export interface WarningView {
-  kind: 'config-behind' | 'endpoint-ejected' | 'endpoint-unhealthy' | 'endpoint-disconnected' | 'cert-expiring';
+  kind: 'config-behind' | 'endpoint-ejected' | 'endpoint-unhealthy' | 'endpoint-disconnected' | 'cert-expiring' | 'cert-renewal-failing' | 'no-healthy-endpoint';
   /** What it concerns: a sidecar id, `zone/name` of a gateway, or a service. */
   subject: string;
   message: string;

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ReportHistogram, ReportMessage, SidecarMessage } from '../../proto/control.js';
 import { parseSidecarMessage } from '../../proto/control.js';
-import { MAX_REPORT_ENTRIES, MAX_REPORT_ERROR_CODES, MAX_REPORT_FAILURE_CODES, REPORT_HISTOGRAM_BOUNDS_MS, SERVICE_NAME_PATTERN } from '../../proto/control.js';
+import { MAX_REPORT_ENTRIES, MAX_REPORT_ERROR_CODES, MAX_REPORT_FAILURE_CODES, MAX_REPORT_ROUTES, REPORT_HISTOGRAM_BOUNDS_MS, SERVICE_NAME_PATTERN } from '../../proto/control.js';
 
 /** What the reporter needs of the channel (a `ControlSession`). */
 export interface ReportChannel {
@@ -31,6 +31,10 @@ export interface ReporterState {
   certExpiresAt(): number;
   /** `undefined` without health checks. */
   appHealthy(): boolean | undefined;
+  /** Whether the last certificate renewal failed and no certificate came since (the renewer's verdict). */
+  certRenewalFailing(): boolean;
+  /** The services it routes to: upstreams first, then proxy-port destinations in use. */
+  routes(): Iterable<string>;
 }
 
 export interface ReporterInit {
@@ -109,6 +113,9 @@ export class Reporter {
         .filter(([service]) => isServiceName(service))
         .slice(0, MAX_REPORT_ENTRIES)
         .map(([service, count]) => ({ service, count })),
+      certRenewalFailing: state.certRenewalFailing(),
+      // Upstreams come first, so a cap drops proxy-port destinations before configured routes.
+      routes: [...new Set(state.routes())].filter(isServiceName).slice(0, MAX_REPORT_ROUTES),
     };
   }
 

@@ -128,11 +128,12 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     controlSession.on('connected', () => controlSession.send({ type: 'gateway-links', peers: peers.peers() }));
     controlSession.start();
     closers.push(() => controlSession.close());
-    const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => undefined };
-    const reporter = new Reporter({ channel: controlSession, metrics: metrics.registry, state: reporterState, logger });
-    closers.push(() => reporter.stop());
     const renewer = new CertificateRenewer({ credentials, session: controlSession, logger, metrics });
     closers.push(() => renewer.stop());
+    // A gateway routes to no service: it relays tunnels between sidecars.
+    const reporterState = { configVersion: () => config.version, certExpiresAt: () => credentials.current.expiresAt, appHealthy: () => undefined, certRenewalFailing: () => renewer.failing, routes: () => [] };
+    const reporter = new Reporter({ channel: controlSession, metrics: metrics.registry, state: reporterState, logger });
+    closers.push(() => reporter.stop());
     followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;

@@ -127,7 +127,7 @@ describe('dashboard routes', () => {
       const reporter = new Reporter({
         channel: { connected: false, reportIntervalMs: undefined, send: () => false, on: () => undefined },
         metrics: metrics.registry,
-        state: { configVersion: () => 0, certExpiresAt: () => Date.now() + 600_000, appHealthy: () => false },
+        state: { configVersion: () => 0, certExpiresAt: () => Date.now() + 600_000, appHealthy: () => false, certRenewalFailing: () => false, routes: () => [] },
         logger: silentLogger,
       });
       client.send(await reporter.build());

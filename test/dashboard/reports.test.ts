@@ -18,16 +18,17 @@ import {
   MAX_REPORT_ENTRIES,
   MAX_REPORT_ERROR_CODES,
   MAX_REPORT_FAILURE_CODES,
+  MAX_REPORT_ROUTES,
   parseSidecarMessage,
   REPORT_HISTOGRAM_BOUNDS_MS,
   REPORT_INTERVAL_HEADER,
   reportIntervalFromHeaders,
 } from '../../proto/control.js';
-import type { ReportChannel } from '../../sidecar/control/reporter.js';
+import type { ReportChannel, ReporterState } from '../../sidecar/control/reporter.js';
 import { Reporter } from '../../sidecar/control/reporter.js';
 import { PrometheusSidecarMetrics } from '../../sidecar/metrics/index.js';
 import { MAX_UPSTREAM_LABELS, OTHER_UPSTREAMS } from '../../sidecar/metrics/prometheus-metrics.js';
-import { adminTokenOf, caPemOf, ChannelClient, isError, isSnapshot, joinAs, silentLogger, withTestControlPlane } from '../control-plane/helpers.js';
+import { adminTokenOf, caPemOf, ChannelClient, isError, isSnapshot, joinAs, joinAsGateway, silentLogger, withTestControlPlane } from '../control-plane/helpers.js';
 import { eventually } from '../support/mesh.js';
 import { uiCall, uiLogin } from './helpers.js';
 
@@ -44,8 +45,13 @@ class RecordingChannel extends EventEmitter implements ReportChannel {
   }
 }
 
-function reporterFor(metrics: PrometheusSidecarMetrics, channel: ReportChannel = new RecordingChannel(undefined)): Reporter {
-  return new Reporter({ channel, metrics: metrics.registry, state: { configVersion: () => 7, certExpiresAt: () => 1_900_000_000_000, appHealthy: () => true }, logger: silentLogger });
+function reporterFor(metrics: PrometheusSidecarMetrics, channel: ReportChannel = new RecordingChannel(undefined), state: Partial<ReporterState> = {}): Reporter {
+  return new Reporter({
+    channel,
+    metrics: metrics.registry,
+    state: { configVersion: () => 7, certExpiresAt: () => 1_900_000_000_000, appHealthy: () => true, certRenewalFailing: () => false, routes: () => [], ...state },
+    logger: silentLogger,
+  });
 }
 
 /** Resolves after pending promise callbacks (the reporter reads the registry asynchronously). */
@@ -145,6 +151,8 @@ describe('reports', () => {
       errors: codes(MAX_REPORT_ERROR_CODES),
       peers: Array.from({ length: MAX_REPORT_ENTRIES }, (_, i) => ({ peer: `${i}`.padEnd(256, 'p'), rttMs: 3_600_000 })),
       ejections: Array.from({ length: MAX_REPORT_ENTRIES }, (_, i) => ({ service: name(i), count: big })),
+      certRenewalFailing: true,
+      routes: Array.from({ length: MAX_REPORT_ROUTES }, (_, i) => `r${String(i).padStart(3, '0')}`.padEnd(63, 'x')),
     };
     assert.deepEqual(parseSidecarMessage(report), report);
     const bytes = encodeControlMessage(report).byteLength;
@@ -153,6 +161,29 @@ describe('reports', () => {
     assert.throws(() => parseSidecarMessage({ ...report, errors: { ...report.errors, EXTRA: 1 } }), { code: 'TRELLIS_ERR_INVALID' });
     assert.throws(() => parseSidecarMessage({ ...report, peers: [{ peer: 'p'.repeat(257), rttMs: 1 }] }), { code: 'TRELLIS_ERR_INVALID' });
     assert.throws(() => parseSidecarMessage({ ...report, upstreams: [{ ...report.upstreams[0], connectMs: { counts: [1, 2], sumMs: 3 } }] }), { code: 'TRELLIS_ERR_INVALID' });
+    assert.throws(() => parseSidecarMessage({ ...report, routes: [...(report.routes ?? []), 'one-more'] }), { code: 'TRELLIS_ERR_INVALID' });
+    assert.throws(() => parseSidecarMessage({ ...report, routes: ['Not_A_Service'] }), { code: 'TRELLIS_ERR_INVALID' });
+    assert.throws(() => parseSidecarMessage({ ...report, certRenewalFailing: 'yes' }), { code: 'TRELLIS_ERR_INVALID' });
+    // Senders older than the two fields leave them out; their reports stay valid.
+    const { certRenewalFailing: _failing, routes: _routes, ...older } = report;
+    assert.deepEqual(parseSidecarMessage(older), older);
+  });
+
+  it('say whether certificate renewal is failing and which services the sender routes to, upstreams first, capped', async () => {
+    const metrics = new PrometheusSidecarMetrics({ service: 'web' });
+    let failing = false;
+    const wanted = new Set(['db', 'api', 'db', 'Bad_Name']);
+    const reporter = reporterFor(metrics, undefined, { certRenewalFailing: () => failing, routes: () => wanted });
+    let report = await reporter.build();
+    assert.equal(report.certRenewalFailing, false);
+    assert.deepEqual(report.routes, ['db', 'api']);
+    failing = true;
+    for (let i = 0; i < MAX_REPORT_ROUTES + 10; i++) wanted.add(`svc-${i}`);
+    report = await reporter.build();
+    assert.equal(report.certRenewalFailing, true);
+    assert.equal(report.routes?.length, MAX_REPORT_ROUTES);
+    assert.deepEqual(report.routes?.slice(0, 3), ['db', 'api', 'svc-0']);
+    assert.deepEqual(parseSidecarMessage(report), report);
   });
 
   it('go only to a control plane that announced channel version 2, at its interval', () => {
@@ -237,6 +268,48 @@ describe('reports', () => {
       client.send({ ...report, linksActive: -1 });
       assert.equal((await client.waitFor(isError)).code, 'TRELLIS_ERR_INVALID');
       assert.equal(await client.closed, 1008);
+    });
+  });
+
+  it('make the mesh view warn of a failing renewal and of a routed-to service with no healthy endpoint, for sidecars and gateways', async () => {
+    await withTestControlPlane({ reportIntervalMs: 1000 }, async (cp, dir) => {
+      const caPem = await caPemOf(dir.path);
+      const web = await joinAs(cp, dir.path, 'web');
+      const client = new ChannelClient(cp, caPem, web);
+      await client.opened;
+      client.send({ type: 'register', address: '127.0.0.1:7401', zone: 'z1', weight: 1 });
+      await client.waitFor(isSnapshot);
+      const gatewayIdentity = await joinAsGateway(cp, dir.path, 'z1', 'gw1');
+      const gateway = new ChannelClient(cp, caPem, gatewayIdentity);
+      await gateway.opened;
+      gateway.send({ type: 'register-gateway', addresses: ['tls://127.0.0.1:7501'] });
+      await gateway.waitFor(isSnapshot);
+      const metrics = new PrometheusSidecarMetrics({ service: 'web' });
+      // web routes to itself (registered, healthy) and to api (registered by nobody).
+      client.send(await reporterFor(metrics, undefined, { certRenewalFailing: () => true, routes: () => ['web', 'api'] }).build());
+      gateway.send(await reporterFor(metrics, undefined, { certRenewalFailing: () => true, appHealthy: () => undefined }).build());
+
+      const session = await uiLogin(cp, caPem, await adminTokenOf(cp));
+      const meshView = async (): Promise<MeshView> => (await uiCall(cp, caPem, 'GET', '/ui/api/mesh', { cookie: session.cookie })).json as MeshView;
+      let view = await meshView();
+      await eventually(async () => (view = await meshView()).warnings.filter((w) => w.kind === 'cert-renewal-failing').length === 2, 'both renewal warnings');
+      assert.deepEqual(view.warnings.filter((w) => w.kind === 'cert-renewal-failing').map((w) => w.subject).sort(), [web.sidecarId, 'z1/gw1']);
+      assert.deepEqual(view.warnings.filter((w) => w.kind === 'no-healthy-endpoint').map((w) => w.subject), ['api']);
+      assert.deepEqual(view.services.find((s) => s.name === 'api')?.routedBy, [web.sidecarId]);
+      assert.deepEqual(view.services.find((s) => s.name === 'api')?.endpoints, []);
+      const sidecar = view.sidecars.find((s) => s.sidecarId === web.sidecarId);
+      assert.equal(sidecar?.certRenewalFailing, true);
+      assert.deepEqual(sidecar?.routes, ['web', 'api']);
+      assert.equal(view.gateways.find((g) => g.name === 'gw1')?.certRenewalFailing, true);
+
+      // Renewed, and no longer routing to api: the warnings go with the next report.
+      client.send(await reporterFor(metrics, undefined, { certRenewalFailing: () => false, routes: () => ['web'] }).build());
+      const gone = (w: MeshView['warnings'][number]): boolean => (w.kind === 'cert-renewal-failing' && w.subject === web.sidecarId) || w.kind === 'no-healthy-endpoint';
+      await eventually(async () => !(view = await meshView()).warnings.some(gone), 'the warnings to go');
+      assert.equal(view.services.some((s) => s.name === 'api'), false);
+      assert.equal(view.sidecars.find((s) => s.sidecarId === web.sidecarId)?.certRenewalFailing, false);
+      await client.close();
+      await gateway.close();
     });
   });
 

@@ -66,7 +66,7 @@ export function renderSidecars(container: HTMLElement, view: MeshView): void {
         h('td', {}, s.zone),
         h('td', {}, s.software ?? '–'),
         h('td', { class: s.healthy && s.connected ? 'good' : 'bad' }, !s.connected ? 'disconnected' : s.healthy ? 'healthy' : 'unhealthy'),
-        h('td', {}, formatUntil(s.certExpiresAt, now)),
+        certCell(s.certExpiresAt, s.certRenewalFailing, now),
         h('td', { class: behind(s.configVersionAcked, view.configVersion) ? 'bad' : '', 'data-field': 'config' }, configCell(s.configVersion, s.configVersionAcked)),
         h('td', { class: 'num' }, s.linksActive ?? '–'),
         h('td', { class: 'num' }, s.streamsActive ?? '–'),
@@ -81,7 +81,7 @@ export function renderSidecars(container: HTMLElement, view: MeshView): void {
         h('td', {}, g.zone),
         h('td', {}, g.software ?? '–'),
         h('td', { class: g.connected ? 'good' : 'bad' }, g.connected ? 'connected' : 'disconnected'),
-        h('td', {}, formatUntil(g.certExpiresAt, now)),
+        certCell(g.certExpiresAt, g.certRenewalFailing, now),
         h('td', { class: behind(g.configVersionAcked, view.configVersion) ? 'bad' : '', 'data-field': 'config' }, configCell(g.configVersion, g.configVersionAcked)),
         h('td', { class: 'num' }, g.links.length),
         h('td', { class: 'num' }, '–'),
@@ -96,6 +96,12 @@ export function renderSidecars(container: HTMLElement, view: MeshView): void {
       h('tbody', {}, ...rows),
     ),
   );
+}
+
+/** When the certificate expires, and whether its renewal is failing. */
+function certCell(expiresAt: number | null, renewalFailing: boolean | null, now: number): HTMLElement {
+  const until = formatUntil(expiresAt, now);
+  return renewalFailing === true ? h('td', { class: 'bad', 'data-field': 'cert' }, `${until} (renewal failing)`) : h('td', { 'data-field': 'cert' }, until);
 }
 
 /** `v7 (acked v7)`: what the sender applies by its report, and what its session acked. */

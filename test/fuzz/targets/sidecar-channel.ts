@@ -70,7 +70,19 @@ function reportArbitrary(): fc.Arbitrary<SidecarMessage> {
     errors: codes,
     peers: fc.array(fc.record({ peer: hostPort, rttMs: fc.double({ min: 0, max: 3_600_000, noNaN: true }) }), { maxLength: 3 }),
     ejections: fc.array(fc.record({ service, count }), { maxLength: 3 }),
-  });
+    // Added later to version 2: absent from older senders, so sometimes left out.
+    certRenewalFailing: fc.boolean(),
+    routes: fc.array(service, { maxLength: 3 }),
+  }, { requiredKeys: ['type', 'software', 'configVersion', 'certExpiresAt', 'streamsActive', 'bytes', 'linksActive', 'upstreams', 'denials', 'errors', 'peers', 'ejections'] });
+}
+
+/** The smallest valid report, with the fields added later to version 2. */
+function reportSeed(extra: Record<string, unknown>): Record<string, unknown> {
+  const histogram = { counts: new Array<number>(REPORT_HISTOGRAM_BOUNDS_MS.length + 1).fill(0), sumMs: 0 };
+  return {
+    type: 'report', software: '0.1.0', configVersion: 1, certExpiresAt: 1, streamsActive: { inbound: 0, outbound: 0 }, bytes: { in: 0, out: 0 }, linksActive: 0,
+    upstreams: [{ service: 'api', opened: 1, active: 0, failed: {}, connectMs: histogram, durationMs: histogram }], denials: [], errors: {}, peers: [], ejections: [], ...extra,
+  };
 }
 
 const controlPlaneMessage: fc.Arbitrary<ControlPlaneMessage> = fc.oneof(
@@ -136,6 +148,9 @@ function seeds(): SeedInput<SidecarChannelInput>[] {
     sc('ext-timestamp', 'a health message whose healthy field is a msgpack timestamp ext', Buffer.concat([Buffer.from([0x82]), packRaw(str('type')), packRaw(str('health')), packRaw(str('healthy')), Buffer.from([0xd6, 0xff, 0, 0, 0, 1])])),
     sc('nested-10000', 'ten thousand nested arrays (a stack-depth probe for the unpacker)', Buffer.concat([Buffer.alloc(10000, 0x91), Buffer.from([0xc0])])),
     sc('not-msgpack', 'the never-used byte 0xc1', Buffer.from([0xc1])),
+    sc('report-renewal-failing-routes', 'a report saying its renewal fails, routing to two services', packValue(reportSeed({ certRenewalFailing: true, routes: ['api', 'db'] }))),
+    sc('report-routes-257', 'a report routing to 257 services (the limit is 256)', packValue(reportSeed({ routes: Array.from({ length: 257 }, (_, i) => `svc-${i}`) }))),
+    sc('report-renewal-failing-string', 'a report whose certRenewalFailing is the string "true"', packValue(reportSeed({ certRenewalFailing: 'true' }))),
     sc('trailing-bytes', 'a valid deregister followed by a second value', Buffer.concat([Buffer.from(encodeControlMessage({ type: 'deregister' })), Buffer.from([0xc0])])),
     cp('snapshot-valid', 'a snapshot with one entry of each kind', Buffer.from(encodeControlMessage({ type: 'snapshot', version: 3, entries: [['policy/default', { action: 'deny' }], ['route/a/b', { from: 'a', to: 'b', paths: [['a/g', 'b/g']] }]] }))),
     cp('delta-entry-key-1025', 'a delta whose change key is 1025 characters (the limit is 1024)', packValue({ type: 'delta', version: 2, baseVersion: 1, changes: [['x'.repeat(1025), null]] })),
