@@ -19,7 +19,7 @@ import { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME, DataDirCaPersistence, checkRoot } 
 import { StoreError } from './errors.js';
 import { readFileIfExists, writeFileAtomic } from './files.js';
 import type { SecretBox } from './secret-box.js';
-import type { Store, StoreEvent, StoreValue, StoreWatch } from './store/store.js';
+import type { Store, StoreEvent, StoreOp, StoreValue, StoreWatch } from './store/store.js';
 import { join } from 'node:path';
 
 const CA_PREFIX = 'ca/';
@@ -55,6 +55,8 @@ export interface StoreCaPersistenceInit {
   /** Where the signing root's copy goes, and where a CA is taken from when the store has none. */
   dataDir: string;
   logger: Logger;
+  /** Clock for the ledgers' expiry. @default Date.now */
+  now?: () => number;
 }
 
 /** {@link CaPersistence} in a shared store. */
@@ -114,10 +116,15 @@ export class StoreCaPersistence implements CaPersistence {
     return latestLeaves(...this.#ledgers.values());
   }
 
+  /** Also deletes the ledgers of other writers whose every leaf expired (replicas that are gone). */
   async saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {
     const roots = [...new Set(leaves.map((leaf) => leaf.rootFingerprint))];
     const value = { roots, leaves: leaves.map((leaf) => [leaf.id, roots.indexOf(leaf.rootFingerprint), leaf.issuedAt, leaf.expiresAt]) };
-    await this.#init.store.put(LEAVES_PREFIX + this.#init.writerId, value);
+    const now = (this.#init.now ?? Date.now)();
+    const spent = [...this.#ledgers]
+      .filter(([writer, ledger]) => writer !== this.#init.writerId && ledger.every((leaf) => leaf.expiresAt <= now))
+      .map(([writer]): StoreOp => ({ type: 'delete', key: LEAVES_PREFIX + writer }));
+    await this.#init.store.transaction([{ type: 'put', key: LEAVES_PREFIX + this.#init.writerId, value }, ...spent]);
   }
 
   async watch(listener: CaPersistenceListener): Promise<void> {

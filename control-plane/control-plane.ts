@@ -294,7 +294,7 @@ async function loadSecrets(init: {
   const ca =
     box === undefined
       ? await CertificateAuthority.loadOrCreate({ dataDir, trustDomain, logger, now })
-      : await CertificateAuthority.open({ persistence: new StoreCaPersistence({ store, box, writerId: replicaId, dataDir, logger }), trustDomain, logger, now });
+      : await CertificateAuthority.open({ persistence: new StoreCaPersistence({ store, box, writerId: replicaId, dataDir, logger, now }), trustDomain, logger, now });
   const tokens = new TokenService(store, ca, now);
   for (let attempt = 0; ; attempt++) {
     const complete = (await shared?.pull()) ?? true;

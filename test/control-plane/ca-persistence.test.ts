@@ -108,6 +108,25 @@ describe('CaPersistence on etcd', () => {
     }
   });
 
+  it('deletes the ledger of a writer whose leaves all expired, and keeps one with a live leaf', async () => {
+    const store = await connectTo(freshPrefix())();
+    const dir = await tempDir();
+    const box = new SecretBox(randomBytes(32));
+    const open = (writerId: string): StoreCaPersistence => new StoreCaPersistence({ store, box, writerId, dataDir: dir.path, logger: silentLogger });
+    try {
+      const now = Date.now();
+      await open('gone').saveLeaves([{ id: 's1', rootFingerprint: 'r', issuedAt: now - 2000, expiresAt: now - 1000 }]);
+      await open('alive').saveLeaves([{ id: 's2', rootFingerprint: 'r', issuedAt: now, expiresAt: now + 60_000 }]);
+      const writer = open('a');
+      await writer.load();
+      await writer.saveLeaves([]);
+      assert.deepEqual((await store.list('ca/leaves/')).map(([key]) => key), ['ca/leaves/a', 'ca/leaves/alive']);
+    } finally {
+      await store.close();
+      await dir.remove();
+    }
+  });
+
   it('takes the CA that an earlier release shared through the store', async () => {
     const store = await connectTo(freshPrefix())();
     const [old, dir] = [await tempDir(), await tempDir()];
