@@ -174,6 +174,8 @@ export class CertificateAuthority {
   readonly #changeListeners: Array<() => void> = [];
   /** The state being saved: its own echo from a shared store is no change. */
   #saving: CaState | undefined;
+  /** A state another writer saved while this one's save was under way: necessarily a later one. */
+  #overtakenBy: CaState | undefined;
   #ledgerTimer: NodeJS.Timeout | undefined;
   #ledgerWrite: Promise<void> = Promise.resolve();
 
@@ -393,16 +395,21 @@ export class CertificateAuthority {
   /** Resolves false, keeping (or taking) the state another writer saved first. */
   async #save(state: CaState): Promise<boolean> {
     this.#saving = state;
+    this.#overtakenBy = undefined;
+    let saved: boolean;
     try {
-      if (!(await this.#persistence.save(state))) {
-        const theirs = await this.#persistence.load();
-        if (theirs !== undefined) this.#adopt(theirs);
-        return false;
-      }
+      saved = await this.#persistence.save(state);
     } finally {
       this.#saving = undefined;
     }
-    this.#use(state);
+    if (!saved) {
+      const theirs = await this.#persistence.load();
+      if (theirs !== undefined) this.#adopt(theirs);
+      return false;
+    }
+    // Saved, but another writer's later step arrived first: keep theirs, not this one.
+    if (this.#overtakenBy === undefined) this.#use(state);
+    this.#overtakenBy = undefined;
     return true;
   }
 
@@ -414,6 +421,7 @@ export class CertificateAuthority {
   /** Follows a state another writer saved; listeners hear of it unless it changes nothing. */
   #adopt(state: CaState): void {
     if (isDeepStrictEqual(state, this.#state) || isDeepStrictEqual(state, this.#saving)) return;
+    if (this.#saving !== undefined) this.#overtakenBy = state;
     this.#use(state);
     this.#logger.info({ fingerprint: this.fingerprint, phase: this.phase }, 'took the CA state another replica saved');
     for (const listener of this.#changeListeners) listener();
