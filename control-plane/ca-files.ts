@@ -82,7 +82,8 @@ export class DataDirCaPersistence implements CaPersistence {
     };
   }
 
-  async save(state: CaState): Promise<void> {
+  /** One writer per data directory: every save applies. */
+  async save(state: CaState): Promise<boolean> {
     const { signer, ...rest } = state;
     const hasRotationState = rest.next !== undefined || rest.retiring !== undefined || rest.lineage.length > 0 || rest.rotation !== undefined;
     if (this.#savedSignerPem !== undefined && this.#savedSignerPem !== signer.certPem) {
@@ -90,6 +91,7 @@ export class DataDirCaPersistence implements CaPersistence {
     }
     if (this.#savedSignerPem !== signer.certPem) await this.#writeSigner(signer);
     if (hasRotationState) await writeFileAtomic(this.#rotationPath, `${JSON.stringify(rest satisfies RotationFile)}\n`, 0o600);
+    return true;
   }
 
   async loadLeaves(): Promise<LeafRecord[]> {
@@ -106,6 +108,15 @@ export class DataDirCaPersistence implements CaPersistence {
 
   async saveLeaves(leaves: readonly LeafRecord[]): Promise<void> {
     await writeFileAtomic(this.#leavesPath, `${JSON.stringify(leaves)}\n`, 0o644);
+  }
+
+  /** No other writer shares a data directory: nothing to hear of. */
+  watch(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Key first: a crash between the two writes leaves a mismatch that the next load reports or repairs. */
@@ -127,7 +138,7 @@ export class DataDirCaPersistence implements CaPersistence {
 }
 
 /** @throws DataDirError unless `root` is a parseable CA certificate of a trust domain with the matching key. */
-function checkRoot(root: CaRootMaterial, certPath: string, keyPath: string): void {
+export function checkRoot(root: CaRootMaterial, certPath: string, keyPath: string): void {
   const cert = parseOr(certPath, 'not a PEM certificate', () => forge.pki.certificateFromPem(root.certPem));
   parseOr(keyPath, 'not a PEM RSA private key', () => forge.pki.privateKeyFromPem(root.keyPem));
   const certKey = createPublicKey(root.certPem).export({ type: 'spki', format: 'der' });

@@ -4,6 +4,11 @@
  * dropped only when no live leaf depends on it. The phase lives with the CA's state, so a
  * restarted control plane resumes; the trust bundle is published as the `trust/bundle` config
  * entry, whose acks say who has it.
+ *
+ * With replicas on one store, any replica starts a rotation; its steps are taken by the
+ * leader alone, from the acks and the leaf ledgers of every replica, so a rotation started on
+ * one replica is finished by another if the first dies. Every replica follows the CA's state
+ * (CertificateAuthority.onChange): its listener certificate and trust follow each step.
  */
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -11,6 +16,7 @@ import type { CaStatus, ConfigChange } from '../proto/control.js';
 import { TRUST_BUNDLE_KEY } from '../proto/control.js';
 import type { Route } from './api/router.js';
 import type { CertificateAuthority } from './ca.js';
+import type { BundleAcks } from './ca-acks.js';
 
 /** @default 500 — how often a rotation under way checks whether it can move on. */
 const DEFAULT_CHECK_INTERVAL_MS = 500;
@@ -22,10 +28,12 @@ const RENEWAL_OVERDUE_LIFE_SHARE = 0.75;
 /** What the rotation needs from the rest of the control plane. */
 export interface CaRotationComponents {
   ca: CertificateAuthority;
-  /** Where the bundle is published; resolves with the config version that carries it. */
-  config: { apply(changes: readonly ConfigChange[]): Promise<number> };
-  /** The config version each connected sidecar and gateway has acked. */
-  ackedVersions: () => Iterable<number>;
+  /** Where the bundle is published, and the config version of the entry that carries it. */
+  config: { apply(changes: readonly ConfigChange[]): Promise<number>; revisionOf(key: string): number };
+  /** Whether every sidecar and gateway (of every replica) acked a config version. */
+  acks: BundleAcks;
+  /** Whether this replica takes the rotation's steps (the leader's duty). @default always */
+  isLeader?: () => boolean;
   /** Called after every change of the bundle or the signer: the listener's certificate and trust follow. */
   onCaChanged: () => Promise<void>;
   logger: Logger;
@@ -38,8 +46,6 @@ export interface CaRotationComponents {
 export class CaRotation {
   readonly #components: CaRotationComponents;
   readonly #logger: Logger;
-  /** The config version that carried the bundle in force. */
-  #bundleVersion = 0;
   #timer: NodeJS.Timeout | undefined;
   #stepping = false;
 
@@ -48,8 +54,9 @@ export class CaRotation {
     this.#logger = components.logger.child({ component: 'ca-rotation' });
   }
 
-  /** Publishes the bundle in force and resumes a rotation that was under way. */
+  /** Publishes the bundle in force, resumes a rotation that was under way, and follows other replicas' steps. */
   async start(): Promise<void> {
+    this.#components.ca.onChange(() => void this.#followReplicas());
     await this.#publish();
     if (this.#components.ca.phase !== 'stable') this.#startChecking();
   }
@@ -97,6 +104,16 @@ export class CaRotation {
     this.#timer = undefined;
   }
 
+  /** Another replica changed the CA: this one's listener follows, and checks the rotation too. */
+  async #followReplicas(): Promise<void> {
+    try {
+      await this.#components.onCaChanged();
+    } catch (err) {
+      this.#logger.error({ err }, 'cannot follow the CA change another replica made');
+    }
+    if (this.#components.ca.phase !== 'stable') this.#startChecking();
+  }
+
   #startChecking(): void {
     if (this.#timer !== undefined) return;
     this.#timer = setInterval(() => void this.#step(), this.#components.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS);
@@ -107,16 +124,19 @@ export class CaRotation {
     if (this.#stepping) return;
     this.#stepping = true;
     try {
-      const { ca } = this.#components;
-      if (ca.phase === 'distributing' && this.#everyoneHasTheBundle()) {
-        await ca.promoteNextRoot();
-        await this.#components.onCaChanged();
-        await this.#publish();
-      } else if (ca.phase === 'reissuing' && this.#nothingDependsOnTheRetiringRoot()) {
-        await ca.retireOldRoot();
-        await this.#components.onCaChanged();
-        await this.#publish();
+      const { ca, isLeader } = this.#components;
+      if (ca.phase === 'stable') {
+        // Completed, here or by another replica.
         this.close();
+        return;
+      }
+      if (isLeader !== undefined && !isLeader()) return;
+      // A replica that died between its step and its publication left a stale bundle.
+      const bundleVersion = await this.#publish();
+      if (ca.phase === 'distributing' && (await this.#components.acks.allAcked(bundleVersion))) {
+        if (await ca.promoteNextRoot()) await this.#afterStep();
+      } else if (ca.phase === 'reissuing' && this.#nothingDependsOnTheRetiringRoot()) {
+        if (await ca.retireOldRoot()) await this.#afterStep();
       }
     } catch (err) {
       // Retried at the next check: every step is idempotent up to its persisted phase.
@@ -126,9 +146,10 @@ export class CaRotation {
     }
   }
 
-  #everyoneHasTheBundle(): boolean {
-    for (const acked of this.#components.ackedVersions()) if (acked < this.#bundleVersion) return false;
-    return true;
+  async #afterStep(): Promise<void> {
+    await this.#components.onCaChanged();
+    await this.#publish();
+    if (this.#components.ca.phase === 'stable') this.close();
   }
 
   #nothingDependsOnTheRetiringRoot(): boolean {
@@ -137,10 +158,14 @@ export class CaRotation {
     return ca.liveLeaves().every((leaf) => leaf.rootFingerprint !== retiring);
   }
 
-  async #publish(): Promise<void> {
+  /** Publishes the bundle unless it is in force already; resolves with the config version that carries it. */
+  async #publish(): Promise<number> {
     const { ca, config } = this.#components;
-    this.#bundleVersion = await config.apply([[TRUST_BUNDLE_KEY, { caPems: ca.caPems(), signer: ca.fingerprint }]]);
-    this.#logger.info({ phase: ca.phase, version: this.#bundleVersion, roots: ca.caPems().length }, 'trust bundle published');
+    const before = config.revisionOf(TRUST_BUNDLE_KEY);
+    await config.apply([[TRUST_BUNDLE_KEY, { caPems: ca.caPems(), signer: ca.fingerprint }]]);
+    const version = config.revisionOf(TRUST_BUNDLE_KEY);
+    if (version !== before) this.#logger.info({ phase: ca.phase, version, roots: ca.caPems().length }, 'trust bundle published');
+    return version;
   }
 }
 

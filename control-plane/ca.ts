@@ -2,12 +2,12 @@
  * The mesh's certificate authority: a self-signed RSA root that signs every leaf, created on
  * first start and reused afterwards so that its fingerprint, which every token carries, stays
  * the same. While it rotates (see ca-rotation.ts) it holds a second root. Where its state lives
- * is behind {@link CaPersistence}; the data directory is the one implementation today
- * (ca-files.ts).
+ * is behind {@link CaPersistence}: the data directory with the file store (ca-files.ts), the
+ * shared store with replicas (ca-store.ts), where other replicas may change it at any time.
  */
 import { X509Certificate, createPrivateKey, generateKeyPair, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import forge from 'node-forge';
 import type { Logger } from 'pino';
 import type { CaPhase, RootLineage } from '../proto/control.js';
@@ -79,21 +79,54 @@ export interface LeafRecord {
   expiresAt: number;
 }
 
+/** What a {@link CaPersistence} tells of the changes that other writers (replicas) make. */
+export interface CaPersistenceListener {
+  /** Another writer saved `state`; it is now the state a {@link CaPersistence.save} replaces. */
+  onState(state: CaState): void;
+  /** The other writers' ledgers changed: here are their leaves, the latest per holder. */
+  onPeerLeaves(leaves: LeafRecord[]): void;
+}
+
 /**
- * Where the CA keeps its state. The data directory today; the private keys may later move into
- * the store, encrypted, behind this same interface.
+ * Where the CA keeps its state and its leaf ledger. Several writers may share one (replicas
+ * on one store): a save replaces only the state its writer last saw, and each writer keeps a
+ * ledger of its own that the others read. Both implementations pass one suite
+ * (test/control-plane/ca-persistence-suite.ts).
  */
 export interface CaPersistence {
   /**
    * The saved state, or undefined when there is none yet. Checks that every key matches its
    * certificate and that each certificate is a CA.
-   * @throws DataDirError naming what is missing, unreadable or corrupt.
+   * @throws DataDirError naming what is missing, unreadable or corrupt (data directory);
+   *   StoreError or EncryptionKeyError (store).
    */
   load(): Promise<CaState | undefined>;
-  /** Saves `state` so that a crash at any moment leaves the old state or the new one. */
-  save(state: CaState): Promise<void>;
+  /**
+   * Saves `state` in place of the state last loaded, saved or told of, so that a crash at any
+   * moment leaves the old state or the new one. Resolves false, writing nothing, when another
+   * writer saved first (then load again): two writers never both make the same step.
+   */
+  save(state: CaState): Promise<boolean>;
+  /** Every writer's ledger, this one's included: the latest leaf per holder. */
   loadLeaves(): Promise<LeafRecord[]>;
+  /** Replaces this writer's ledger. */
   saveLeaves(leaves: readonly LeafRecord[]): Promise<void>;
+  /** Tells `listener` of what other writers save from now on, until {@link close}. */
+  watch(listener: CaPersistenceListener): Promise<void>;
+  /** Stops watching. */
+  close(): Promise<void>;
+}
+
+/** The latest leaf of every holder among `ledgers` (by issue time, then expiry). */
+export function latestLeaves(...ledgers: Iterable<LeafRecord>[]): LeafRecord[] {
+  const latest = new Map<string, LeafRecord>();
+  for (const ledger of ledgers) {
+    for (const leaf of ledger) {
+      const known = latest.get(leaf.id);
+      if (known === undefined || leaf.issuedAt > known.issuedAt || (leaf.issuedAt === known.issuedAt && leaf.expiresAt > known.expiresAt)) latest.set(leaf.id, leaf);
+    }
+  }
+  return [...latest.values()];
 }
 
 /** Makes an RSA 2048 key pair off the event loop (node:crypto), as node-forge keys. */
@@ -136,6 +169,13 @@ export class CertificateAuthority {
   #state: CaState;
   #signer: SigningRoot;
   readonly #leaves = new Map<string, LeafRecord>();
+  /** The latest leaves in the other writers' ledgers (other replicas'). */
+  #peerLeaves = new Map<string, LeafRecord>();
+  readonly #changeListeners: Array<() => void> = [];
+  /** The state being saved: its own echo from a shared store is no change. */
+  #saving: CaState | undefined;
+  /** A state another writer saved while this one's save was under way: necessarily a later one. */
+  #overtakenBy: CaState | undefined;
   #ledgerTimer: NodeJS.Timeout | undefined;
   #ledgerWrite: Promise<void> = Promise.resolve();
 
@@ -159,22 +199,40 @@ export class CertificateAuthority {
    * @throws DataDirError naming what is missing, unreadable, corrupt or mismatched.
    */
   static async open(init: { persistence: CaPersistence; trustDomain: string; logger: Logger; now: () => number }): Promise<CertificateAuthority> {
+    const ca = (await CertificateAuthority.#loadExisting(init)) ?? (await CertificateAuthority.#create(init));
+    for (const leaf of await init.persistence.loadLeaves()) ca.#leaves.set(leaf.id, leaf);
+    await init.persistence.watch({ onState: (state) => ca.#adopt(state), onPeerLeaves: (leaves) => ca.#adoptPeerLeaves(leaves) });
+    return ca;
+  }
+
+  static async #loadExisting(init: { persistence: CaPersistence; trustDomain: string; logger: Logger; now: () => number }): Promise<CertificateAuthority | undefined> {
     const loaded = await init.persistence.load();
-    if (loaded === undefined) {
-      const state: CaState = { signer: await createRoot(init.trustDomain, init.now()), lineage: [] };
-      await init.persistence.save(state);
-      const ca = new CertificateAuthority(init.trustDomain, state, init);
-      init.logger.info({ fingerprint: ca.fingerprint }, 'created CA');
-      return ca;
-    }
+    if (loaded === undefined) return undefined;
     const trustDomain = trustDomainOf(loaded.signer.certPem);
     if (trustDomain !== init.trustDomain) {
       init.logger.warn({ trustDomain, requested: init.trustDomain }, 'keeping the trust domain of the existing CA');
     }
     const ca = new CertificateAuthority(trustDomain, loaded, init);
-    for (const leaf of await init.persistence.loadLeaves()) ca.#leaves.set(leaf.id, leaf);
     init.logger.info({ fingerprint: ca.fingerprint, phase: ca.phase }, 'loaded CA');
     return ca;
+  }
+
+  static async #create(init: { persistence: CaPersistence; trustDomain: string; logger: Logger; now: () => number }): Promise<CertificateAuthority> {
+    const state: CaState = { signer: await createRoot(init.trustDomain, init.now()), lineage: [] };
+    if (!(await init.persistence.save(state))) {
+      // Another replica created its CA first: serve that one.
+      const theirs = await CertificateAuthority.#loadExisting(init);
+      if (theirs === undefined) throw new Error('the CA state changed in the store but cannot be read back');
+      return theirs;
+    }
+    const ca = new CertificateAuthority(init.trustDomain, state, init);
+    init.logger.info({ fingerprint: ca.fingerprint }, 'created CA');
+    return ca;
+  }
+
+  /** Called after another writer (replica) changed the roots or the phase, once this CA follows. */
+  onChange(listener: () => void): void {
+    this.#changeListeners.push(listener);
   }
 
   /** Lowercase hex SHA-256 of the signing root's DER: what new tokens pin. */
@@ -228,31 +286,39 @@ export class CertificateAuthority {
     if (this.phase !== 'stable') throw rotationInProgress(this.phase);
     const now = this.#now();
     const next = await createRoot(this.trustDomain, now);
+    if (this.phase !== 'stable') throw rotationInProgress(this.phase);
     const crossPem = crossSign(next, this.#signer, now);
-    await this.#save({
+    const saved = await this.#save({
       ...this.#state,
       next,
       lineage: [...this.#state.lineage, { rootPem: this.#state.signer.certPem, crossPem }].slice(-MAX_LINEAGE_ENTRIES),
       rotation: { startedAt: now },
     });
+    // Another replica started one at the same moment, or changed the CA: that one stands.
+    if (!saved) throw rotationInProgress(this.phase === 'stable' ? 'distributing' : this.phase);
     this.#logger.info({ next: certificateFingerprint(next.certPem) }, 'CA rotation: next root added to the trust bundle');
   }
 
-  /** Rotation, step 2: the next root signs from now on; the old one stays trusted, retiring. */
-  async promoteNextRoot(): Promise<void> {
+  /**
+   * Rotation, step 2: the next root signs from now on; the old one stays trusted, retiring.
+   * Resolves false when another replica changed the CA first (this CA then follows theirs).
+   */
+  async promoteNextRoot(): Promise<boolean> {
     const { next, signer } = this.#state;
     if (next === undefined) throw new Error('no next root to promote');
     const { next: _promoted, ...rest } = this.#state;
-    await this.#save({ ...rest, signer: next, retiring: { certPem: signer.certPem } });
+    if (!(await this.#save({ ...rest, signer: next, retiring: { certPem: signer.certPem } }))) return false;
     this.#logger.info({ signer: this.fingerprint }, 'CA rotation: the new root signs');
+    return true;
   }
 
-  /** Rotation, step 3: drops the retiring root from the bundle. */
-  async retireOldRoot(): Promise<void> {
+  /** Rotation, step 3: drops the retiring root from the bundle. Resolves false as {@link promoteNextRoot} does. */
+  async retireOldRoot(): Promise<boolean> {
     const { retiring, ...rest } = this.#state;
     if (retiring === undefined) throw new Error('no retiring root');
-    await this.#save({ ...rest, rotation: { startedAt: rest.rotation?.startedAt ?? this.#now(), completedAt: this.#now() } });
+    if (!(await this.#save({ ...rest, rotation: { startedAt: rest.rotation?.startedAt ?? this.#now(), completedAt: this.#now() } }))) return false;
     this.#logger.info({ retired: certificateFingerprint(retiring.certPem) }, 'CA rotation complete: old root retired');
+    return true;
   }
 
   /** The fingerprint of the bundle root that issued `leaf`, if any. */
@@ -270,17 +336,17 @@ export class CertificateAuthority {
    */
   notePresentedLeaf(id: string, leaf: X509Certificate): void {
     const expiresAt = Date.parse(leaf.validTo);
-    const known = this.#leaves.get(id);
-    if (known !== undefined && known.expiresAt >= expiresAt) return;
+    const known = [this.#leaves.get(id), this.#peerLeaves.get(id)];
+    if (known.some((record) => record !== undefined && record.expiresAt >= expiresAt)) return;
     const rootFingerprint = this.issuerOf(leaf);
     if (rootFingerprint === undefined) return;
     this.#record({ id, rootFingerprint, issuedAt: Date.parse(leaf.validFrom) + CLOCK_SKEW_ALLOWANCE_MS, expiresAt });
   }
 
-  /** The latest unexpired leaf of every holder. */
+  /** The latest unexpired leaf of every holder, whichever replica issued or saw it. */
   liveLeaves(): LeafRecord[] {
     const now = this.#now();
-    return [...this.#leaves.values()].filter((leaf) => leaf.expiresAt > now);
+    return latestLeaves(this.#leaves.values(), this.#peerLeaves.values()).filter((leaf) => leaf.expiresAt > now);
   }
 
   /** Issues a leaf for `publicKey` with the signing root, valid for `ttlMs` (never past the root's own expiry). */
@@ -320,10 +386,49 @@ export class CertificateAuthority {
     await this.#writeLedger();
   }
 
-  async #save(state: CaState): Promise<void> {
-    await this.#persistence.save(state);
+  /** Writes the ledger, then stops following other writers. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.#persistence.close();
+  }
+
+  /** Resolves false, keeping (or taking) the state another writer saved first. */
+  async #save(state: CaState): Promise<boolean> {
+    this.#saving = state;
+    this.#overtakenBy = undefined;
+    let saved: boolean;
+    try {
+      saved = await this.#persistence.save(state);
+    } finally {
+      this.#saving = undefined;
+    }
+    if (!saved) {
+      const theirs = await this.#persistence.load();
+      if (theirs !== undefined) this.#adopt(theirs);
+      return false;
+    }
+    // Saved, but another writer's later step arrived first: keep theirs, not this one.
+    if (this.#overtakenBy === undefined) this.#use(state);
+    this.#overtakenBy = undefined;
+    return true;
+  }
+
+  #use(state: CaState): void {
     this.#state = state;
     this.#signer = state.signer.certPem === this.#signer.material.certPem ? this.#signer : new SigningRoot(state.signer);
+  }
+
+  /** Follows a state another writer saved; listeners hear of it unless it changes nothing. */
+  #adopt(state: CaState): void {
+    if (isDeepStrictEqual(state, this.#state) || isDeepStrictEqual(state, this.#saving)) return;
+    if (this.#saving !== undefined) this.#overtakenBy = state;
+    this.#use(state);
+    this.#logger.info({ fingerprint: this.fingerprint, phase: this.phase }, 'took the CA state another replica saved');
+    for (const listener of this.#changeListeners) listener();
+  }
+
+  #adoptPeerLeaves(leaves: readonly LeafRecord[]): void {
+    this.#peerLeaves = new Map(leaves.map((leaf) => [leaf.id, leaf]));
   }
 
   #record(leaf: LeafRecord): void {

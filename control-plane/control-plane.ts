@@ -23,8 +23,11 @@ import { meshViewRoutes, withDashboard } from './api/dashboard-routes.js';
 import { publicRoutes } from './api/public-routes.js';
 import { tokenRoutes } from './api/token-routes.js';
 import { createRequestHandler } from './api/router.js';
-import { CA_CERT_FILE_NAME, CA_KEY_FILE_NAME, CertificateAuthority } from './ca.js';
+import { CertificateAuthority } from './ca.js';
+import type { BundleAcks } from './ca-acks.js';
+import { LocalBundleAcks, SharedBundleAcks } from './ca-acks.js';
 import { CaRotation, caRoutes } from './ca-rotation.js';
+import { StoreCaPersistence } from './ca-store.js';
 import { issueServerCertificate } from './cert-issuer.js';
 import { ConfigPublisher } from './config-publisher.js';
 import { ConfigState } from './config-state.js';
@@ -147,7 +150,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
   try {
     const box = init.etcd === undefined ? undefined : await SecretBox.fromKeyFile(init.etcd.encryptionKeyFile);
     store = init.store ?? (init.etcd === undefined ? await FileStore.open(init.dataDir) : await connectEtcd(init.etcd));
-    const { ca, tokens, adminTokenPath } = await loadSecrets(store, box, init.dataDir, requestedTrustDomain, logger, now);
+    const { ca, tokens, adminTokenPath } = await loadSecrets({ store, box, dataDir: init.dataDir, trustDomain: requestedTrustDomain, replicaId, logger, now });
     const config = await ConfigState.load(store, logger);
     const replicaLease = await ReplicaLease.grant(store, leaseTtlMs, logger);
     const registry = new Registry(config, replicaLease, leaseTtlMs, logger);
@@ -175,7 +178,21 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       const next = await issueServerCertificate(ca, init.listenHost, SERVER_CERT_TTL_MS);
       server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.caPems() });
     };
-    const caRotation = new CaRotation({ ca, config, ackedVersions: (): Iterable<number> => channel.ackedVersions(), onCaChanged: renewServerCert, logger, now });
+    // With replicas, the rotation waits for every replica's sessions, and only the leader steps it.
+    const ackedVersions = (): Iterable<number> => channel.ackedVersions();
+    const bundleAcks: BundleAcks =
+      box === undefined
+        ? new LocalBundleAcks(ackedVersions)
+        : new SharedBundleAcks({ store, replicaId, lease: () => replicaLease.current, acked: ackedVersions, logger });
+    const caRotation = new CaRotation({
+      ca,
+      config,
+      acks: bundleAcks,
+      ...(box === undefined ? {} : { isLeader: (): boolean => election.isLeader }),
+      onCaChanged: renewServerCert,
+      logger,
+      now,
+    });
     const routes = [
       ...publicRoutes({ ca, tokens, metrics, leafTtlMs, revocations }),
       ...adminRoutes({ tokens, policies, registry, gateways, revocations }),
@@ -204,6 +221,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       ackedVersions: () => channel.ackedVersions(),
     });
     election.start();
+    if (bundleAcks instanceof SharedBundleAcks) await bundleAcks.start();
     await caRotation.start();
     const renewTimer = setInterval(() => {
       renewServerCert().catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
@@ -228,6 +246,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
           const serverClosed = closeServer();
           await channel.close();
           await serverClosed;
+          await bundleAcks.close();
           publisher.close();
           registry.close();
           gateways.close();
@@ -235,7 +254,7 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
           replicaLease.close();
           await election.close();
           await config.close();
-          await ca.flush();
+          await ca.close();
           await openStore.close();
           logger.info('control plane closed');
         })();
@@ -256,37 +275,31 @@ async function connectEtcd(etcd: { hosts: string[]; prefix?: string }): Promise<
 }
 
 /**
- * The CA and the admin token. With a shared store, every replica takes those the first
- * replica stored (encrypted); the first stores its own.
+ * The CA and the admin token. With a shared store, the CA lives in the store (its keys
+ * sealed, see ca-store.ts) and every replica takes the admin token the first one stored
+ * (encrypted); the first stores its own.
  */
-async function loadSecrets(
-  store: Store,
-  box: SecretBox | undefined,
-  dataDir: string,
-  trustDomain: string,
-  logger: Logger,
-  now: () => number,
-): Promise<{ ca: CertificateAuthority; tokens: TokenService; adminTokenPath: string }> {
+async function loadSecrets(init: {
+  store: Store;
+  box: SecretBox | undefined;
+  dataDir: string;
+  trustDomain: string;
+  replicaId: string;
+  logger: Logger;
+  now: () => number;
+}): Promise<{ ca: CertificateAuthority; tokens: TokenService; adminTokenPath: string }> {
+  const { store, box, dataDir, trustDomain, replicaId, logger, now } = init;
   const shared =
+    box === undefined ? undefined : new SharedDataFiles({ store, box, dataDir, logger, files: [{ name: ADMIN_TOKEN_FILE_NAME, mode: 0o600 }] });
+  const ca =
     box === undefined
-      ? undefined
-      : new SharedDataFiles({
-          store,
-          box,
-          dataDir,
-          logger,
-          files: [
-            { name: CA_KEY_FILE_NAME, mode: 0o600 },
-            { name: CA_CERT_FILE_NAME, mode: 0o644 },
-            { name: ADMIN_TOKEN_FILE_NAME, mode: 0o600 },
-          ],
-        });
+      ? await CertificateAuthority.loadOrCreate({ dataDir, trustDomain, logger, now })
+      : await CertificateAuthority.open({ persistence: new StoreCaPersistence({ store, box, writerId: replicaId, dataDir, logger, now }), trustDomain, logger, now });
+  const tokens = new TokenService(store, ca, now);
   for (let attempt = 0; ; attempt++) {
     const complete = (await shared?.pull()) ?? true;
-    const ca = await CertificateAuthority.loadOrCreate({ dataDir, trustDomain, logger, now });
-    const tokens = new TokenService(store, ca, now);
     const adminTokenPath = await tokens.ensureAdminToken(dataDir, logger);
-    // Another replica that started at the same moment may have stored its own first: take those.
+    // Another replica that started at the same moment may have stored its own first: take that.
     if (complete || shared === undefined || (await shared.push()) || attempt > 0) return { ca, tokens, adminTokenPath };
   }
 }
