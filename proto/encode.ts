@@ -7,7 +7,7 @@ import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import { ErrorCode, ProtocolError } from './errors.js';
 import { FrameType, Limits } from './frames.js';
 import type { Frame } from './frames.js';
-import { headerOfFrame } from './frame-header.js';
+import { checkPayloadLength, checkStreamId, headerOfFrame } from './frame-header.js';
 
 /** Bytes of the big-endian header length that precedes every header. */
 const LENGTH_PREFIX_BYTES = 2;
@@ -31,7 +31,19 @@ export class FrameEncoder {
    *   `TRELLIS_ERR_HEADER_TOO_LARGE`), so a peer never receives a frame it must reject.
    */
   encodeHeader(frame: Frame): Buffer {
-    const header = headerOfFrame(frame);
+    return this.#packHeader(headerOfFrame(frame));
+  }
+
+  /**
+   * The head of a DATA frame whose payload of `payloadLength` bytes the caller writes after it,
+   * in as many buffers as it likes (a frame can carry several chunks without joining them).
+   * @throws ProtocolError `TRELLIS_ERR_BAD_FIELD` or `TRELLIS_ERR_FRAME_TOO_LARGE`.
+   */
+  encodeDataHeader(streamId: number, payloadLength: number): Buffer {
+    return this.#packHeader([FrameType.DATA, checkStreamId(streamId), checkPayloadLength(payloadLength, Limits.MAX_DATA_PAYLOAD_BYTES)]);
+  }
+
+  #packHeader(header: unknown[]): Buffer {
     // The packer leaves room for the length prefix in front of the header, so the frame head
     // comes out as one buffer without a copy.
     const bytes = this.#packr.pack(header, RESERVE_START_SPACE | LENGTH_PREFIX_BYTES);

@@ -5,16 +5,14 @@
 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { FrameEncoder, FrameType } from '../../proto/index.js';
-import type { DataFrame, Frame } from '../../proto/index.js';
+import { FrameEncoder } from '../../proto/index.js';
+import type { Frame } from '../../proto/index.js';
 
 /** A sender of DATA that waits for the socket to drain. */
 export interface DrainWaiter {
   /** Sends what it can now. */
   flush(): void;
 }
-
-const EMPTY_PAYLOAD = Buffer.alloc(0);
 
 /**
  * How long a socket that has sent its last frames (GOAWAY, FIN) waits for the peer to close
@@ -66,8 +64,6 @@ export class FrameWriter {
   /** Senders waiting for the socket to drain, served in the order they asked. */
   readonly #drainWaiters = new Set<DrainWaiter>();
   #bytesOut = 0;
-  /** Reused for every DATA header, so the hot path allocates no frame objects of its own. */
-  readonly #dataFrame: DataFrame = { type: FrameType.DATA, streamId: 0, payload: EMPTY_PAYLOAD };
   /** Bound once: scheduled every tick that writes. */
   readonly #uncork = (): void => {
     this.#flushJoined();
@@ -125,17 +121,13 @@ export class FrameWriter {
   }
 
   /**
-   * Writes one DATA frame. Only streams write DATA, and only once the writer is released
-   * (their credit is zero until the peer's HELLO).
+   * Writes one DATA frame whose payload is `pieces`, in order, `payloadBytes` in all: the
+   * pieces leave as they are, after one header, never joined. Only streams write DATA, and
+   * only once the writer is released (their credit is zero until the peer's HELLO).
    */
-  sendData(streamId: number, payload: Buffer): void {
-    const frame = this.#dataFrame;
-    frame.streamId = streamId;
-    frame.payload = payload;
-    const header = this.#encoder.encodeHeader(frame);
-    frame.payload = EMPTY_PAYLOAD;
-    this.#write(header);
-    this.#writeLarge(payload);
+  sendData(streamId: number, pieces: readonly Buffer[], payloadBytes: number): void {
+    this.#write(this.#encoder.encodeDataHeader(streamId, payloadBytes));
+    for (const piece of pieces) this.#writeLarge(piece);
   }
 
   /** Writes the held frames and every later one straight away. */

@@ -72,7 +72,7 @@ export class Session extends EventEmitter {
         return writer.congested;
       },
       sendControl: (frame) => writer.send(frame),
-      sendData: (streamId, payload) => writer.sendData(streamId, payload),
+      sendData: (streamId, pieces, payloadBytes) => writer.sendData(streamId, pieces, payloadBytes),
       waitForLink: (stream) => writer.flushOnDrain(stream),
       streamClosed: (stream, resetHere) => this.#onStreamClosed(stream, resetHere),
     };

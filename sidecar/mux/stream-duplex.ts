@@ -61,6 +61,16 @@ export class MuxStreamDuplex extends Duplex {
     else this.#pendingWrite = callback;
   }
 
+  /** Chunks written together (a TLS session's records of one flush) leave in one DATA frame. */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    if (this.#stream.state === 'closed' || this.#stream.state === 'localClosed') {
+      callback(new MuxError('TRELLIS_ERR_STREAM_RESET', 'the stream is closed for writing'));
+      return;
+    }
+    if (this.#stream.writev(chunks.map(({ chunk }) => chunk))) callback();
+    else this.#pendingWrite = callback;
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     if (this.#stream.state === 'open' || this.#stream.state === 'remoteClosed') this.#stream.end();
     callback();

@@ -19,7 +19,8 @@ export interface StreamLink {
   /** True while the socket holds more than the link's budget: DATA must wait. */
   readonly congested: boolean;
   sendControl(frame: Frame): void;
-  sendData(streamId: number, payload: Buffer): void;
+  /** One DATA frame whose payload is `pieces` in order, `payloadBytes` in all. */
+  sendData(streamId: number, pieces: readonly Buffer[], payloadBytes: number): void;
   /** Calls `stream.flush()` once the socket has drained. */
   waitForLink(stream: MuxStream): void;
   /** The stream is closed: forget it (and, when reset here, ignore its late frames). */
@@ -95,16 +96,28 @@ export class MuxStream extends EventEmitter {
    * @throws MuxError `TRELLIS_ERR_STREAM_CLOSED` after `end()`.
    */
   write(chunk: Buffer): boolean {
+    return this.writev([chunk]);
+  }
+
+  /**
+   * Like {@link MuxStream.write} for several chunks at once: what credit allows leaves as few
+   * DATA frames as the frame size permits (a gateway's splice and a tunnel's TLS records use
+   * this), each chunk as it is.
+   * @throws MuxError `TRELLIS_ERR_STREAM_CLOSED` after `end()`.
+   */
+  writev(chunks: readonly Buffer[]): boolean {
     if (this.#closed) return false;
     if (this.#sendState !== 'open') {
       throw new MuxError('TRELLIS_ERR_STREAM_CLOSED', `write after end on stream ${this.id}`);
     }
-    if (chunk.length > 0) {
+    // A queue that was not empty is already waiting for credit or for the socket.
+    const wasIdle = this.#queuedBytes === 0;
+    for (const chunk of chunks) {
+      if (chunk.length === 0) continue;
       this.#queue.push(chunk);
       this.#queuedBytes += chunk.length;
-      // A queue that was not empty is already waiting for credit or for the socket.
-      if (this.#queuedBytes === chunk.length) this.flush();
     }
+    if (wasIdle && this.#queuedBytes > 0) this.flush();
     if (this.#queuedBytes === 0) return true;
     this.#needDrain = true;
     return false;
@@ -178,19 +191,7 @@ export class MuxStream extends EventEmitter {
         link.waitForLink(this);
         return;
       }
-      const head = this.#queue[0]!;
-      const offset = this.#queueHeadOffset;
-      const headBytes = head.length - offset;
-      const frameBytes = Math.min(headBytes, this.#sendCreditBytes, link.maxFramePayloadBytes);
-      link.sendData(this.id, offset === 0 && frameBytes === head.length ? head : head.subarray(offset, offset + frameBytes));
-      this.#sendCreditBytes -= frameBytes;
-      this.#queuedBytes -= frameBytes;
-      if (frameBytes === headBytes) {
-        this.#queue.shift();
-        this.#queueHeadOffset = 0;
-      } else {
-        this.#queueHeadOffset += frameBytes;
-      }
+      this.#sendFrame(Math.min(this.#queuedBytes, this.#sendCreditBytes, link.maxFramePayloadBytes));
     }
     if (this.#queuedBytes > 0 || this.#closed) return;
     if (this.#sendState === 'ending') this.#sendFin();
@@ -259,6 +260,32 @@ export class MuxStream extends EventEmitter {
   /** @internal The link is gone: reset without a frame (nothing can be sent any more). */
   abort(message: string): void {
     this.#terminate(ErrorCode.STREAM_ABORTED, message, true);
+  }
+
+  /**
+   * Sends the next `frameBytes` queued bytes as one DATA frame: the chunks of several writes
+   * (a splice's pieces, a TLS session's records) share one header, without being joined.
+   */
+  #sendFrame(frameBytes: number): void {
+    const pieces: Buffer[] = [];
+    let remaining = frameBytes;
+    while (remaining > 0) {
+      const head = this.#queue[0]!;
+      const offset = this.#queueHeadOffset;
+      const headBytes = head.length - offset;
+      const pieceBytes = Math.min(headBytes, remaining);
+      pieces.push(offset === 0 && pieceBytes === head.length ? head : head.subarray(offset, offset + pieceBytes));
+      remaining -= pieceBytes;
+      if (pieceBytes === headBytes) {
+        this.#queue.shift();
+        this.#queueHeadOffset = 0;
+      } else {
+        this.#queueHeadOffset += pieceBytes;
+      }
+    }
+    this.#sendCreditBytes -= frameBytes;
+    this.#queuedBytes -= frameBytes;
+    this.#link.sendData(this.id, pieces, frameBytes);
   }
 
   #sendFin(): void {
