@@ -169,6 +169,8 @@ async function main(): Promise<SimulatorReport> {
   const caPem = await fetchPinnedCa(url!, admin.caFingerprint);
   const endpoint: ControlPlaneEndpoint = { url: url!, trustDomain: admin.trustDomain, caPems: [caPem], timeoutMs: JOIN_TIMEOUT_MS };
   const adminEndpoint: ControlPlaneEndpoint = { ...endpoint, timeoutMs: ADMIN_TIMEOUT_MS };
+  // No call outlives the deadline by more than a second: the report is due when the time runs out.
+  const bounded = (base: ControlPlaneEndpoint): ControlPlaneEndpoint => ({ ...base, timeoutMs: Math.max(1_000, Math.min(base.timeoutMs ?? ADMIN_TIMEOUT_MS, deadline - Date.now())) });
   const services = Math.max(UPSTREAMS_PER_SIDECAR + 1, Math.ceil(count / SIDECARS_PER_SERVICE));
   const serviceName = (i: number): string => `svc-${i}`;
   const keys = await generateSidecarKeyPair();
@@ -186,10 +188,10 @@ async function main(): Promise<SimulatorReport> {
       try {
         let token = tokens.get(service);
         if (token === undefined) {
-          token = ((await request(adminEndpoint, 'POST', '/v1/tokens', { service: serviceName(service), ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string }).token;
+          token = ((await request(bounded(adminEndpoint), 'POST', '/v1/tokens', { service: serviceName(service), ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string }).token;
           tokens.set(service, token);
         }
-        const answer = (await request(endpoint, 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
+        const answer = (await request(bounded(endpoint), 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
         const upstreams = Array.from({ length: UPSTREAMS_PER_SIDECAR }, (_, k) => serviceName((service + 1 + k) % services));
         joined.push({ index, certPem: answer.certPem, sidecarId: answer.sidecarId, service: serviceName(service), upstreams, port: FIRST_FAKE_PORT + (index % 40_000) });
       } catch (error) {
@@ -245,7 +247,7 @@ async function main(): Promise<SimulatorReport> {
     workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round, keys: [{ key: 'policy/default', field: 'action', value: action }] }));
     for (const worker of workers) await worker.next('watching', phaseDeadline);
     const changedAt = wallNow();
-    const answer = await request(adminEndpoint, 'PUT', '/v1/policies/default', { action }, { bearerToken: adminToken }).catch((error: Error) => {
+    const answer = await request(bounded(adminEndpoint), 'PUT', '/v1/policies/default', { action }, { bearerToken: adminToken }).catch((error: Error) => {
       noteError(`policy round ${round}: ${error.message}`);
       return undefined;
     });
