@@ -38,9 +38,9 @@ class AppSlot {
     return this.#port;
   }
 
-  /** Puts an app of `kind` on the port, stopping the other one first. */
-  async use(kind: AppKind): Promise<void> {
-    if (this.#current?.kind === kind && this.#current.app.process.running) return;
+  /** Puts an app of `kind` on the port, stopping the other one first (or, with `fresh`, this one too). */
+  async use(kind: AppKind, fresh = false): Promise<void> {
+    if (!fresh && this.#current?.kind === kind && this.#current.app.process.running) return;
     await this.close();
     const { supervisor, tools } = this.#context;
     const app = kind === 'redis' ? await startRedis(supervisor, tools, this.#port) : await startIperfServer(supervisor, tools, this.#port);
@@ -96,6 +96,7 @@ export async function runLongLived(context: WorkloadContext, steps: readonly Dat
             explainAll(stepRows, contender.id, contender.skipReason ?? `n/a (${contender.id} does not run ${step.id})`);
             continue;
           }
+          if (step.freshAppEachTime === true) await slot.use(step.app, true);
           const figures = await measureRound(context, step, pair, contender, round, rounds);
           record(stepRows, contender.id, round, figures);
           await progress.measured(rows, round - 1);
@@ -103,7 +104,6 @@ export async function runLongLived(context: WorkloadContext, steps: readonly Dat
         }
       }
       await progress.measured(rows, round);
-      noteOffMedian(context, rows, round);
     }
     observeOffMedian(context, rows);
   } finally {
@@ -166,26 +166,15 @@ export function offMedianRounds(cells: readonly Cell[], middle: number): number[
   return cells.flatMap((cell, index) => (isMeasured(cell) && Math.abs(cell - middle) / middle > OFF_MEDIAN_FRACTION ? [index + 1] : []));
 }
 
-/** Every figure with a round off its median, in the observations (one line per figure and contender). */
+/** After the last round: every figure with a round off its median, in the progress and the observations (one line per figure and contender). */
 function observeOffMedian(context: WorkloadContext, rows: readonly MetricRow[]): void {
   for (const row of rows) {
     for (const [contender, flagged] of Object.entries(row.offMedian ?? {})) {
       if (flagged.length === 0) continue;
       const cells = (row.rounds?.[contender as ContenderId] ?? []).map((cell) => (isMeasured(cell) ? Number(cell.toPrecision(3)) : cell));
-      context.observe(`long-lived: ${row.metric} / ${contender}: round${flagged.length > 1 ? 's' : ''} ${flagged.join(', ')} more than ${OFF_MEDIAN_FRACTION * 100} % off the median (rounds: ${cells.join(', ')} ${row.unit})`);
-    }
-  }
-}
-
-/** After each round, its figures that are off the median so far goes in the progress and the observations. */
-function noteOffMedian(context: WorkloadContext, rows: readonly MetricRow[], round: number): void {
-  if (round < 2) return;
-  for (const row of rows) {
-    for (const [contender, flagged] of Object.entries(row.offMedian ?? {})) {
-      const mine = flagged.filter((index) => index === round);
-      if (mine.length === 0) continue;
-      const cells = row.rounds?.[contender as ContenderId] ?? [];
-      context.progress(`  off the median: ${row.metric} / ${contender} round ${round}: ${String(cells[round - 1])} ${row.unit} (median so far ${Number(Number(row.cells[contender as ContenderId]).toPrecision(3))})`);
+      const note = `${row.metric} / ${contender}: round${flagged.length > 1 ? 's' : ''} ${flagged.join(', ')} more than ${OFF_MEDIAN_FRACTION * 100} % off the median (rounds: ${cells.join(', ')} ${row.unit})`;
+      context.observe(`long-lived: ${note}`);
+      context.progress(`  off the median: ${note}`);
     }
   }
 }

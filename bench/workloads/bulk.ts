@@ -20,6 +20,9 @@ export const bulkStep: DataPathStep = {
   id: 'bulk',
   title: 'bulk throughput (iperf3, one stream)',
   app: 'iperf3',
+  // `iperf3 -s` needs a moment after a test before it takes the next one; back to back, as the
+  // long-lived mode runs the contenders, the next test's control connection may be reset.
+  freshAppEachTime: true,
   rows: [
     { metric: 'bulk.throughput', label: 'bulk throughput, 1 stream', unit: 'GB/s', better: 'higher' },
     { metric: 'bulk.cpu_per_gb', label: 'bulk: CPU of the proxy processes per GB', unit: 'CPU s/GB', better: 'lower' },

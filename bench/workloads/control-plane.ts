@@ -102,7 +102,8 @@ async function simulate(context: WorkloadContext, sidecars: number): Promise<Rec
     return {
       [`cp.${sidecars}.joined`]: report.joined,
       [`cp.${sidecars}.snapshots`]: report.snapshots,
-      [`cp.${sidecars}.certs_per_s`]: report.joined === sidecars ? report.certsPerSecond : `incomplete: ${partial}`,
+      // The rate of the joins made, whether or not all N joined within the bound.
+      [`cp.${sidecars}.certs_per_s`]: report.joined > 0 ? report.certsPerSecond : `incomplete: ${partial}`,
       [`cp.${sidecars}.connect_s`]: figure(report.connectSeconds),
       [`cp.${sidecars}.connect_cpu_ms`]: figure(report.connectCpuMsPerSidecar),
       [`cp.${sidecars}.sim_connect_cpu_ms`]: figure(report.simulatorCpuMsPerSidecar),

@@ -47,6 +47,8 @@ export interface DataPathStep {
   readonly id: WorkloadId;
   readonly title: string;
   readonly app: AppKind;
+  /** The long-lived mode starts the app anew before each measurement of this step. */
+  readonly freshAppEachTime?: boolean;
   readonly rows: readonly RowSpec[];
   measure(context: WorkloadContext, pair: RunningContender): Promise<Record<string, Cell>>;
 }
