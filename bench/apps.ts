@@ -15,17 +15,20 @@ export interface RunningApp {
 }
 
 /** A throwaway redis-server: no persistence, loopback only. */
-export async function startRedis(supervisor: ProcessSupervisor, tools: ToolPaths): Promise<RunningApp> {
-  const port = await pickFreePort();
+export async function startRedis(supervisor: ProcessSupervisor, tools: ToolPaths, port?: number): Promise<RunningApp> {
+  port ??= await pickFreePort();
   const args = ['--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--maxclients', String(REDIS_MAX_CLIENTS)];
   const proc = supervisor.spawn('redis-server', toolPath(tools, 'redis-server'), args, { manyFiles: true });
   await waitForPort(port, APP_START_TIMEOUT_MS, 'redis-server');
   return { port, process: proc };
 }
 
-/** `iperf3 -s`: serves one test at a time, which is how the workload uses it. */
-export async function startIperfServer(supervisor: ProcessSupervisor, tools: ToolPaths): Promise<RunningApp> {
-  const port = await pickFreePort();
+/**
+ * `iperf3 -s`: serves one test at a time, which is how the workload uses it. `port` (and
+ * redis's) lets the long-lived mode put either app behind the same pair in turn.
+ */
+export async function startIperfServer(supervisor: ProcessSupervisor, tools: ToolPaths, port?: number): Promise<RunningApp> {
+  port ??= await pickFreePort();
   const proc = supervisor.spawn('iperf3 server', toolPath(tools, 'iperf3'), ['-s', '-p', String(port), '--bind', LOOPBACK]);
   await waitForPort(port, APP_START_TIMEOUT_MS, 'iperf3 server');
   return { port, process: proc };

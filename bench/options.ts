@@ -84,20 +84,41 @@ export const TINY_SIZES: BenchSizes = {
 
 export type SizesName = 'full' | 'quick' | 'tiny';
 
+/**
+ * The workloads of a long-lived round, in the order each round runs them: what a sidecar
+ * that lives for days sees, many connections, then one, then churn, then bulk.
+ */
+export const LONG_LIVED_WORKLOADS: readonly WorkloadId[] = ['rr50', 'rr1', 'churn', 'bulk'];
+export const DEFAULT_LONG_LIVED_ROUNDS = 3;
+const MAX_ROUNDS = 100;
+/** An hour: a bound on one control-plane size that still catches a typo in minutes. */
+const MAX_CP_DEADLINE_SECONDS = 3_600;
+
 export interface BenchOptions {
   mode: 'full' | 'quick';
   sizesName: SizesName;
   sizes: BenchSizes;
   workloads: WorkloadId[];
   contenders: ContenderId[];
+  /**
+   * Rounds of the long-lived mode (one pair per contender for the whole run, every round the
+   * workloads of {@link LONG_LIVED_WORKLOADS} in turn), or undefined for fresh pairs.
+   */
+  longLivedRounds: number | undefined;
+  /** Each control-plane size (1,000 / 5,000 / 10,000 sidecars) stops after this and reports what it reached. */
+  cpDeadlineSeconds: number | undefined;
   /** Directory the JSON and markdown results go to. */
   outDir: string;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--out DIR]
+export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--long-lived [--rounds N]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--cp-deadline SECONDS] [--out DIR]
   --quick          small sizes (about two minutes)
   --tiny           with --quick: the smallest sizes, for the harness's own test
-  --only           workloads among: ${WORKLOAD_IDS.join(', ')}
+  --long-lived     one pair per contender for the whole run; each round runs ${LONG_LIVED_WORKLOADS.join(', ')}
+                   in turn on it (figures per round, medians, rounds > 20 % off the median flagged)
+  --rounds N       with --long-lived: rounds (default ${DEFAULT_LONG_LIVED_ROUNDS})
+  --cp-deadline S  each control-plane size stops after S seconds and reports what it reached
+  --only           workloads among: ${WORKLOAD_IDS.join(', ')} (with --long-lived: among ${LONG_LIVED_WORKLOADS.join(', ')})
   --contenders     contenders among: ${CONTENDER_IDS.join(', ')} (trellis is always run;
                    trellis-gw and trellis-wss run bulk, rr50 and churn only)
   --out DIR        where <date>.json and <date>.md go (default bench/results)`;
@@ -111,6 +132,9 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
       tiny: { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
       contenders: { type: 'string', multiple: true },
+      'long-lived': { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      'cp-deadline': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -120,7 +144,11 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
   const mode = values.quick === true ? 'quick' : 'full';
   if (values.tiny === true && mode !== 'quick') throw new Error('--tiny goes with --quick');
   const sizesName: SizesName = values.tiny === true ? 'tiny' : mode;
-  const workloads = pickList(values.only, WORKLOAD_IDS, '--only');
+  const longLived = values['long-lived'] === true;
+  if (values.rounds !== undefined && !longLived) throw new Error('--rounds goes with --long-lived');
+  const longLivedRounds = longLived ? wholeNumber(values.rounds ?? String(DEFAULT_LONG_LIVED_ROUNDS), '--rounds', MAX_ROUNDS) : undefined;
+  const workloads = pickList(values.only, longLived ? LONG_LIVED_WORKLOADS : WORKLOAD_IDS, '--only');
+  const cpDeadlineSeconds = values['cp-deadline'] === undefined ? undefined : wholeNumber(values['cp-deadline'], '--cp-deadline', MAX_CP_DEADLINE_SECONDS);
   const contenders = pickList(values.contenders, CONTENDER_IDS, '--contenders');
   // Every figure is a ratio to Trellis's, so Trellis always runs.
   if (!contenders.includes('trellis')) contenders.push('trellis');
@@ -130,8 +158,16 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
     sizes: { full: FULL_SIZES, quick: QUICK_SIZES, tiny: TINY_SIZES }[sizesName],
     workloads,
     contenders: CONTENDER_IDS.filter((id) => contenders.includes(id)),
+    longLivedRounds,
+    cpDeadlineSeconds,
     outDir: values.out ?? defaultOutDir,
   };
+}
+
+function wholeNumber(text: string, flag: string, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value < 1 || value > max) throw new Error(`${flag} must be a whole number 1..${max}, got "${text}"`);
+  return value;
 }
 
 function pickList<T extends string>(given: string[] | undefined, known: readonly T[], flag: string): T[] {

@@ -2,11 +2,11 @@
  * The results as a JSON file and a markdown table: every Trellis figure beside each other
  * contender's same figure and as a ratio to it, with the issue's targets marked met or not.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchSizes } from './options.js';
 import type { BenchResults, Cell, ContenderId, MetricRow, Target, TargetResult } from './results.js';
-import { CONTENDER_TITLES, isMeasured, isTrellisVariant } from './results.js';
+import { CONTENDER_IDS, CONTENDER_TITLES, isMeasured, isTrellisVariant } from './results.js';
 
 /** Streams a sidecar must hold for the memory target to apply. */
 const STREAMS_TARGET_COUNT = 10_000;
@@ -22,6 +22,7 @@ export function targetsFor(sizes: BenchSizes): Target[] {
     { metric: 'rr50.set.rps', kind: 'relative', versus: 'haproxy', factor: 1.5, text: '≥ 1.5× HAProxy' },
     { metric: 'rr50.get.rps', kind: 'relative', versus: 'haproxy', factor: 1.5, text: '≥ 1.5× HAProxy' },
     { metric: 'rr1.get.p50', kind: 'relative', versus: 'stunnel', factor: 1.0, text: '≤ stunnel' },
+    { metric: 'rr1.get.p99', kind: 'relative', versus: 'stunnel', factor: 1.5, text: '≤ 1.5× stunnel' },
     { metric: 'churn.rps', kind: 'relative', versus: 'stunnel', factor: 10, text: '≥ 10× stunnel' },
     { metric: 'idle.rss.client', kind: 'absolute', bound: 50, text: '≤ 50 MB' },
     { metric: 'idle.rss.server', kind: 'absolute', bound: 50, text: '≤ 50 MB' },
@@ -103,9 +104,21 @@ export function renderMarkdown(results: BenchResults): string {
   const others = results.contenders.filter((id) => id !== 'trellis');
   const { machine } = results;
   const repeats = Number(results.sizes['repeats'] ?? 1);
+  const { longLived } = results;
+  const kind = longLived === undefined ? `${results.mode} run` : `long-lived ${results.mode} run, ${longLived.roundsDone} of ${longLived.rounds} rounds`;
   const lines = [
-    `# Trellis benchmark, ${results.startedAt} (${results.mode} run, ${results.sizesName} sizes, ${Math.round(results.durationSeconds)} s)`,
+    `# Trellis benchmark, ${results.startedAt} (${kind}, ${results.sizesName} sizes, ${Math.round(results.durationSeconds)} s)`,
     '',
+    ...(results.complete ? [] : ['**Incomplete**: the run was still going, or was interrupted, when this was written; the figures are those measured so far.', '']),
+    ...(longLived === undefined
+      ? []
+      : [
+          `Long-lived: one pair per contender for the whole run; every round ran ${longLived.sequence.join(', ')} in turn on it (contenders taking turns in each). ` +
+            `Each figure is the median of the rounds; every round is in the table "Rounds" below, a round more than ${longLived.offMedianFraction * 100} % off the median marked ⚠. ` +
+            `Load average (1 min) as each round started: ${longLived.loadAverages.map((load) => load.toFixed(1)).join(', ')}.`,
+          '',
+        ]),
+    ...(results.cpDeadlineSeconds === undefined ? [] : [`Each control-plane size was bounded to ${results.cpDeadlineSeconds} s (\`--cp-deadline\`).`, '']),
     `Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.kernel}; ` +
       `Node ${machine.node} (OpenSSL ${machine.nodeOpenssl}); system ${machine.systemOpenssl}; ` +
       `${Object.values(machine.tools).join(', ')}; at most ${machine.openFilesLimit} open files per process.`,
@@ -120,7 +133,7 @@ export function renderMarkdown(results: BenchResults): string {
     '',
     'Ratios are Trellis ÷ the other contender. Where lower is better (ms, s, MB, ns) a ratio below 1 favours Trellis; elsewhere above 1 does.' +
       (others.some(isTrellisVariant) ? ' For Trellis over another link (via gateways, over wss) the ratio is that column ÷ Trellis\'s direct TLS link: what the other link keeps of it.' : '') +
-      (repeats > 1 ? ` bulk, rr50, rr1 and churn figures are medians of ${repeats} rounds (contenders taking turns); every round is in the JSON.` : ''),
+      (repeats > 1 && longLived === undefined ? ` bulk, rr50, rr1 and churn figures are medians of ${repeats} rounds (contenders taking turns); every round is in the JSON.` : ''),
     '',
   ];
   const header = ['figure', 'unit', 'Trellis', ...others.flatMap((id) => [CONTENDER_TITLES[id], ratioHeader(id)]), 'target'];
@@ -144,6 +157,7 @@ export function renderMarkdown(results: BenchResults): string {
   }
   const count = (verdict: string): number => results.targets.filter((target) => target.verdict === verdict).length;
   lines.push('', `Targets: ${count('met')} met, ${count('not met')} not met, ${count('not measured')} not measured.`);
+  if (longLived !== undefined) lines.push(...renderRounds(results.rows, longLived.rounds));
   if (results.observations.length > 0) {
     lines.push('', '## Observations', '');
     for (const note of results.observations.slice(0, MAX_OBSERVATIONS_SHOWN)) lines.push(`- ${note.replaceAll('\n', ' ').slice(0, 400)}`);
@@ -152,14 +166,44 @@ export function renderMarkdown(results: BenchResults): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes `<stamp>.json` and `<stamp>.md` into `outDir`; returns both paths. */
+/** The long-lived mode's table: every round's figure per contender, rounds off the median marked. */
+function renderRounds(rows: readonly MetricRow[], rounds: number): string[] {
+  const roundHeaders = Array.from({ length: rounds }, (_, index) => `round ${index + 1}`);
+  const header = ['figure', 'unit', 'contender', ...roundHeaders, 'median'];
+  const lines = ['', '## Rounds', '', `| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`];
+  for (const row of rows) {
+    for (const id of CONTENDER_IDS) {
+      const cells = row.rounds?.[id];
+      if (cells === undefined) continue;
+      const flagged = new Set(row.offMedian?.[id] ?? []);
+      const shown = roundHeaders.map((_, index) => {
+        const cell = cells[index];
+        if (cell === undefined) return '';
+        return `${formatCell(cell)}${flagged.has(index + 1) ? ' ⚠' : ''}`;
+      });
+      lines.push(`| ${[escapeCell(row.label), row.unit, CONTENDER_TITLES[id], ...shown, formatCell(row.cells[id])].join(' | ')} |`);
+    }
+  }
+  return lines;
+}
+
+/**
+ * Writes `<stamp>.json` and `<stamp>.md` into `outDir`; returns both paths. Each file is
+ * written beside and renamed over the last, so a run interrupted mid-write leaves a whole file.
+ */
 export async function writeResults(outDir: string, results: BenchResults): Promise<{ jsonPath: string; markdownPath: string; markdown: string }> {
   await mkdir(outDir, { recursive: true });
   const stamp = results.startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
   const jsonPath = join(outDir, `${stamp}.json`);
   const markdownPath = join(outDir, `${stamp}.md`);
   const markdown = renderMarkdown(results);
-  await writeFile(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
-  await writeFile(markdownPath, markdown);
+  await replaceFile(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+  await replaceFile(markdownPath, markdown);
   return { jsonPath, markdownPath, markdown };
+}
+
+async function replaceFile(path: string, text: string): Promise<void> {
+  const partial = `${path}.partial`;
+  await writeFile(partial, text);
+  await rename(partial, path);
 }

@@ -55,6 +55,25 @@ export interface MetricRow {
   cells: Record<ContenderId, Cell>;
   /** Every round's figure, when the workload measured more than one round (the cell is their median). */
   samples?: Partial<Record<ContenderId, number[]>>;
+  /** Long-lived mode: each round's cell, round 1 first (a failed round keeps its reason). */
+  rounds?: Partial<Record<ContenderId, Cell[]>>;
+  /** Long-lived mode: the rounds (from 1) whose figure is more than 20 % off the contender's median. */
+  offMedian?: Partial<Record<ContenderId, number[]>>;
+}
+
+/** A round whose figure is further than this fraction from the median is flagged. */
+export const OFF_MEDIAN_FRACTION = 0.2;
+
+/** What a long-lived run did: one pair per contender, the same sequence every round. */
+export interface LongLivedInfo {
+  rounds: number;
+  /** Rounds finished when the results were written. */
+  roundsDone: number;
+  /** The workloads of every round, in order. */
+  sequence: WorkloadId[];
+  offMedianFraction: number;
+  /** The machine's 1-minute load average as each round started. */
+  loadAverages: number[];
 }
 
 /**
@@ -80,6 +99,15 @@ export interface TargetResult {
 /** Everything one run produced; written as JSON beside the markdown table. */
 export interface BenchResults {
   startedAt: string;
+  /**
+   * False while the run goes on: the files are written after every workload (every figure in
+   * the long-lived mode), so a run interrupted keeps what it measured.
+   */
+  complete: boolean;
+  /** Set for a long-lived run. */
+  longLived?: LongLivedInfo;
+  /** Each control-plane size's time bound (`--cp-deadline`), when given. */
+  cpDeadlineSeconds?: number;
   durationSeconds: number;
   mode: 'full' | 'quick';
   /** Which set of sizes: a quick run may use the tiny ones of the harness's test. */

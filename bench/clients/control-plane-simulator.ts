@@ -13,7 +13,7 @@
  *     from the call to each session's arrival;
  *  4. a burst of endpoint changes (sidecars re-registering with another weight), timed from
  *     each send to its arrival at every subscriber, with the control plane's CPU per change;
- * all within TIMEOUT_MS: a phase that runs out reports what it reached. Prints one JSON line
+ * all within TIMEOUT_MS (the joins within half of it): a phase that runs out reports what it reached. Prints one JSON line
  * (SimulatorReport), then holds the channels until told `close` on stdin so that the harness
  * can read the control plane's memory with all of them connected.
  *
@@ -46,6 +46,12 @@ const JOIN_TIMEOUT_MS = 30_000;
 const ADMIN_TIMEOUT_MS = 120_000;
 /** Quiet time whose control-plane CPU is the baseline subtracted from the burst's. */
 const IDLE_SAMPLE_MS = 2_000;
+/**
+ * Joins stop at this share of TIMEOUT_MS, so that the sidecars that did join still get time to
+ * open their channels: a bound too short for all the joins then reports how many of those held
+ * a snapshot, not none.
+ */
+const JOIN_SHARE_OF_TIMEOUT = 0.5;
 /** A phase waiting for arrivals gives up after this (within the overall deadline). */
 const PHASE_TIMEOUT_MS = 60_000;
 /** The channels are held for the memory reading until `close`, at most this long. */
@@ -163,12 +169,15 @@ function serviceOf(index: number, services: number): number {
 
 async function main(): Promise<SimulatorReport> {
   const deadline = Date.now() + timeoutMs;
+  const joinDeadline = Date.now() + timeoutMs * JOIN_SHARE_OF_TIMEOUT;
   const timedOut: string[] = [];
   const adminToken = (await readFile(adminTokenFile!, 'utf8')).trim();
   const admin = parseAdminToken(adminToken);
   const caPem = await fetchPinnedCa(url!, admin.caFingerprint);
   const endpoint: ControlPlaneEndpoint = { url: url!, trustDomain: admin.trustDomain, caPems: [caPem], timeoutMs: JOIN_TIMEOUT_MS };
   const adminEndpoint: ControlPlaneEndpoint = { ...endpoint, timeoutMs: ADMIN_TIMEOUT_MS };
+  // No call outlives the deadline by more than a second: the report is due when the time runs out.
+  const bounded = (base: ControlPlaneEndpoint): ControlPlaneEndpoint => ({ ...base, timeoutMs: Math.max(1_000, Math.min(base.timeoutMs ?? ADMIN_TIMEOUT_MS, deadline - Date.now())) });
   const services = Math.max(UPSTREAMS_PER_SIDECAR + 1, Math.ceil(count / SIDECARS_PER_SERVICE));
   const serviceName = (i: number): string => `svc-${i}`;
   const keys = await generateSidecarKeyPair();
@@ -180,16 +189,16 @@ async function main(): Promise<SimulatorReport> {
   const joinStart = performance.now();
   let nextJoin = 0;
   const joiner = async (): Promise<void> => {
-    while (nextJoin < count && Date.now() < deadline) {
+    while (nextJoin < count && Date.now() < joinDeadline) {
       const index = nextJoin++;
       const service = serviceOf(index, services);
       try {
         let token = tokens.get(service);
         if (token === undefined) {
-          token = ((await request(adminEndpoint, 'POST', '/v1/tokens', { service: serviceName(service), ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string }).token;
+          token = ((await request(bounded(adminEndpoint), 'POST', '/v1/tokens', { service: serviceName(service), ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string }).token;
           tokens.set(service, token);
         }
-        const answer = (await request(endpoint, 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
+        const answer = (await request(bounded(endpoint), 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
         const upstreams = Array.from({ length: UPSTREAMS_PER_SIDECAR }, (_, k) => serviceName((service + 1 + k) % services));
         joined.push({ index, certPem: answer.certPem, sidecarId: answer.sidecarId, service: serviceName(service), upstreams, port: FIRST_FAKE_PORT + (index % 40_000) });
       } catch (error) {
@@ -245,7 +254,7 @@ async function main(): Promise<SimulatorReport> {
     workers.forEach((worker) => worker.tell({ cmd: 'watch-keys', round, keys: [{ key: 'policy/default', field: 'action', value: action }] }));
     for (const worker of workers) await worker.next('watching', phaseDeadline);
     const changedAt = wallNow();
-    const answer = await request(adminEndpoint, 'PUT', '/v1/policies/default', { action }, { bearerToken: adminToken }).catch((error: Error) => {
+    const answer = await request(bounded(adminEndpoint), 'PUT', '/v1/policies/default', { action }, { bearerToken: adminToken }).catch((error: Error) => {
       noteError(`policy round ${round}: ${error.message}`);
       return undefined;
     });

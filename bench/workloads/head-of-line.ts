@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { startEchoServer } from '../apps.js';
 import type { Workload, WorkloadContext } from './workload.js';
-import { measureEachContender, rowsOf } from './workload.js';
+import { measureEachContender, proxyCpuMeter, rowsOf } from './workload.js';
 
 /** A bound on one load-generator run: generous, so only a stall reaches it. */
 const RUN_TIMEOUT_MS = 120_000;
@@ -28,6 +28,7 @@ export const headOfLineWorkload: Workload = {
       { metric: 'hol.beside', label: 'echo beside a stalled connection', unit: 'MB/s', better: 'higher' },
       { metric: 'hol.ratio', label: 'echo beside a stalled connection ÷ alone', unit: '×', better: 'higher' },
       { metric: 'hol.stalled_taken', label: 'bytes the path took of the stalled connection', unit: 'MB', better: 'lower' },
+      { metric: 'hol.cpu_per_gb', label: 'hol: CPU of the proxy processes per GB carried (there and back count)', unit: 'CPU s/GB', better: 'lower' },
     ]);
     const echo = await startEchoServer(context.supervisor);
     const script = fileURLToPath(new URL('../clients/bulk-beside-stall.js', import.meta.url));
@@ -45,14 +46,20 @@ export const headOfLineWorkload: Workload = {
         // A first echo warms the pair up (a JIT compiles the forwarding path), so that neither
         // measured echo pays for it.
         await runOnce(pair.clientPort, 'alone');
+        const cpu = proxyCpuMeter(pair, context.ticksPerSecond);
+        await cpu.start();
         const alone = await runOnce(pair.clientPort, 'alone');
         const beside = await runOnce(pair.clientPort, 'stalled');
+        const cpuSeconds = await cpu.stop();
+        // Each echo carries its bytes through the pair twice (there and back).
+        const carriedGB = (2 * 2 * bytes) / 1e9;
         const [aloneRate, besideRate] = [bytes / alone.seconds / 1e6, bytes / beside.seconds / 1e6];
         return {
           'hol.alone': aloneRate,
           'hol.beside': besideRate,
           'hol.ratio': besideRate / aloneRate,
           'hol.stalled_taken': (beside.stalledBytesTaken ?? 0) / 1e6,
+          'hol.cpu_per_gb': cpuSeconds === undefined ? 'n/a (no proxy)' : cpuSeconds / carriedGB,
         };
       }, context.sizes.repeats);
     } finally {

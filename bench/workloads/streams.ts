@@ -9,7 +9,7 @@ import type { Cell } from '../results.js';
 import type { SupervisedProcess } from '../supervisor.js';
 import { readProcessMemory, readThreadCount } from '../system.js';
 import type { Workload, WorkloadContext } from './workload.js';
-import { measureEachContender, rowsOf } from './workload.js';
+import { measureEachContender, proxyCpuMeter, rowsOf } from './workload.js';
 
 /** Time allowed to open all connections, and again to echo on all of them. */
 const PHASE_TIMEOUT_MS = 90_000;
@@ -26,23 +26,28 @@ export const streamsWorkload: Workload = {
       { metric: 'streams.seconds', label: `open ${count} + echo 1 KiB on each`, unit: 's', better: 'lower' },
       { metric: 'streams.peak_rss.client', label: `peak RSS, client side, ${count} streams`, unit: 'MB', better: 'lower' },
       { metric: 'streams.peak_rss.server', label: `peak RSS, server side, ${count} streams`, unit: 'MB', better: 'lower' },
+      { metric: 'streams.cpu_per_connection', label: 'streams: CPU of the proxy processes per connection opened and echoed', unit: 'CPU µs', better: 'lower' },
     ]);
     const echo = await startEchoServer(context.supervisor);
     const script = fileURLToPath(new URL('../clients/many-connections.js', import.meta.url));
     try {
       await measureEachContender(context, 'streams', rows, echo.port, async (pair, contender) => {
         const args = [script, String(pair.clientPort), String(count), String(context.sizes.streamPayloadBytes), String(PHASE_TIMEOUT_MS), String(HOLD_TIMEOUT_MS)];
+        const cpu = proxyCpuMeter(pair, context.ticksPerSecond);
+        await cpu.start();
         const client = context.supervisor.spawn('many-connections client', process.execPath, args, { manyFiles: true, stdinPipe: true });
         try {
           const connected = await waitForPhase(client, 'connected');
           context.progress(`    ${connected.ok} of ${count} connected in ${(connected.ms / 1000).toFixed(1)} s${connected.firstError === undefined ? '' : ` (first error: ${connected.firstError})`}`);
           const echoed = await waitForPhase(client, 'echoed');
+          const cpuSeconds = await cpu.stop();
           context.progress(`    ${echoed.ok} echoed in ${(echoed.ms / 1000).toFixed(1)} s, ${echoed.open} still open`);
           const seconds = (connected.ms + echoed.ms) / 1000;
           const figures: Record<string, Cell> = {
             'streams.seconds': echoed.ok === count ? seconds : `not all held; ${seconds.toFixed(1)} s until the rest failed or timed out`,
           };
           figures['streams.held'] = echoed.ok === count ? count : `reached ${echoed.ok} of ${count}: ${whyNotAll(context, pair.sides !== undefined && contender.id !== 'trellis', count, echoed.firstError ?? connected.firstError)}`;
+          figures['streams.cpu_per_connection'] = cpuSeconds === undefined ? 'n/a (no proxy)' : echoed.ok > 0 ? (cpuSeconds * 1e6) / echoed.ok : 'no connection echoed';
           if (pair.sides === undefined) {
             figures['streams.peak_rss.client'] = 'n/a (no proxy)';
             figures['streams.peak_rss.server'] = 'n/a (no proxy)';

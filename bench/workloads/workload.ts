@@ -19,6 +19,10 @@ export interface WorkloadContext {
   workDir: string;
   /** Open files a proxy process may hold (see `manyFilesLimit`). */
   openFilesLimit: number;
+  /** Clock ticks per second of /proc/PID/stat (see `clockTicksPerSecond`). */
+  ticksPerSecond: number;
+  /** `--cp-deadline`: each control-plane size stops after this and reports what it reached. */
+  controlPlaneDeadlineSeconds?: number;
   /** One line of progress for the person watching. */
   progress(line: string): void;
   /** Something odd worth the reader's attention (kept in the results). */
@@ -29,6 +33,24 @@ export interface Workload {
   readonly id: WorkloadId;
   readonly title: string;
   run(context: WorkloadContext): Promise<MetricRow[]>;
+}
+
+/** The app behind a pair: what a data-path step talks to through it. */
+export type AppKind = 'redis' | 'iperf3';
+
+/**
+ * One measurement of a data-path workload against a running pair whose server side forwards
+ * to an app of kind `app`: the fresh mode runs it on a new pair per round, the long-lived
+ * mode on the pair it keeps for the whole run. Returns figures by metric id of `rows`.
+ */
+export interface DataPathStep {
+  readonly id: WorkloadId;
+  readonly title: string;
+  readonly app: AppKind;
+  /** The long-lived mode starts the app anew before each measurement of this step. */
+  readonly freshAppEachTime?: boolean;
+  readonly rows: readonly RowSpec[];
+  measure(context: WorkloadContext, pair: RunningContender): Promise<Record<string, Cell>>;
 }
 
 /** A row's description, before any figure is in. */
@@ -79,6 +101,7 @@ export async function measureEachContender(
       try {
         pair = await contender.start(appPort);
         figures = await measure(pair, contender);
+        context.progress(`    ${describeFigures(rows, figures)}`);
       } catch (error) {
         const message = shortError(error);
         context.observe(`${workload} / ${contender.id}: ${(error as Error).message ?? String(error)}`);
@@ -109,8 +132,8 @@ export async function measureEachContender(
  */
 const TROUBLE_LINE = /"level":(4|5|6)\d|LOG[0-4]\[|\[(ALERT|WARNING)\]/;
 
-/** Puts a side that died, or that logged warnings or errors, in the observations. */
-function noteSideTrouble(context: WorkloadContext, workload: WorkloadId, contender: ContenderId, pair: RunningContender): void {
+/** Puts a side that died, or that logged warnings or errors, in the observations (`workload` names where). */
+export function noteSideTrouble(context: WorkloadContext, workload: string, contender: ContenderId, pair: RunningContender): void {
   for (const side of [pair.sides?.client, pair.sides?.server, ...(pair.relays ?? [])]) {
     if (side === undefined) continue;
     if (!side.running) {
@@ -120,6 +143,17 @@ function noteSideTrouble(context: WorkloadContext, workload: WorkloadId, contend
     const trouble = side.stderr().split('\n').filter((line) => TROUBLE_LINE.test(line));
     if (trouble.length > 0) context.observe(`${workload} / ${contender}: ${side.name} logged ${trouble.length} warning or error lines (in the last 64 KiB of its log), first: ${trouble[0]?.slice(0, 300)}`);
   }
+}
+
+/** One line of figures as measured: `label value unit; …` (what the person watching sees at once). */
+export function describeFigures(rows: readonly RowSpec[], figures: Record<string, Cell>): string {
+  return rows
+    .filter((row) => figures[row.metric] !== undefined)
+    .map((row) => {
+      const cell = figures[row.metric]!;
+      return `${row.label} ${isMeasured(cell) ? `${Number(cell.toPrecision(3))} ${row.unit}` : cell}`;
+    })
+    .join('; ');
 }
 
 /** The first line of an error, short enough for a table cell. */

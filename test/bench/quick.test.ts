@@ -44,6 +44,7 @@ describe('bench --quick --tiny', () => {
   });
 
   it('runs every workload against every contender', () => {
+    assert.equal(results.complete, true);
     assert.equal(results.mode, 'quick');
     assert.equal(results.sizesName, 'tiny');
     assert.deepEqual(results.contenders, [...CONTENDER_IDS]);
@@ -77,7 +78,7 @@ describe('bench --quick --tiny', () => {
         else assert.match(String(cell), /^n\/a \(this link variant runs/, `${row.metric} / ${variant}`);
       }
     }
-    for (const metric of ['bulk.cpu_per_gb', 'rr50.cpu_per_request', 'churn.cpu_per_connection']) {
+    for (const metric of ['bulk.cpu_per_gb', 'rr50.cpu_per_request', 'churn.cpu_per_connection', 'rr1.cpu_per_request', 'hol.cpu_per_gb', 'streams.cpu_per_connection', 'rr1.get.p999', 'rr50.get.p999']) {
       assert.ok(results.rows.some((row) => row.metric === metric), `no row ${metric}`);
     }
     for (const variant of TRELLIS_VARIANT_IDS) {
