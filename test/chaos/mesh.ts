@@ -1,14 +1,17 @@
 // The mesh the chaos and soak runs break: real trellis processes (control plane, gateways,
 // sidecars) and traffic apps in network-namespace hosts, each process restartable with the
 // arguments it first had. The control plane's data directory is a small tmpfs of its own, so a
-// scenario can fill it or make it read-only.
+// scenario can fill it or make it read-only. With `replicas`, two control planes share an etcd
+// in their host; with `fakeClock`, the control plane's wall clock is libfaketime's.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NsProcess, pollFor } from '../support/clouds.js';
+import { etcdBinary, etcdMemberArgs } from '../support/etcd.js';
 import type { Topology, TopologySpec } from '../support/netns.js';
 import { createTopology } from '../support/netns.js';
 import { repoRoot, trellisBin } from '../support/processes.js';
@@ -17,6 +20,13 @@ import type { ServerRecord, TrafficPlan } from './traffic.js';
 const trafficScript = fileURLToPath(new URL('./traffic.js', import.meta.url));
 
 const CP_PORT = 7400;
+/** The second control-plane replica's port, in the same host as the first. */
+const CP2_PORT = 7401;
+/** etcd's client and peer URLs, on the loopback of the control planes' host. */
+const ETCD_URL = 'http://127.0.0.1:2379';
+const ETCD_PEER_URL = 'http://127.0.0.1:2380';
+/** Debian's libfaketime (package `faketime`). */
+export const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const LINK_PORT = 7500;
 const GATEWAY_PORT = 7600;
 const ADMIN = '127.0.0.1:9500';
@@ -53,7 +63,9 @@ export const DIRECT_SPEC: TopologySpec = {
 };
 
 /** Every restartable process of the mesh, by role. */
-export type Role = 'cp' | 'client' | 'server-a' | 'ga1' | 'ga2' | 'gb' | 'server-b';
+export type Role = 'cp' | 'cp2' | 'etcd' | 'client' | 'server-a' | 'ga1' | 'ga2' | 'gb' | 'server-b';
+/** The control-plane replicas: `cp2` only with `replicas`. */
+export type Replica = 'cp' | 'cp2';
 
 export interface ChaosMeshOptions {
   /** Zone b behind gateways (CHAOS_SPEC) besides zone a's direct path (DIRECT_SPEC). */
@@ -61,11 +73,21 @@ export interface ChaosMeshOptions {
   /** The control plane's `--cert-ttl`. @default 24h */
   readonly certTtl?: string;
   readonly logLevel?: string;
+  /**
+   * Two control-plane replicas (`cp` on its tmpfs, `cp2`) on one etcd (`etcd`), all in host cp;
+   * sidecars and gateways are given both replicas' URLs.
+   */
+  readonly replicas?: boolean;
+  /** The control plane `cp` runs under libfaketime: {@link ChaosMesh.setCpClock} moves its wall clock (not its monotonic one). */
+  readonly fakeClock?: boolean;
 }
 
 interface RoleSpec {
   readonly host: string;
+  /** The program, when it is not trellis. */
+  readonly command?: string;
   readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
   readonly label: string;
   /** The stdout line that says it is up. */
   readonly ready: RegExp;
@@ -115,6 +137,8 @@ export class ChaosMesh {
   readonly #running = new Map<Role, NsProcess>();
   readonly #apps = new Map<string, NsProcess>();
   readonly #others: NsProcess[] = [];
+  /** libfaketime's timestamp file for the control plane, with `fakeClock`. */
+  #clockFile: string | undefined;
   // The sidecars' and gateways' data directories go at exit too, if the run never got to stop().
   readonly #onExit = (): void => {
     for (const dir of this.#dirs) rmSync(dir, { recursive: true, force: true });
@@ -160,16 +184,65 @@ export class ChaosMesh {
     return spec.host;
   }
 
-  cpUrl(network = 'lanA'): string {
-    return `https://${this.topology.host('cp').address(network)}:${CP_PORT}`;
+  cpUrl(network = 'lanA', replica: Replica = 'cp'): string {
+    return `https://${this.topology.host('cp').address(network)}:${replica === 'cp' ? CP_PORT : CP2_PORT}`;
+  }
+
+  /** Every replica's URL on `network`, first `cp`. */
+  cpUrls(network = 'lanA'): string[] {
+    return this.options.replicas === true ? [this.cpUrl(network, 'cp'), this.cpUrl(network, 'cp2')] : [this.cpUrl(network)];
+  }
+
+  /** A sidecar's or gateway's data directory (its identity.json holds the certificate it uses). */
+  dataDirOf(role: Role): string {
+    const spec = this.#roles.get(role);
+    const index = spec?.args.indexOf('--data-dir') ?? -1;
+    const dir = index < 0 ? undefined : spec?.args[index + 1];
+    if (dir === undefined) throw new Error(`chaos: ${role} has no data directory`);
+    return dir;
+  }
+
+  /**
+   * Sets the offset of the control plane's wall clock from the real one, in libfaketime's
+   * relative form (`+2h`, `-1h`, `+0`); it takes effect at the control plane's next clock read.
+   */
+  setCpClock(offset: string): void {
+    if (this.#clockFile === undefined) throw new Error('chaos: this mesh has no fake clock');
+    if (!/^[+-]\d+[smhdy]?$/.test(offset)) throw new Error(`chaos: not a libfaketime offset: ${offset}`);
+    writeFileSync(this.#clockFile, `${offset}\n`);
   }
 
   async #startAll(): Promise<void> {
     const level = this.options.logLevel ?? 'warn';
-    const cpArgs = ['control-plane', '--data-dir', this.cpData.path, '--listen', `0.0.0.0:${CP_PORT}`, '--lease-ttl', '5s'];
-    if (this.options.certTtl !== undefined) cpArgs.push('--cert-ttl', this.options.certTtl);
-    this.#roles.set('cp', { host: 'cp', args: cpArgs, label: 'control plane', ready: /admin token written to/ });
+    const cpArgs = (dataDir: string, port: number): string[] => {
+      const args = ['control-plane', '--data-dir', dataDir, '--listen', `0.0.0.0:${port}`, '--lease-ttl', '5s'];
+      if (this.options.certTtl !== undefined) args.push('--cert-ttl', this.options.certTtl);
+      return args;
+    };
+    const storeArgs: string[] = [];
+    if (this.options.replicas === true) {
+      const keyFile = join(this.#tempDir('etcd-key'), 'etcd.key');
+      writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      storeArgs.push('--store', 'etcd', '--etcd', ETCD_URL, '--etcd-encryption-key-file', keyFile);
+      const etcdData = join(this.#tempDir('etcd'), 'data');
+      this.#roles.set('etcd', { host: 'cp', command: etcdBinary(), args: etcdMemberArgs(etcdData, ETCD_URL, ETCD_PEER_URL), label: 'etcd', ready: /serving client traffic/ });
+      await this.#spawn('etcd', level);
+    }
+    let cpEnv: Record<string, string> | undefined;
+    if (this.options.fakeClock === true) {
+      if (!existsSync(LIBFAKETIME)) throw new Error(`chaos: libfaketime is not installed at ${LIBFAKETIME}: install the Debian package faketime (scripts/test.sh does)`);
+      this.#clockFile = join(this.#tempDir('clock'), 'faketime');
+      this.setCpClock('+0');
+      // The timestamp file read at every clock read; the monotonic clock (timers) left alone, as a real wall-clock jump would.
+      cpEnv = { LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: this.#clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+    }
+    this.#roles.set('cp', { host: 'cp', args: [...cpArgs(this.cpData.path, CP_PORT), ...storeArgs], env: cpEnv, label: 'control plane', ready: /admin token written to/ });
     await this.#spawn('cp', level);
+    if (this.options.replicas === true) {
+      // After the first: it takes the CA and the admin token the first stored in etcd.
+      this.#roles.set('cp2', { host: 'cp', args: [...cpArgs(this.#tempDir('cp2'), CP2_PORT), ...storeArgs], label: 'control plane replica 2', ready: /admin token written to/ });
+      await this.#spawn('cp2', level);
+    }
     await Promise.all([this.#startApp('a2'), this.options.gateways ? this.#startApp('b1') : undefined]);
     if (this.options.gateways) {
       await Promise.all([this.#defineGateway('ga1', 'a', 'lanA'), this.#defineGateway('ga2', 'a', 'lanA'), this.#defineGateway('gb', 'b', 'lanB')]);
@@ -187,7 +260,7 @@ export class ChaosMesh {
     const host = this.topology.host(role);
     const token = await this.admin(['token', 'create', '--gateway', role, '--zone', zone, '--ttl', '1h']);
     const dataDir = this.#tempDir(`gw-${role}`);
-    const args = ['gateway', '--zone', zone, '--name', role, '--token', token, '--control-plane', this.cpUrl(network), '--listen', `tls://0.0.0.0:${GATEWAY_PORT}`];
+    const args = ['gateway', '--zone', zone, '--name', role, '--token', token, ...this.cpUrls(network).flatMap((url) => ['--control-plane', url]), '--listen', `tls://0.0.0.0:${GATEWAY_PORT}`];
     args.push('--advertise', `tls://${host.address('wan')}:${GATEWAY_PORT}`, '--advertise', `tls://${host.address(network)}:${GATEWAY_PORT}`);
     args.push('--admin', ADMIN, '--data-dir', dataDir);
     this.#roles.set(role, { host: role, args, label: `gateway ${role}`, ready: /admin on http:\/\// });
@@ -197,7 +270,7 @@ export class ChaosMesh {
     const token = await this.admin(['token', 'create', '--service', service, '--ttl', '1h']);
     const dataDir = this.#tempDir(`sc-${role}`);
     const address = this.topology.host(host).address(network);
-    const args = ['sidecar', '--service', service, '--token', token, '--control-plane', this.cpUrl(network), '--zone', zone];
+    const args = ['sidecar', '--service', service, '--token', token, ...this.cpUrls(network).flatMap((url) => ['--control-plane', url]), '--zone', zone];
     args.push('--listen', `tls://${address}:${LINK_PORT}`, '--admin', ADMIN, '--data-dir', dataDir, '--drain-delay', '1ms');
     if (upstreams.length === 0) args.push('--app', `127.0.0.1:${APP_PORT}`);
     for (const upstream of upstreams) args.push('--upstream', upstream);
@@ -213,8 +286,9 @@ export class ChaosMesh {
   async #spawn(role: Role, logLevel = this.options.logLevel ?? 'warn'): Promise<NsProcess> {
     const spec = this.#roles.get(role);
     if (spec === undefined) throw new Error(`chaos: no role ${role}`);
+    const [command, args] = spec.command === undefined ? [process.execPath, [trellisBin, ...spec.args]] : [spec.command, spec.args];
     const proc = new NsProcess(
-      this.topology.spawn(spec.host, process.execPath, [trellisBin, ...spec.args], { cwd: repoRoot, env: { ...process.env, TRELLIS_LOG_LEVEL: logLevel } }),
+      this.topology.spawn(spec.host, command, args, { cwd: repoRoot, env: { ...process.env, TRELLIS_LOG_LEVEL: logLevel, ...spec.env } }),
       spec.host,
       spec.label,
     );
@@ -261,9 +335,10 @@ export class ChaosMesh {
     return result.stdout.trim();
   }
 
-  /** Like {@link admin}, but resolves with whatever the command did. */
-  async trellisInCp(args: string[]): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
-    const full = [trellisBin, ...args, '--control-plane', `https://127.0.0.1:${CP_PORT}`, '--admin-token-file', join(this.cpData.path, 'admin.token')];
+  /** Like {@link admin}, but resolves with whatever the command did; with replicas, against `replica` (both accept one admin token). */
+  async trellisInCp(args: string[], replica: Replica = 'cp'): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+    const port = replica === 'cp' ? CP_PORT : CP2_PORT;
+    const full = [trellisBin, ...args, '--control-plane', `https://127.0.0.1:${port}`, '--admin-token-file', join(this.cpData.path, 'admin.token')];
     return this.topology.exec('cp', process.execPath, full, { timeoutMs: 30_000, env: { ...process.env, TRELLIS_LOG_LEVEL: 'warn' } });
   }
 

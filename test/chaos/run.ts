@@ -42,21 +42,26 @@ async function main(): Promise<void> {
   const withGateways = !quick;
   const scenarios = SCENARIOS.filter((scenario) => (only === undefined || only.includes(scenario.name)) && (withGateways || !scenario.needsGateways));
   const env = environment();
-  process.stdout.write(`chaos: ${scenarios.length} scenarios, ${quick ? 'quick' : 'full'}; starting the mesh\n`);
-  const mesh = await ChaosMesh.start({ gateways: withGateways });
+  process.stdout.write(`chaos: ${scenarios.length} scenarios, ${quick ? 'quick' : 'full'}\n`);
   const results: ScenarioResult[] = [];
-  try {
-    for (const scenario of scenarios) {
-      process.stdout.write(`chaos: ${scenario.name} …\n`);
-      const result = await runScenario(mesh, scenario, quick);
-      results.push(result);
-      const t = result.tally;
-      process.stdout.write(`chaos: ${scenario.name}: ${t.streams} streams, ${JSON.stringify(t.byVerdict)}, ${t.bytesLost} bytes lost, recovery ${JSON.stringify(result.recoveryMs)} ms, ${result.problems.length === 0 ? 'pass' : 'FAIL'}\n`);
-      for (const note of result.notes) process.stdout.write(`  ${note}\n`);
-      for (const problem of result.problems) process.stdout.write(`  problem: ${problem}\n`);
+  // One mesh per shape (one control plane, replicas on etcd, a fake clock), in the order the scenarios come.
+  const shapes = [...new Map(scenarios.map((scenario) => [JSON.stringify(scenario.mesh ?? {}), scenario.mesh ?? {}])).entries()];
+  for (const [key, shape] of shapes) {
+    process.stdout.write(`chaos: starting the mesh ${key}\n`);
+    const mesh = await ChaosMesh.start({ gateways: withGateways, ...shape });
+    try {
+      for (const scenario of scenarios.filter((entry) => JSON.stringify(entry.mesh ?? {}) === key)) {
+        process.stdout.write(`chaos: ${scenario.name} …\n`);
+        const result = await runScenario(mesh, scenario, quick);
+        results.push(result);
+        const t = result.tally;
+        process.stdout.write(`chaos: ${scenario.name}: ${t.streams} streams, ${JSON.stringify(t.byVerdict)}, ${t.bytesLost} bytes lost, recovery ${JSON.stringify(result.recoveryMs)} ms, ${result.problems.length === 0 ? 'pass' : 'FAIL'}\n`);
+        for (const note of result.notes) process.stdout.write(`  ${note}\n`);
+        for (const problem of result.problems) process.stdout.write(`  problem: ${problem}\n`);
+      }
+    } finally {
+      await mesh.stop();
     }
-  } finally {
-    await mesh.stop();
   }
   const args = process.argv.slice(2).join(' ');
   const command = `npm run chaos${args === '' ? '' : ` -- ${args}`}`;

@@ -1,10 +1,11 @@
 // The chaos scenarios: each runs mixed traffic through a live mesh while it injects its faults,
-// then hands back what it did. Adding one is adding an entry to SCENARIOS (a control-plane
-// replica or etcd kill needs only a mesh that runs them, and a `killAndRestart` of that role).
+// then hands back what it did. Adding one is adding an entry to SCENARIOS; one that needs a
+// mesh of another shape (control-plane replicas on etcd, a fake clock) says so in `mesh`.
 import type { FaultEvent } from './faults.js';
 import { delay, fillDisk, killAndRestart, packetLoss, partition, reorderAndDelay } from './faults.js';
-import type { ChaosMesh, EchoService, Role } from './mesh.js';
+import type { ChaosMesh, ChaosMeshOptions, EchoService, Role } from './mesh.js';
 import { procStats } from './mesh.js';
+import { CONTROL_PLANE_SCENARIOS } from './control-plane-scenarios.js';
 import { sumMetric } from '../support/clouds.js';
 import type { TrafficPlan } from './traffic.js';
 
@@ -24,12 +25,17 @@ export interface ScenarioContext {
   readonly durationMs: number;
 }
 
+/** The options of a mesh beyond its gateways: scenarios with the same shape share one mesh. */
+export type MeshShape = Pick<ChaosMeshOptions, 'replicas' | 'fakeClock' | 'certTtl'>;
+
 export type TrafficSpec = { readonly service: EchoService; readonly plan: Omit<TrafficPlan, 'port' | 'durationMs'> };
 
 export interface Scenario {
   readonly name: string;
   readonly title: string;
   readonly needsGateways: boolean;
+  /** What the mesh must have besides the default (one control plane on its data directory). */
+  readonly mesh?: MeshShape;
   readonly durationMs: (quick: boolean) => number;
   readonly traffic: (mesh: ChaosMesh) => TrafficSpec[];
   inject(context: ScenarioContext): Promise<Injected>;
@@ -247,4 +253,5 @@ export const SCENARIOS: readonly Scenario[] = [
   badApp('slow-consumer', 'a slow-consumer app (reads 64 KiB every 20 ms) beside ordinary traffic', { slow: 2 }),
   badApp('never-reads', 'an app that accepts and never reads (the client gives up after 4 s) beside ordinary traffic', { noread: 2 }),
   badApp('app-resets', 'an app that resets every connection after 64 KiB beside ordinary traffic', { reset: 2 }),
+  ...CONTROL_PLANE_SCENARIOS,
 ];

@@ -137,3 +137,30 @@ function isHealthy(url: string): Promise<boolean> {
     req.on('error', () => resolve(false));
   });
 }
+
+/** The etcd binary tests run: Debian's, or `TRELLIS_ETCD_BIN`. */
+export function etcdBinary(): string {
+  return process.env['TRELLIS_ETCD_BIN'] ?? DEFAULT_ETCD_BIN;
+}
+
+/**
+ * The arguments of a one-member etcd on `clientUrl` and `peerUrl` with its data in `dataDir`,
+ * for a test that runs etcd itself (in a network namespace, say): the same fast elections as
+ * {@link startEtcd}, and zap logs on stdout, where `serving client traffic` says it is up.
+ */
+export function etcdMemberArgs(dataDir: string, clientUrl: string, peerUrl: string): string[] {
+  return [
+    '--name=default',
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=default=${peerUrl}`,
+    '--heartbeat-interval=50',
+    '--election-timeout=500',
+    '--logger=zap',
+    '--log-outputs=stdout',
+    '--log-level=info',
+  ];
+}
