@@ -10,6 +10,7 @@ import type { MeshConfig } from '../config/mesh-config.js';
 import { endpointServiceOf, typedEntry } from '../config/entries.js';
 import type { ConfigSubscriptions } from '../config/subscriptions.js';
 import type { Credentials } from '../identity/credentials.js';
+import { leafRefusalAt } from '../identity/leaf-validity.js';
 
 const MIN_RECONNECT_DELAY_MS = 200;
 const MAX_RECONNECT_DELAY_MS = 5000;
@@ -250,10 +251,18 @@ export class ControlSession extends EventEmitter {
       case 'delta':
         this.#onDelta(message);
         break;
-      case 'certificate':
+      case 'certificate': {
+        const refusal = leafRefusalAt(message.certPem, Date.now());
+        if (refusal !== undefined) {
+          // The certificate in use stays; the renewer counts the failure and asks again.
+          logger.warn({ code: refusal.code, reason: refusal.message }, 'renewed certificate refused; keeping the current one');
+          this.emit('certificate-refused', refusal);
+          break;
+        }
         credentials.replace({ certPem: message.certPem, caPems: message.caPems, expiresAt: message.expiresAt });
         this.emit('certificate');
         break;
+      }
       case 'error':
         logger.error({ code: message.code, err: message.message }, 'control plane reported an error');
         break;

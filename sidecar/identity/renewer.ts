@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { SidecarMessage } from '../../proto/control.js';
 import type { Credentials } from './credentials.js';
 import { createCsrPem } from './keys.js';
+import type { LeafRefusal } from './leaf-validity.js';
 
 /** A renewal that got no certificate is retried after this share of the remaining life… */
 const RENEW_RETRY_LIFE_SHARE = 1 / 8;
@@ -20,6 +21,8 @@ export const DEFAULT_EARLY_RENEWAL_SPREAD_MS = 2000;
 export interface RenewalChannel {
   /** Sends a message; false when the channel is down. */
   send(message: SidecarMessage): boolean;
+  /** A certificate that came was not taken (the control session checks it first). */
+  on(event: 'certificate-refused', listener: (refusal: LeafRefusal) => void): unknown;
 }
 
 /** Where renewals are counted. */
@@ -67,6 +70,8 @@ export class CertificateRenewer {
     this.#random = init.random ?? Math.random;
     this.#certPem = init.credentials.current.certPem;
     this.#credentials.on('change', () => this.#onChange());
+    // A refused certificate is a failed renewal; the retry already scheduled asks again.
+    this.#session.on('certificate-refused', (refusal) => this.#failed(`the certificate sent was refused (${refusal.code}): ${refusal.message}`));
     this.#scheduleAtHalfLife();
   }
 

@@ -4,20 +4,27 @@
 // sent on purpose.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
-import { issueServerCertificate } from '../../control-plane/cert-issuer.js';
+import { CertificateAuthority } from '../../control-plane/ca.js';
+import { issueServerCertificate, signSidecarCsr } from '../../control-plane/cert-issuer.js';
 import type { ControlPlaneMessage, SidecarMessage } from '../../proto/control.js';
 import { CHANNEL_VERSION, decodeSidecarMessage, encodeControlMessage } from '../../proto/control.js';
 import { MeshConfig } from '../../sidecar/config/mesh-config.js';
 import { ConfigSubscriptions } from '../../sidecar/config/subscriptions.js';
 import { ControlSession } from '../../sidecar/control/control-session.js';
 import type { Credentials } from '../../sidecar/identity/credentials.js';
+import { createCsrPem } from '../../sidecar/identity/keys.js';
+import type { LeafRefusal } from '../../sidecar/identity/leaf-validity.js';
+import { CertificateRenewer } from '../../sidecar/identity/renewer.js';
 import type { TestCa } from '../support/link-credentials.js';
 import { createTestCa, credentialsFor } from '../support/link-credentials.js';
 
@@ -211,6 +218,57 @@ describe('control session (sidecar end of the channel)', () => {
       assert.equal(subscriptions.holds('other'), false);
     } finally {
       session.close();
+    }
+  });
+
+  it('refuses a renewed certificate that is not valid by its own clock, keeps the current one and counts a failed renewal', async () => {
+    // Control planes whose clock jumped two hours ahead, or runs two hours behind: their CA signs
+    // with the same key material as a real one would, only the validity window is off.
+    const caDirs: string[] = [];
+    const skewedCa = async (skewMs: number) => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'trellis-skewed-ca-'));
+      caDirs.push(dataDir);
+      return CertificateAuthority.loadOrCreate({ dataDir, trustDomain: 'trellis.local', logger, now: () => Date.now() + skewMs });
+    };
+    const leafFrom = async (ca: CertificateAuthority, ttlMs: number) => {
+      const csrPem = await createCsrPem(credentials.current.privateKeyPem, credentials.current.sidecarId);
+      return signSidecarCsr(ca, csrPem, { sidecarId: credentials.current.sidecarId, service: credentials.current.service }, ttlMs);
+    };
+    const ahead = await leafFrom(await skewedCa(2 * 3_600_000), 3_600_000);
+    const behind = await leafFrom(await skewedCa(-2 * 3_600_000), 3_600_000);
+    const good = await leafFrom(testCa.ca, 3_600_000);
+    const unreadable = `-----BEGIN CERTIFICATE-----\n${Buffer.from('not a certificate').toString('base64')}\n-----END CERTIFICATE-----\n`;
+
+    const config = new MeshConfig();
+    const session = new ControlSession({ urls: [url], credentials, config, logger, registration: { type: 'register', address: '127.0.0.1:7000', zone: 'z', weight: 1 } });
+    const renewer = new CertificateRenewer({ credentials, session, logger });
+    const connected = nextPeer();
+    session.start();
+    const peer = await connected;
+    const before = credentials.current.certPem;
+    try {
+      assert.equal((await peer.next()).type, 'register');
+      for (const [certPem, code] of [
+        [ahead.certPem, 'TRELLIS_ERR_CERT_NOT_YET_VALID'],
+        [behind.certPem, 'TRELLIS_ERR_CERT_EXPIRED'],
+        [unreadable, 'TRELLIS_ERR_CERT_UNREADABLE'],
+      ] as const) {
+        const refused = once(session, 'certificate-refused');
+        peer.send({ type: 'certificate', certPem, caPems: testCa.ca.caPems(), expiresAt: Date.now() + 3_600_000 });
+        const [refusal] = (await refused) as [LeafRefusal];
+        assert.equal(refusal.code, code);
+        assert.equal(credentials.current.certPem, before, 'the certificate in use stays');
+        assert.equal(renewer.failing, true);
+      }
+      const taken = once(session, 'certificate');
+      peer.send({ type: 'certificate', certPem: good.certPem, caPems: testCa.ca.caPems(), expiresAt: good.expiresAt });
+      await taken;
+      assert.equal(credentials.current.certPem, good.certPem);
+      assert.equal(renewer.failing, false, 'a certificate taken ends the failure');
+    } finally {
+      renewer.stop();
+      session.close();
+      for (const dir of caDirs) await rm(dir, { recursive: true, force: true });
     }
   });
 });
