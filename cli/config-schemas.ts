@@ -39,6 +39,27 @@ export const sidecarConfigFile: ConfigFileSpec = {
   },
 };
 
+/** `upstreams: [{ service: db }, { service: api, address: 127.0.0.1:9000 }]`: `--upstream db --upstream api=…`. */
+const runUpstreams = z.array(z.strictObject({ service: name, address: hostPort.optional() }));
+const port = z.number('expected a port 1..65535').int('expected a port 1..65535').min(1, 'expected a port 1..65535').max(65535, 'expected a port 1..65535');
+
+export const runConfigFile: ConfigFileSpec = {
+  fields: {
+    service: name,
+    'control-plane': controlPlaneUrl,
+    'app-port': port,
+    listen: linkUrl,
+    advertise: linkUrl,
+    admin: hostPort,
+    'log-format': logFormat,
+    upstreams: runUpstreams,
+  },
+  toArgs: {
+    upstreams: (value) =>
+      (value as z.infer<typeof runUpstreams>).flatMap((upstream) => ['--upstream', upstream.address === undefined ? upstream.service : `${upstream.service}=${upstream.address}`]),
+  },
+};
+
 export const controlPlaneConfigFile: ConfigFileSpec = {
   fields: {
     listen: hostPort,

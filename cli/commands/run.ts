@@ -12,6 +12,7 @@ import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
+import { runConfigFile } from '../config-schemas.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
 import { joinTokenInput } from '../token-file.js';
@@ -19,11 +20,14 @@ import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresse
 
 export const runHelp = `Usage: trellis run --service NAME --token TOKEN --control-plane URL [--app-port P]
                    [--upstream SERVICE[=HOST:PORT]]... [--listen HOST:PORT] [--advertise HOST:PORT]
-                   [--admin HOST:PORT] [--data-dir DIR] [--log-file FILE] -- CMD [ARGS...]
+                   [--admin HOST:PORT] [--data-dir DIR] [--log-file FILE] [--config FILE.yaml]
+                   -- CMD [ARGS...]
 
 Runs CMD next to its own sidecar: starts the sidecar, waits until it is ready, runs CMD with
 the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits with CMD's status
 (128 + the signal number when a signal killed it; 127 when CMD is not found).
+  --config FILE.yaml        flag values from a file (keys as the flags, upstreams as a list of
+                            {service, address?}); flags given here override it
   --service NAME            CMD's service
   --token TOKEN             a join token for NAME; or env TRELLIS_JOIN_TOKEN (not passed to CMD)
   --token-file FILE         read the token from FILE instead (mode 0600): other local users can
@@ -48,7 +52,8 @@ Examples:
   trellis run --service web --token "$TOKEN_WEB" --control-plane https://127.0.0.1:7400 \\
     --upstream api -- curl -s http://api.mesh/
   trellis run --service api --token "$TOKEN_API" --control-plane https://127.0.0.1:7400 \\
-    --app-port 8080 -- python3 -m http.server 8080 --bind 127.0.0.1`;
+    --app-port 8080 -- python3 -m http.server 8080 --bind 127.0.0.1
+  trellis run --config web.yaml -- curl -s http://api.mesh/`;
 
 const LOOPBACK_ANY_PORT: HostPort = { host: '127.0.0.1', port: 0 };
 /**
@@ -73,7 +78,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     'log-file': { type: 'string' },
     ...logFormatOption,
     'admin-allow-remote': { type: 'boolean' },
-  });
+  }, false, runConfigFile);
   if (values.help === true) {
     process.stdout.write(`${runHelp}\n`);
     return 0;

@@ -77,6 +77,29 @@ describe('trellis --config', () => {
     }
   });
 
+  it('runs a command under `trellis run` from a file, flags overriding it', async () => {
+    const filePort = await freeLoopbackPort();
+    const path = file('run.yaml', [
+      'service: web',
+      `token: ${await createToken(cp, 'web')}`,
+      `control-plane: ${cp.url}`,
+      'upstreams:',
+      `  - {service: api, address: "127.0.0.1:${filePort}"}`,
+      '  - service: db',
+    ]);
+    const printUpstreams = ['--', 'sh', '-c', 'printf "%s|%s" "$TRELLIS_UPSTREAM_API" "$TRELLIS_UPSTREAM_DB"'];
+    const fromFile = await runTrellis(['run', '--config', path, ...printUpstreams]);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    const [api, db] = fromFile.stdout.split('|');
+    assert.equal(api, `127.0.0.1:${filePort}`);
+    assert.match(db ?? '', /^127\.0\.0\.1:[1-9]\d*$/);
+    const overridden = await runTrellis(['run', '--config', path, '--upstream', 'db', ...printUpstreams]);
+    assert.equal(overridden.code, 0, overridden.stderr);
+    const [apiAfter, dbAfter] = overridden.stdout.split('|');
+    assert.equal(apiAfter, '', 'a repeatable flag replaces the file\'s list');
+    assert.match(dbAfter ?? '', /^127\.0\.0\.1:[1-9]\d*$/);
+  });
+
   it('starts a control plane from a file', async () => {
     const port = await freeLoopbackPort();
     const path = file('cp.yaml', [`data-dir: ${join(dir, 'cp-data')}`, `listen: 127.0.0.1:${port}`, 'lease-ttl: 5s']);
@@ -106,6 +129,8 @@ describe('trellis --config', () => {
       ['control-plane', ['listen: 127.0.0.1:7400', 'cert-ttl: forever'], '2: cert-ttl: expected a duration'],
       ['sidecar', ['service: web', 'admin-allow-remote: yes please'], '2: admin-allow-remote: expected true or false'],
       ['sidecar', ['service: web', 'data-dir: {a: 1}'], '2: data-dir: expected a string'],
+      ['run', ['service: web', 'app-port: 70000'], '2: app-port: expected a port 1..65535'],
+      ['run', ['service: web', 'upstreams: [{service: api, address: here}]'], '2: upstreams[0].address: expected HOST:PORT'],
       ['gateway', ['zone: east', 'listen: [tls://127.0.0.1:0, udp://x:1]'], '2: listen[1]: expected HOST:PORT, tls://HOST:PORT or wss://HOST:PORT[/PATH]'],
     ];
     for (const [command, lines, expected] of cases) {
