@@ -524,9 +524,18 @@ function crossSign(next: CaRootMaterial, by: SigningRoot, nowMs: number): string
   return forge.pki.certificateToPem(cert);
 }
 
-/** 16 random bytes as hex, top bit clear so that the DER integer stays positive. */
 function randomSerialNumber(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  return serialNumberFrom(randomBytes(16));
+}
+
+/**
+ * A certificate serial (hex) from random bytes: the first byte is 0x40..0x7f, so the DER
+ * INTEGER is positive and minimal as written. node-forge writes the serial's bytes as they are,
+ * dropping at most one redundant leading zero; with two (one leaf in ~65,000) OpenSSL refuses
+ * the certificate ("illegal padding") and the sidecar holding it cannot open a single link.
+ */
+export function serialNumberFrom(random: Buffer): string {
+  const bytes = Buffer.from(random);
+  bytes[0] = 0x40 | ((bytes[0] ?? 0) & 0x3f);
   return bytes.toString('hex');
 }
