@@ -13,6 +13,7 @@ import type { HostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
 import { joinSocketToStream } from './join.js';
 import { StreamQuota } from './stream-quota.js';
+import { countReadPauses } from '../links/read-pauses.js';
 
 export interface InboundInit {
   /** The service this sidecar serves. */
@@ -69,6 +70,7 @@ export class InboundHandler {
       onTunnel: peer.kind === 'gateway' && tunnels !== undefined ? (stream, tunnel) => tunnels.onTunnel(stream, tunnel, peer) : undefined,
     });
     this.#sessions.add(session);
+    countReadPauses(session, this.#init.metrics, this.#init.logger, link.peerAddress);
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
       if (isPeerViolation(error)) {

@@ -10,6 +10,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import { isPeerViolation } from '../mux/errors.js';
 import { Session } from '../mux/index.js';
 import type { Relay } from './relay.js';
+import { countReadPauses } from '../links/read-pauses.js';
 
 export interface PeerLinksInit {
   /** This gateway's zone and key. */
@@ -138,6 +139,7 @@ export class PeerLinks {
       },
     });
     this.#sessions.add(session);
+    countReadPauses(session, metrics, logger, link.peerAddress);
     keepAlive(session, { intervalMs: this.#init.pingIntervalMs ?? 1000, onRtt: (rttMs) => metrics.linkRtt(link.peerAddress, rttMs) });
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);

@@ -8,6 +8,7 @@ import { Session } from '../mux/index.js';
 import { keepAlive } from './keepalive.js';
 import type { RevokedPeers } from './revoked-peers.js';
 import type { LinkTarget, LinkTransport } from './transport.js';
+import { countReadPauses } from './read-pauses.js';
 
 /** What makes links: a transport, or a router over several (direct, through gateways). */
 export type LinkDialer = Pick<LinkTransport, 'dial'>;
@@ -110,6 +111,7 @@ export class LinkManager {
     revokedLater = () => session.close(new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} was revoked`));
     if (!this.#sessions.has(key)) metrics.linkOpened();
     this.#sessions.set(key, session);
+    countReadPauses(session, metrics, logger, target.address);
     keepAlive(session, {
       intervalMs: this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       onRtt: (rttMs) => {

@@ -22,6 +22,8 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   proxyRefused(reason: string): void;
   /** A connection to a link listener refused or closed before it became a link, by reason (see `LinkRefusalReason`). */
   linkRefused(reason: string): void;
+  /** A link paused reading: its peer had streams refused at open beyond the refusal budget. */
+  linkReadPaused(): void;
   /** An inbound stream refused with RESOURCE_EXHAUSTED by a stream quota, by reason (see `StreamRefusalReason`). */
   streamRefused(reason: string): void;
   /** A tunnel refused here (at a gateway or a destination), by reason. */

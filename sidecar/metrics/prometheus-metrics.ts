@@ -35,6 +35,7 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #proxyRefusals: Counter<'reason'>;
   readonly #tunnelRefusals: Counter<'reason'>;
   readonly #linkRefusals: Counter<'reason'>;
+  readonly #linkReadPauses: Counter;
   readonly #streamRefusals: Counter<'reason'>;
   readonly #tunnelsActive: Gauge<'role'>;
   readonly #tunnelsOpened: Counter<'role'>;
@@ -143,6 +144,11 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       registers,
     });
     // No sidecar_ prefix: gateways count the same refusals at their listeners.
+    this.#linkReadPauses = new Counter({
+      name: 'trellis_link_read_pauses_total',
+      help: 'Times a link stopped reading because its peer had more streams refused at open than the refusal budget allows (an OPEN flood).',
+      registers,
+    });
     this.#linkRefusals = new Counter({
       name: 'trellis_link_refusals_total',
       help: 'Connections to a link listener refused or closed before they became links, by reason (handshake-timeout, handshake-failed, no-mesh-identity, too-many-pending, too-many-pending-from-source, too-many-links, too-many-links-from-peer, revoked).',
@@ -272,6 +278,9 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   linkRefused(reason: string): void {
     this.#linkRefusals.inc({ reason });
+  }
+  linkReadPaused(): void {
+    this.#linkReadPauses.inc();
   }
   streamRefused(reason: string): void {
     this.#streamRefusals.inc({ reason });

@@ -5,6 +5,8 @@
 
 import { Limits, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, ValidationError } from '../../proto/index.js';
 import type { TunnelFrame } from '../../proto/index.js';
+import type { RefusalBudgetOptions } from './refusal-budget.js';
+import { DEFAULT_REFUSAL_BURST, DEFAULT_REFUSALS_PER_SECOND } from './refusal-budget.js';
 import type { MuxStream } from './stream.js';
 
 /** Options of a session over one link. */
@@ -32,6 +34,8 @@ export interface SessionInit {
   onTunnel?: (stream: MuxStream, tunnel: TunnelFrame) => void;
   /** Highest protocol version to offer in HELLO. @default PROTOCOL_MAX_VERSION */
   maxVersion?: number;
+  /** Streams of the peer refused at open (by this session or its handlers) before reading pauses: see {@link RefusalBudget}. */
+  refusals?: RefusalBudgetOptions;
 }
 
 /** {@link SessionInit} with every default applied. */
@@ -45,6 +49,7 @@ export interface ResolvedSessionInit {
   readonly onStream: ((stream: MuxStream, service: string) => void) | undefined;
   readonly onTunnel: ((stream: MuxStream, tunnel: TunnelFrame) => void) | undefined;
   readonly maxVersion: number;
+  readonly refusals: Required<RefusalBudgetOptions>;
 }
 
 export const DEFAULT_INITIAL_WINDOW_BYTES = 256 * 1024;
@@ -81,5 +86,9 @@ export function resolveSessionInit(init: SessionInit): ResolvedSessionInit {
     onStream: init.onStream,
     onTunnel: init.onTunnel,
     maxVersion: integerOption('maxVersion', init.maxVersion, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, PROTOCOL_MAX_VERSION),
+    refusals: {
+      burst: integerOption('refusals.burst', init.refusals?.burst, DEFAULT_REFUSAL_BURST, 1, Number.MAX_SAFE_INTEGER),
+      perSecond: integerOption('refusals.perSecond', init.refusals?.perSecond, DEFAULT_REFUSALS_PER_SECOND, 1, Number.MAX_SAFE_INTEGER),
+    },
   };
 }

@@ -12,6 +12,7 @@ import { MuxError } from './errors.js';
 import { FrameWriter, PEER_NOT_READING_BUDGET_FACTOR } from './frame-writer.js';
 import { localHello, negotiateVersion } from './handshake.js';
 import { PingTracker } from './ping-tracker.js';
+import { RefusalBudget } from './refusal-budget.js';
 import { resolveSessionInit } from './session-init.js';
 import type { ResolvedSessionInit, SessionInit } from './session-init.js';
 import type { SessionStats } from './session-stats.js';
@@ -38,6 +39,9 @@ type SessionPhase = 'active' | 'draining' | 'closed';
  * while a frame is handled close the link with `TRELLIS_ERR_INTERNAL`. A peer that reads
  * nothing while more than four times `maxLinkBufferedBytes` is queued for it gets GOAWAY
  * RESOURCE_EXHAUSTED, and 'close' carries MuxError `TRELLIS_ERR_PEER_NOT_READING`.
+ *
+ * A peer whose streams are refused at open faster than the `refusals` budget has its link
+ * read paused until the budget recovers (event `'paused'`, ms: number); see RefusalBudget.
  */
 export class Session extends EventEmitter {
   readonly #init: ResolvedSessionInit;
@@ -46,6 +50,9 @@ export class Session extends EventEmitter {
   readonly #link: StreamLink;
   readonly #streams: StreamTable;
   readonly #pings = new PingTracker();
+  readonly #refusals: RefusalBudget;
+  readonly #socket: Duplex;
+  #resumeTimer: NodeJS.Timeout | undefined;
 
   #phase: SessionPhase = 'active';
   /** The peer's HELLO: unset until the handshake is done. */
@@ -62,6 +69,8 @@ export class Session extends EventEmitter {
   constructor(socket: Duplex, init: SessionInit) {
     super();
     this.#init = resolveSessionInit(init);
+    this.#socket = socket;
+    this.#refusals = new RefusalBudget(this.#init.refusals);
     this.#writer = new FrameWriter(socket, this.#init.maxLinkBufferedBytes, this.#onPeerNotReading);
     this.#streams = new StreamTable(this.#init.role, (streamId, message) => this.#writer.send({ type: FrameType.RESET, streamId, code: ErrorCode.PROTOCOL_ERROR, message }));
     const writer = this.#writer;
@@ -204,7 +213,21 @@ export class Session extends EventEmitter {
     } catch (error) {
       this.#onFrameError(error);
     }
+    this.#pauseIfOverBudget();
   };
+
+  /** After a chunk whose OPENs were refused beyond the budget: stop reading until it recovers. */
+  #pauseIfOverBudget(): void {
+    if (this.#phase === 'closed' || this.#resumeTimer !== undefined) return;
+    const pauseMs = this.#refusals.pauseMs();
+    if (pauseMs === 0) return;
+    this.#socket.pause();
+    this.#resumeTimer = setTimeout(() => {
+      this.#resumeTimer = undefined;
+      if (this.#phase !== 'closed') this.#socket.resume();
+    }, pauseMs);
+    this.emit('paused', pauseMs);
+  }
 
   /** A frame broke the protocol, or a listener threw while one was handled. */
   #onFrameError(error: unknown): void {
@@ -264,6 +287,12 @@ export class Session extends EventEmitter {
   #onOpen(open: OpenFrame): void {
     const stream = this.#acceptPeerStream(open.streamId, open.service, this.#init.onStream === undefined ? 'this end serves no streams' : undefined, ErrorCode.UNKNOWN_SERVICE);
     if (stream !== undefined) this.#init.onStream?.(stream, open.service);
+    this.#spendIfRefused(stream);
+  }
+
+  /** A stream refused at open, here or by the handler (which resets it before returning). */
+  #spendIfRefused(stream: MuxStream | undefined): void {
+    if (stream === undefined || stream.state === 'closed') this.#refusals.spend();
   }
 
   #onTunnel(tunnel: TunnelFrame): void {
@@ -273,6 +302,7 @@ export class Session extends EventEmitter {
     const refusal = this.#init.onTunnel === undefined ? 'this end takes no tunnels' : undefined;
     const stream = this.#acceptPeerStream(tunnel.streamId, `tunnel:${tunnel.target}`, refusal, ErrorCode.ROUTE_REFUSED);
     if (stream !== undefined) this.#init.onTunnel?.(stream, tunnel);
+    this.#spendIfRefused(stream);
   }
 
   /**
@@ -361,6 +391,7 @@ export class Session extends EventEmitter {
     if (this.#phase === 'closed') return;
     this.#phase = 'closed';
     clearTimeout(this.#helloTimer);
+    clearTimeout(this.#resumeTimer);
     const reason = error?.message ?? 'the session closed';
     for (const stream of this.#streams.takeAll()) stream.abort(reason);
     this.#pings.failAll(error ?? new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session closed'));
