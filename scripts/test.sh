@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 # quick-mode test (stunnel, HAProxy, redis-benchmark, iperf3), ip and iptables (network
 # namespaces as the hosts and clouds of the multi-host tests, test/support/netns.ts),
 # tinyproxy (a real HTTP proxy in those tests) and etcd (the etcd store's tests start their
-# own, test/support/etcd.ts), chromium (the dashboard's browser tests, through playwright-core),
-# faketime (libfaketime moves the control plane's wall clock in the chaos run's clock-jump).
-# Command:package pairs.
+# own, test/support/etcd.ts), chromium and firefox-esr (the dashboard's browser tests: Chromium
+# through playwright-core, Firefox through puppeteer-core over WebDriver BiDi; neither library
+# downloads a browser), faketime (libfaketime moves the control plane's wall clock in the chaos
+# run's clock-jump). Command:package pairs.
 need=()
 for pair in curl:curl openssl:openssl python3:python3 redis-server:redis-server redis-cli:redis-tools \
   redis-benchmark:redis-tools stunnel4:stunnel4 haproxy:haproxy iperf3:iperf3 \
-  ip:iproute2 iptables:iptables tinyproxy:tinyproxy etcd:etcd-server chromium:chromium faketime:faketime; do
+  ip:iproute2 iptables:iptables tinyproxy:tinyproxy etcd:etcd-server chromium:chromium firefox-esr:firefox-esr \
+  faketime:faketime; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,67 +4,22 @@
 // numbers, a policy denied from the page refusing the caller's traffic, a killed sidecar's
 // endpoint leaving the page. Keeps a screenshot.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import http from 'node:http';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import type { HttpTestApp } from '../support/http-app.js';
-import { startHttpApp } from '../support/http-app.js';
-import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, eventually, removeDirs, scrapeMetric, sidecarStatus, startControlPlane, startSidecar } from '../support/mesh.js';
-import type { TrellisProcess } from '../support/processes.js';
-import { runTrellis, spawnTrellis } from '../support/processes.js';
+import type { SidecarProcess } from '../support/mesh.js';
+import { eventually, removeDirs, scrapeMetric } from '../support/mesh.js';
 import { launchChromium } from './browser.js';
-
-/** Sidecars report every 5 s: a few reports' worth on a loaded machine. */
-const LIVE_TIMEOUT_MS = 60_000;
-
-/** GETs through the caller's upstream port, one new connection each, bounded in count and time. */
-class TrafficLoop {
-  ok = 0;
-  refused = 0;
-  #running = true;
-  readonly #done: Promise<void>;
-
-  constructor(port: number, maxRequests = 5000, maxMs = 240_000) {
-    const deadline = Date.now() + maxMs;
-    this.#done = (async () => {
-      for (let i = 0; i < maxRequests && this.#running && Date.now() < deadline; i++) {
-        if (await getOnce(port)) this.ok += 1;
-        else this.refused += 1;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await this.#done;
-  }
-}
-
-/** Whether a GET through the mesh got the app's answer (a refused stream closes the connection unanswered). */
-function getOnce(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const request = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5000 }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve(response.statusCode === 200 && body.startsWith('api ')));
-      response.on('error', () => resolve(false));
-    });
-    request.on('timeout', () => request.destroy());
-    request.on('error', () => resolve(false));
-  });
-}
+import type { DashboardMesh, TrafficLoop } from './mesh-fixture.js';
+import { LIVE_TIMEOUT_MS, getOnce, sidecarIds, startDashboardMesh } from './mesh-fixture.js';
 
 describe('dashboard in Chromium', { timeout: 300_000 }, () => {
-  let cp: ControlPlaneProcess;
-  const apps: HttpTestApp[] = [];
-  const apiSidecars: SidecarProcess[] = [];
+  let mesh: DashboardMesh;
+  let cp: DashboardMesh['cp'];
+  let apiSidecars: SidecarProcess[];
   let web: SidecarProcess;
-  let gateway: TrellisProcess;
   let traffic: TrafficLoop;
   let context: BrowserContext;
   let page: Page;
@@ -72,32 +27,16 @@ describe('dashboard in Chromium', { timeout: 300_000 }, () => {
   let adminToken: string;
 
   before(async () => {
-    cp = await startControlPlane({ leaseTtl: '2s' });
-    adminToken = (await readFile(cp.adminTokenFile, 'utf8')).trim();
-    const apiToken = await createToken(cp, 'api');
-    for (let i = 0; i < 2; i++) {
-      const app = await startHttpApp('api');
-      apps.push(app);
-      apiSidecars.push(await startSidecar({ service: 'api', token: apiToken, cp, app: app.address }));
-    }
-    web = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, upstreams: ['api'] });
-    const gatewayToken = await runTrellis(['token', 'create', '--gateway', 'edge', '--zone', 'default', '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-    assert.equal(gatewayToken.code, 0, gatewayToken.stderr);
-    gateway = spawnTrellis(['gateway', '--zone', 'default', '--name', 'edge', '--token', gatewayToken.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0']);
-    await gateway.waitForOutput(/gateway default\/edge ready/);
-    await eventually(async () => (await sidecarStatus(web)).upstreams.every((u) => u.endpoints.length === 2), 'web to see both endpoints of api');
-    traffic = new TrafficLoop(web.upstreams.get('api')?.port ?? 0);
-
+    mesh = await startDashboardMesh();
+    ({ cp, apiSidecars, web, traffic, adminToken } = mesh);
     browserDir = await mkdtemp(join(tmpdir(), 'trellis-browser-'));
     ({ context, page } = await launchChromium(browserDir));
   });
 
   after(async () => {
-    await traffic?.stop();
     await context?.close();
-    await Promise.all([web?.proc.stop(), gateway?.stop(), ...apiSidecars.map((s) => s.proc.stop()), cp?.proc.stop()]);
-    await Promise.all(apps.map((app) => app.close()));
-    await removeDirs(cp?.dataDir ?? '', join(browserDir ?? '', 'profile'));
+    await mesh?.stop();
+    await removeDirs(join(browserDir ?? '', 'profile'));
   });
 
   it('refuses a wrong admin token and logs in with the right one (an HttpOnly, Secure, SameSite=Strict session)', async () => {
@@ -142,7 +81,7 @@ describe('dashboard in Chromium', { timeout: 300_000 }, () => {
   });
 
   it('shows the topology with live numbers', async () => {
-    const ids = await Promise.all([...apiSidecars, web].map(async (s) => ((await (await fetch(`${s.adminUrl}/status`)).json()) as { sidecarId: string }).sidecarId));
+    const ids = await sidecarIds([...apiSidecars, web]);
     for (const id of ids) await page.locator(`tr[data-sidecar="${id}"]`).waitFor({ timeout: LIVE_TIMEOUT_MS });
     await page.locator('tr[data-gateway="default/edge"]').waitFor({ timeout: LIVE_TIMEOUT_MS });
     // Live: a rate above zero, which needs two reports from web, and a version in each sidecar row.
