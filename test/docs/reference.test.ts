@@ -30,7 +30,7 @@ describe('generated reference pages', () => {
 });
 
 describe('config files shown in the docs', () => {
-  it('every yaml block of docs/operations.md is a valid sidecar config file', async () => {
+  it('every yaml block of docs/operations.md is a valid config file of its command (sidecar unless its first line names one)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trellis-docs-yaml-'));
     try {
       const blocks = [...page('operations.md').matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] ?? '');
@@ -38,8 +38,9 @@ describe('config files shown in the docs', () => {
       for (const [i, block] of blocks.entries()) {
         const path = join(dir, `example-${i}.yaml`);
         writeFileSync(path, block);
+        const command = /^# .*\(trellis ([a-z-]+)\)/.exec(block)?.[1] ?? 'sidecar';
         // --help after the file: the file is read and checked, then only the help is printed.
-        const { code, stderr } = await runTrellis(['sidecar', '--config', path, '--help']);
+        const { code, stderr } = await runTrellis([command, '--config', path, '--help']);
         assert.equal(code, 0, `${block}\n${stderr}`);
       }
     } finally {
