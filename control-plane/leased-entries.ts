@@ -8,6 +8,11 @@
  * Several replicas may write one entry (a sidecar that moved). Removals are conditional on the
  * entry still being this replica's last write, so that a replica never removes an entry that
  * another replica's session holds now.
+ *
+ * Writes of one entry go one after another, each computed from the entry as the one before it
+ * left it: a sidecar that reports unhealthy and then healthy again within one store write
+ * must end healthy (the second report was once compared with the cache before the first had
+ * reached it, found "unchanged" and dropped).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -50,6 +55,8 @@ export class LeasedEntries {
   /** key → timer that removes its entry, while nobody here holds it. */
   readonly #lingerTimers = new Map<string, NodeJS.Timeout>();
   readonly #ownWrites = new Map<string, OwnWrite>();
+  /** key → the end of its queue of writes. */
+  readonly #queues = new Map<string, Promise<void>>();
   readonly #config: ConfigState;
   readonly #lease: ReplicaLease;
   readonly #leaseTtlMs: number;
@@ -72,14 +79,16 @@ export class LeasedEntries {
   put(holder: object, key: string, value: ConfigValue): Promise<number> {
     this.#cancelLinger(key);
     this.#holders.set(key, holder);
-    return this.#writeHeld(key, value);
+    return this.#inTurn(key, () => this.#writeHeld(key, value));
   }
 
   /** Replaces entry `key` with `update(current)`. Ignored unless `holder` holds it and it exists. */
   update<T extends ConfigValue>(holder: object, key: string, update: (current: T) => T): Promise<number> {
-    const current = this.#config.get(key) as T | undefined;
-    if (this.#holders.get(key) !== holder || current === undefined) return Promise.resolve(this.#config.version);
-    return this.#writeHeld(key, update(current));
+    return this.#inTurn(key, () => {
+      const current = this.#config.get(key) as T | undefined;
+      if (this.#holders.get(key) !== holder || current === undefined) return Promise.resolve(this.#config.version);
+      return this.#writeHeld(key, update(current));
+    });
   }
 
   /** The owner is draining: its entry goes now. Ignored unless `holder` holds it. */
@@ -88,7 +97,22 @@ export class LeasedEntries {
     this.#holders.delete(key);
     this.#cancelLinger(key);
     this.#ownWrites.delete(key);
-    return this.#write([[key, null]], {}).then((version) => version ?? this.#config.version);
+    return this.#inTurn(key, () => this.#write([[key, null]], {}).then((version) => version ?? this.#config.version));
+  }
+
+  /** Runs `write` once every earlier write of `key` has settled (and reached the cache). */
+  #inTurn<T>(key: string, write: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(key) ?? Promise.resolve();
+    const result = previous.then(write);
+    const end = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#queues.set(key, end);
+    void end.then(() => {
+      if (this.#queues.get(key) === end) this.#queues.delete(key);
+    });
+    return result;
   }
 
   /** `holder`'s session ended: its entry now lives for the lease time unless it is put again. */
@@ -128,9 +152,12 @@ export class LeasedEntries {
 
   #rewriteHeld(): void {
     for (const key of this.#holders.keys()) {
-      const value = this.#config.get(key);
-      if (value === undefined) continue;
-      this.#writeHeld(key, value).catch((err: unknown) => this.#logger.error({ err, key }, `cannot write ${this.#what} under the new lease`));
+      const rewrite = (): Promise<number> => {
+        // As the entry is when its turn comes: it may have changed, or gone, meanwhile.
+        const current = this.#config.get(key);
+        return current === undefined || !this.#holders.has(key) ? Promise.resolve(this.#config.version) : this.#writeHeld(key, current);
+      };
+      this.#inTurn(key, rewrite).catch((err: unknown) => this.#logger.error({ err, key }, `cannot write ${this.#what} under the new lease`));
     }
   }
 

@@ -104,7 +104,8 @@ describe('scoped push (channel 2)', () => {
       const subscribed = await webSession.waitFor((m): m is Delta => isDelta(m) && (m.subscribed ?? []).includes('cache'));
       assert.deepEqual(new Map(subscribed.changes).get(cacheKey), { sidecarId: cache.sidecarId, service: 'cache', address: '127.0.0.1:7512', zone: 'z1', weight: 1, healthy: true });
       cacheSession.send({ type: 'health', healthy: false });
-      await webSession.waitFor(touches(cacheKey));
+      // Its own change, not the subscription's delta that also touches the key.
+      await webSession.waitFor((m): m is Delta => isDelta(m) && m.changes.some(([k, v]) => k === cacheKey && !(v as { healthy: boolean }).healthy));
 
       webSession.send({ type: 'unsubscribe', services: ['cache'] });
       // Messages of one session are handled in order: once the subscription after it is
