@@ -23,6 +23,7 @@ export const REQUIRED_TOOLS: readonly ToolRequirement[] = [
   { command: 'redis-benchmark', debianPackage: 'redis-tools' },
   { command: 'redis-cli', debianPackage: 'redis-tools' },
   { command: 'iperf3', debianPackage: 'iperf3' },
+  { command: 'etcd', debianPackage: 'etcd-server' },
 ];
 
 /** Absolute paths of the tools, resolved once after installation. */

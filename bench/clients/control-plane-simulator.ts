@@ -1,5 +1,6 @@
 /**
- * Simulated sidecars against one control plane, in processes of their own: this coordinator
+ * Simulated sidecars against one control plane or several replicas sharing an etcd, in
+ * processes of their own: this coordinator
  * and WORKERS worker processes (control-plane-sim-worker.ts), each holding its share of the
  * COUNT real channels (WebSocket over mutual TLS, one certificate each).
  *
@@ -17,7 +18,12 @@
  * (SimulatorReport), then holds the channels until told `close` on stdin so that the harness
  * can read the control plane's memory with all of them connected.
  *
- * usage: node control-plane-simulator.js URL ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS CP_PID WORKERS
+ * With several replicas (URLS and CP_PIDS comma-separated, in the same order) the joins and the
+ * channels are spread over them in turn, the policy changes go to the first, and the CPU and
+ * memory figures are the replicas' sums: every arrival at a session of another replica than the
+ * one written to has crossed etcd.
+ *
+ * usage: node control-plane-simulator.js URLS ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS CP_PIDS WORKERS
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -92,14 +98,15 @@ export interface SimulatorReport {
   errors: string[];
 }
 
-const [url, adminTokenFile, countText, roundsText, timeoutText, cpPidText, workersText] = process.argv.slice(2);
+const [urlsText, adminTokenFile, countText, roundsText, timeoutText, cpPidsText, workersText] = process.argv.slice(2);
+const urls = (urlsText ?? '').split(',').filter((url) => url !== '');
+const cpPids = (cpPidsText ?? '').split(',').map(Number);
 const count = Number(countText);
 const rounds = Number(roundsText);
 const timeoutMs = Number(timeoutText);
-const cpPid = Number(cpPidText);
 const workerCount = Number(workersText);
-if (url === undefined || adminTokenFile === undefined || ![count, rounds, timeoutMs, cpPid, workerCount].every((value) => Number.isInteger(value) && value > 0)) {
-  process.stderr.write('usage: control-plane-simulator URL ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS CP_PID WORKERS\n');
+if (urls.length === 0 || urls.length !== cpPids.length || adminTokenFile === undefined || ![count, rounds, timeoutMs, workerCount, ...cpPids].every((value) => Number.isInteger(value) && value > 0)) {
+  process.stderr.write('usage: control-plane-simulator URLS ADMIN_TOKEN_FILE COUNT ROUNDS TIMEOUT_MS CP_PIDS WORKERS\n');
   process.exit(2);
 }
 const errors: string[] = [];
@@ -108,7 +115,7 @@ const noteError = (text: string): void => {
 };
 const wallNow = (): number => performance.timeOrigin + performance.now();
 const ticks = clockTicksPerSecond();
-const cpuSeconds = (): Promise<number> => readProcessCpuSeconds(cpPid, ticks);
+const cpuSeconds = async (): Promise<number> => (await Promise.all(cpPids.map((pid) => readProcessCpuSeconds(pid, ticks)))).reduce((a, b) => a + b, 0);
 
 /** A worker process and a way to wait for its next event of a kind. */
 class Worker {
@@ -160,7 +167,9 @@ function latencies(values: number[], missed: number): LatencyFigures {
 }
 
 async function rssMB(): Promise<number | null> {
-  return readProcessMemory(cpPid).then((memory) => memory.rssMB).catch(() => null);
+  return Promise.all(cpPids.map((pid) => readProcessMemory(pid)))
+    .then((memories) => memories.reduce((sum, memory) => sum + memory.rssMB, 0))
+    .catch(() => null);
 }
 
 function serviceOf(index: number, services: number): number {
@@ -173,9 +182,10 @@ async function main(): Promise<SimulatorReport> {
   const timedOut: string[] = [];
   const adminToken = (await readFile(adminTokenFile!, 'utf8')).trim();
   const admin = parseAdminToken(adminToken);
-  const caPem = await fetchPinnedCa(url!, admin.caFingerprint);
-  const endpoint: ControlPlaneEndpoint = { url: url!, trustDomain: admin.trustDomain, caPems: [caPem], timeoutMs: JOIN_TIMEOUT_MS };
-  const adminEndpoint: ControlPlaneEndpoint = { ...endpoint, timeoutMs: ADMIN_TIMEOUT_MS };
+  // Every replica serves the same CA: the one the admin token names.
+  const caPem = await fetchPinnedCa(urls[0]!, admin.caFingerprint);
+  const endpoints: ControlPlaneEndpoint[] = urls.map((url) => ({ url, trustDomain: admin.trustDomain, caPems: [caPem], timeoutMs: JOIN_TIMEOUT_MS }));
+  const adminEndpoint: ControlPlaneEndpoint = { ...endpoints[0]!, timeoutMs: ADMIN_TIMEOUT_MS };
   // No call outlives the deadline by more than a second: the report is due when the time runs out.
   const bounded = (base: ControlPlaneEndpoint): ControlPlaneEndpoint => ({ ...base, timeoutMs: Math.max(1_000, Math.min(base.timeoutMs ?? ADMIN_TIMEOUT_MS, deadline - Date.now())) });
   const services = Math.max(UPSTREAMS_PER_SIDECAR + 1, Math.ceil(count / SIDECARS_PER_SERVICE));
@@ -198,7 +208,7 @@ async function main(): Promise<SimulatorReport> {
           token = ((await request(bounded(adminEndpoint), 'POST', '/v1/tokens', { service: serviceName(service), ttlSeconds: 3600 }, { bearerToken: adminToken })) as { token: string }).token;
           tokens.set(service, token);
         }
-        const answer = (await request(bounded(endpoint), 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
+        const answer = (await request(bounded(endpoints[index % endpoints.length]!), 'POST', '/v1/join', { token, csrPem, service: serviceName(service) })) as { certPem: string; sidecarId: string };
         const upstreams = Array.from({ length: UPSTREAMS_PER_SIDECAR }, (_, k) => serviceName((service + 1 + k) % services));
         joined.push({ index, certPem: answer.certPem, sidecarId: answer.sidecarId, service: serviceName(service), upstreams, port: FIRST_FAKE_PORT + (index % 40_000) });
       } catch (error) {
@@ -224,8 +234,9 @@ async function main(): Promise<SimulatorReport> {
   const workersCpu = async (): Promise<number> => (await Promise.all(workers.map((worker) => readProcessCpuSeconds(worker.child.pid ?? 0, ticks).catch(() => 0)))).reduce((a, b) => a + b, 0);
   const workersCpuBefore = await workersCpu();
   const connectStartedAt = wallNow();
+  // Worker i holds its channels at replica i mod the replicas.
   workers.forEach((worker, i) =>
-    worker.tell({ cmd: 'open', url: url!, caPem, keyPem: keys.privateKeyPem, sidecars: shares[i]!, concurrency: CONNECT_CONCURRENCY_PER_WORKER, deadline }),
+    worker.tell({ cmd: 'open', url: urls[i % urls.length]!, caPem, keyPem: keys.privateKeyPem, sidecars: shares[i]!, concurrency: CONNECT_CONCURRENCY_PER_WORKER, deadline }),
   );
   let connected = 0;
   let snapshots = 0;

@@ -51,9 +51,15 @@ export function trellisCommand(repoRoot: string, args: string[]): [string, strin
   return [process.execPath, [join(repoRoot, 'bin', 'trellis.js'), ...args]];
 }
 
-/** Starts `trellis control-plane` on a fresh data directory and a free port. */
-export async function startControlPlane(supervisor: ProcessSupervisor, repoRoot: string, dataDir: string, options: { manyFiles?: boolean } = {}): Promise<BenchControlPlane> {
-  const [command, args] = trellisCommand(repoRoot, ['control-plane', '--data-dir', dataDir, '--listen', `${LOOPBACK}:0`, '--lease-ttl', BENCH_LEASE_TTL]);
+/** Starts `trellis control-plane` on a fresh data directory and a free port (its file store, or a shared etcd). */
+export async function startControlPlane(
+  supervisor: ProcessSupervisor,
+  repoRoot: string,
+  dataDir: string,
+  options: { manyFiles?: boolean; etcd?: { url: string; encryptionKeyFile: string } } = {},
+): Promise<BenchControlPlane> {
+  const store = options.etcd === undefined ? [] : ['--store', 'etcd', '--etcd', options.etcd.url, '--etcd-encryption-key-file', options.etcd.encryptionKeyFile];
+  const [command, args] = trellisCommand(repoRoot, ['control-plane', '--data-dir', dataDir, '--listen', `${LOOPBACK}:0`, '--lease-ttl', BENCH_LEASE_TTL, ...store]);
   const proc = supervisor.spawn('trellis control plane', command, args, { manyFiles: options.manyFiles, env: { TRELLIS_LOG_LEVEL: 'warn' } });
   const [, url] = await proc.waitForOutput(/listening on (https:\/\/\S+)/, PROXY_START_TIMEOUT_MS);
   const [, adminTokenFile] = await proc.waitForOutput(/admin token written to (\S+)/, PROXY_START_TIMEOUT_MS);

@@ -87,6 +87,15 @@ describe('bench --quick --tiny', () => {
     }
   });
 
+  it('measures the control plane on its file store and as two replicas on one etcd, every simulated sidecar with its snapshot', () => {
+    for (const prefix of ['cp', 'cp-etcd']) {
+      const snapshots = results.rows.filter((row) => row.metric.startsWith(`${prefix}.`) && row.metric.endsWith('.snapshots'));
+      assert.equal(snapshots.length, 1, prefix);
+      const [row] = snapshots;
+      assert.equal(row?.cells.trellis, Number(row?.metric.split('.')[1]), `${prefix}: ${String(row?.cells.trellis)}`);
+    }
+  });
+
   it('says why a contender has no figure where the workload does not apply', () => {
     const controlPlaneRows = results.rows.filter((row) => row.workload === 'control-plane');
     for (const row of controlPlaneRows) {
