@@ -3,6 +3,8 @@ import { ErrorCode } from '../../proto/errors.js';
 import type { MuxStream } from '../mux/index.js';
 
 const EMPTY = Buffer.alloc(0);
+/** How long a reset waits for the app socket's queued FIN to leave before it closes it plainly. */
+export const RESET_AFTER_FIN_BOUND_MS = 2_000;
 
 /** Counters the forwarding core reports to; the metrics adapter implements it. */
 export interface ForwardObserver {
@@ -99,7 +101,25 @@ export function joinSocketToStream(
     peerFinished = true;
     socket.end();
   });
-  stream.on('reset', () => {
+  stream.on('reset', () => resetAppSocket(socket));
+}
+
+/**
+ * Resets the app's connection (a TCP RST, so the app hears of it). With this end's FIN still on
+ * its way out (end() called, the shutdown not done), libuv refuses the reset (EINVAL) and Node
+ * then leaves the descriptor open and the app untold: the reset waits until the FIN is out, and
+ * a FIN that cannot leave (an app that reads nothing) gets a plain close after a bound.
+ */
+export function resetAppSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (!socket.writableEnded || socket.writableFinished) {
+    socket.resetAndDestroy();
+    return;
+  }
+  const fallback = setTimeout(() => socket.destroy(), RESET_AFTER_FIN_BOUND_MS);
+  fallback.unref();
+  socket.once('finish', () => {
+    clearTimeout(fallback);
     if (!socket.destroyed) socket.resetAndDestroy();
   });
 }

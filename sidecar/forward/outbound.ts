@@ -12,7 +12,7 @@ import type { HostPort } from '../net/address.js';
 import { formatHostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
 import { IdleStreamSweeper } from './idle-streams.js';
-import { joinSocketToStream } from './join.js';
+import { joinSocketToStream, resetAppSocket } from './join.js';
 import { NoRouteError } from './no-route.js';
 
 export interface OutboundInit {
@@ -168,7 +168,7 @@ export class OutboundForwarder {
         this.#init.metrics.streamError(errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
         this.#init.metrics.upstreamStreamFailed(service, errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
         if (options.onNoRoute !== undefined) options.onNoRoute(error);
-        else socket.resetAndDestroy();
+        else resetAppSocket(socket);
       },
     );
   }
