@@ -1,12 +1,14 @@
 // TLS session resumption between two identities from one mesh CA, on real loopback sockets.
 // What every transport must do is in link-transport-suite.ts (run by link-transports.test.ts).
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
 import type { PeerIdentity } from '../../proto/spiffe.js';
 import type { Credentials } from '../../sidecar/identity/credentials.js';
 import { parseLinkUrl } from '../../sidecar/links/link-url.js';
+import { RevokedPeers } from '../../sidecar/links/revoked-peers.js';
 import type { AuthenticatedLink, LinkListener } from '../../sidecar/links/transport.js';
 import { TlsLinkTransport } from '../../sidecar/links/tls-transport.js';
 import type { TestCa } from '../support/link-credentials.js';
@@ -65,5 +67,16 @@ describe('TlsLinkTransport', () => {
     caller.replace({ certPem: caller.current.certPem });
     const afterChange = await dialOnce(transport);
     assert.equal(afterChange.resumed, false);
+  });
+
+  it('handshakes afresh after a revocation arrived, so that no resumed session hides a revoked certificate', async () => {
+    // The mesh config's revocation entries: none here; the event is what matters.
+    const revocations = Object.assign(new EventEmitter(), { sidecar: () => undefined, service: () => undefined });
+    const revokedPeers = new RevokedPeers({ revocations, onRefused: () => undefined, logger: pino({ level: 'silent' }) });
+    const transport = new TlsLinkTransport(caller, { revokedPeers });
+    await dialOnce(transport);
+    assert.equal((await dialOnce(transport)).resumed, true, 'resumes before the revocation');
+    revocations.emit('revocations');
+    assert.equal((await dialOnce(transport)).resumed, false, 'a full handshake after it');
   });
 });
