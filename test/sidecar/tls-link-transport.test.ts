@@ -69,6 +69,41 @@ describe('TlsLinkTransport', () => {
     assert.equal(afterChange.resumed, false);
   });
 
+  it('handshakes afresh with a listener restarted at the same address: its old tickets are not accepted', async () => {
+    const api = await credentialsFor(mesh.ca, 'api');
+    const links: AuthenticatedLink[] = [];
+    const onLink = (link: AuthenticatedLink): void => {
+      links.push(link);
+      link.socket.write('x');
+    };
+    const first = await new TlsLinkTransport(api).listen(parseLinkUrl('tls://127.0.0.1:0'), onLink);
+    const address = first.url;
+    const transport = new TlsLinkTransport(caller);
+    const dial = async (): Promise<boolean> => {
+      const socket = (await transport.dial({ address, peer: { kind: 'service', service: 'api' } })).socket as TLSSocket;
+      await once(socket, 'data');
+      const resumed = socket.isSessionReused();
+      socket.end();
+      await once(socket, 'close');
+      return resumed;
+    };
+    let second: LinkListener | undefined;
+    try {
+      await dial();
+      assert.equal(await dial(), true, 'resumes with the listener that issued the ticket');
+      for (const link of links) link.socket.destroy();
+      await first.close();
+      // The same process's key pair, a new listener: new ticket keys, as after a restart.
+      second = await new TlsLinkTransport(api).listen(parseLinkUrl(address), onLink);
+      assert.equal(await dial(), false, 'a full handshake with the new listener');
+      assert.deepEqual(links.at(-1)?.peer, { kind: 'service', service: 'caller' });
+    } finally {
+      for (const link of links) link.socket.destroy();
+      await first.close().catch(() => undefined);
+      await second?.close();
+    }
+  });
+
   it('handshakes afresh after a revocation arrived, so that no resumed session hides a revoked certificate', async () => {
     // The mesh config's revocation entries: none here; the event is what matters.
     const revocations = Object.assign(new EventEmitter(), { sidecar: () => undefined, service: () => undefined });
