@@ -159,7 +159,7 @@ export function request(
     req.on('timeout', () => req.destroy(new TrellisError('TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE', `control plane ${endpoint.url} did not answer in time`)));
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (error instanceof TrellisError) reject(error);
-      else if (error.code?.startsWith('ERR_TLS') || error.code?.includes('CERT') || error.code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+      else if (error.code?.startsWith('ERR_TLS') || error.code?.includes('CERT') || error.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
         reject(new TrellisError('TRELLIS_ERR_CONTROL_PLANE_IDENTITY', `cannot verify the control plane at ${endpoint.url}: ${error.message}`));
       } else {
         reject(new TrellisError('TRELLIS_ERR_CONTROL_PLANE_UNREACHABLE', `cannot reach the control plane at ${endpoint.url}: ${error.code ?? error.message}`));

@@ -86,6 +86,16 @@ describe('POST /v1/join', () => {
     assert.match(metrics.text, /trellis_cp_certs_issued_total\{reason="join"\} 2/);
     assert.match(metrics.text, /trellis_cp_http_requests_total\{route="\/v1\/join",status="200"\} 2/);
   });
+
+  it('decides by the stored service and expiry, not by what the token text says', async () => {
+    const parsed = parseJoinToken(await createJoinToken(cp, dir.path, 'db', 60));
+    const later = nowMs + 24 * 60 * 60 * 1000;
+    const claimsWeb = encodeJoinToken({ ...parsed, service: 'web', expiresAt: later });
+    assertError(await join({ token: claimsWeb, csrPem: csr.csrPem, service: 'web' }), 403, 'TRELLIS_ERR_TOKEN_WRONG_SERVICE');
+    nowMs += 61_000;
+    const claimsLater = encodeJoinToken({ ...parsed, expiresAt: later });
+    assertError(await join({ token: claimsLater, csrPem: csr.csrPem, service: 'db' }), 401, 'TRELLIS_ERR_TOKEN_EXPIRED');
+  });
 });
 
 describe('join tokens across restarts', () => {

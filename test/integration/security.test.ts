@@ -1,11 +1,12 @@
 // Identity and authorization through real processes: policy, mTLS on the link listener, tokens.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { parseJoinToken } from '../../proto/tokens.js';
 import type { TestApp } from '../support/apps.js';
 import { connect, readAll, startEchoApp } from '../support/apps.js';
 import { makeForeignIdentity } from '../support/foreign-ca.js';
@@ -91,6 +92,32 @@ describe('security', () => {
     assert.equal(socket.getProtocol(), 'TLSv1.3');
     assert.equal(socket.getCipher().name, 'TLS_AES_128_GCM_SHA256');
     socket.destroy();
+  });
+
+  it('the admin port changes nothing and shows neither the sidecar key nor its join token', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trellis-sc-'));
+    const token = await createToken(cp, 'ledger');
+    const ledger = await startSidecar({ service: 'ledger', token, cp, dataDir: join(dir, 'state') });
+    try {
+      const keyLines = (await readFile(join(dir, 'state', 'sidecar.key'), 'utf8')).split('\n').filter((line) => line.length > 40 && !line.startsWith('-----'));
+      const { secret } = parseJoinToken(token);
+      assert.ok(keyLines.length > 0 && secret.length > 20);
+      for (const path of ['/ready', '/metrics', '/status']) {
+        const response = await fetch(`${ledger.adminUrl}${path}`);
+        assert.equal(response.status, 200, path);
+        const body = await response.text();
+        assert.ok(!body.includes('PRIVATE KEY') && keyLines.every((line) => !body.includes(line)), `${path} shows the key`);
+        assert.ok(!body.includes(secret), `${path} shows the join token`);
+      }
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+        for (const path of ['/ready', '/status', '/drain']) assert.equal((await fetch(`${ledger.adminUrl}${path}`, { method, body: '{}' })).status, 405, `${method} ${path}`);
+      }
+      assert.equal((await fetch(`${ledger.adminUrl}/config`)).status, 404);
+      assert.equal((await sidecarStatus(ledger)).configVersion > 0, true, 'still serving after the refused calls');
+    } finally {
+      await ledger.proc.stop();
+      await removeDirs(dir);
+    }
   });
 
   it('refuses a malformed token, an expired token and a token for another service', async () => {

@@ -245,4 +245,19 @@ describe('SidecarStateDir identity', () => {
     assert.equal(await loadUsableCredentials(stateDir, logger), undefined);
     assert.deepEqual(records.map((r) => r.code), [IDENTITY_CORRUPT]);
   });
+
+  it('keeps the private key in a file of mode 0600 in a directory of mode 0700, and nowhere else', async () => {
+    const stateDirPath = join(dir, 'fresh');
+    const pem = (label: string, body = 'Ym9keQ'): string => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+    const privateKeyPem = pem('PRIVATE KEY', 'c2VjcmV0LWtleS1ib2R5');
+    const stateDir = new SidecarStateDir(stateDirPath);
+    await stateDir.saveCredentials({ trustDomain: 'trellis.local', service: 'api', sidecarId: 'sc-1', privateKeyPem, certPem: pem('CERTIFICATE'), caPems: [pem('CERTIFICATE')], expiresAt: Date.now() + 60_000 });
+    assert.equal((await stat(stateDirPath)).mode & 0o777, 0o700);
+    assert.equal((await stat(join(stateDirPath, 'sidecar.key'))).mode & 0o777, 0o600);
+    assert.equal(await readFile(join(stateDirPath, 'sidecar.key'), 'utf8'), privateKeyPem);
+    for (const name of await readdir(stateDirPath)) {
+      if (name !== 'sidecar.key') assert.ok(!(await readFile(join(stateDirPath, name), 'utf8')).includes('c2VjcmV0LWtleS1ib2R5'), `${name} holds the key`);
+    }
+    assert.equal((await stateDir.loadCredentials())?.privateKeyPem, privateKeyPem);
+  });
 });

@@ -192,6 +192,25 @@ export function linkTransportSuite(name: string, makeFixture: () => Promise<Link
       assert.equal(inbox.links.length, 0);
     });
 
+    it('a listener refuses a client that offers TLS 1.2 at most, even with a mesh certificate', CASE, async () => {
+      const { listener, inbox } = await listen(creds.api);
+      const raw = await fixture.openRawStream(listener.url);
+      sockets.push(raw);
+      const { certPem, privateKeyPem } = creds.caller.current;
+      const client = tls.connect({ socket: raw, ca: mesh.ca.caPems(), cert: certPem, key: privateKeyPem, maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined });
+      sockets.push(client);
+      const outcome = await Promise.race([
+        new Promise<string>((resolve) => {
+          client.once('secureConnect', () => resolve(`connected with ${client.getProtocol() ?? '?'}`));
+          client.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'no code'));
+        }),
+        inbox.next().then(() => 'accepted'),
+      ]);
+      // The listener answers the ClientHello with a protocol_version alert.
+      assert.equal(outcome, 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
+      assert.equal(inbox.links.length, 0);
+    });
+
     it('a listener refuses a client whose certificate comes from a foreign CA', CASE, async () => {
       const { listener, inbox } = await listen(creds.api);
       const transport = fixture.transport(creds.foreignCaller);

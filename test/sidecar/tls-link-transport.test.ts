@@ -1,12 +1,14 @@
 // TLS session resumption between two identities from one mesh CA, on real loopback sockets.
 // What every transport must do is in link-transport-suite.ts (run by link-transports.test.ts).
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
 import type { PeerIdentity } from '../../proto/spiffe.js';
 import type { Credentials } from '../../sidecar/identity/credentials.js';
 import { parseLinkUrl } from '../../sidecar/links/link-url.js';
+import { RevokedPeers } from '../../sidecar/links/revoked-peers.js';
 import type { AuthenticatedLink, LinkListener } from '../../sidecar/links/transport.js';
 import { TlsLinkTransport } from '../../sidecar/links/tls-transport.js';
 import type { TestCa } from '../support/link-credentials.js';
@@ -65,5 +67,51 @@ describe('TlsLinkTransport', () => {
     caller.replace({ certPem: caller.current.certPem });
     const afterChange = await dialOnce(transport);
     assert.equal(afterChange.resumed, false);
+  });
+
+  it('handshakes afresh with a listener restarted at the same address: its old tickets are not accepted', async () => {
+    const api = await credentialsFor(mesh.ca, 'api');
+    const links: AuthenticatedLink[] = [];
+    const onLink = (link: AuthenticatedLink): void => {
+      links.push(link);
+      link.socket.write('x');
+    };
+    const first = await new TlsLinkTransport(api).listen(parseLinkUrl('tls://127.0.0.1:0'), onLink);
+    const address = first.url;
+    const transport = new TlsLinkTransport(caller);
+    const dial = async (): Promise<boolean> => {
+      const socket = (await transport.dial({ address, peer: { kind: 'service', service: 'api' } })).socket as TLSSocket;
+      await once(socket, 'data');
+      const resumed = socket.isSessionReused();
+      socket.end();
+      await once(socket, 'close');
+      return resumed;
+    };
+    let second: LinkListener | undefined;
+    try {
+      await dial();
+      assert.equal(await dial(), true, 'resumes with the listener that issued the ticket');
+      for (const link of links) link.socket.destroy();
+      await first.close();
+      // The same process's key pair, a new listener: new ticket keys, as after a restart.
+      second = await new TlsLinkTransport(api).listen(parseLinkUrl(address), onLink);
+      assert.equal(await dial(), false, 'a full handshake with the new listener');
+      assert.deepEqual(links.at(-1)?.peer, { kind: 'service', service: 'caller' });
+    } finally {
+      for (const link of links) link.socket.destroy();
+      await first.close().catch(() => undefined);
+      await second?.close();
+    }
+  });
+
+  it('handshakes afresh after a revocation arrived, so that no resumed session hides a revoked certificate', async () => {
+    // The mesh config's revocation entries: none here; the event is what matters.
+    const revocations = Object.assign(new EventEmitter(), { sidecar: () => undefined, service: () => undefined });
+    const revokedPeers = new RevokedPeers({ revocations, onRefused: () => undefined, logger: pino({ level: 'silent' }) });
+    const transport = new TlsLinkTransport(caller, { revokedPeers });
+    await dialOnce(transport);
+    assert.equal((await dialOnce(transport)).resumed, true, 'resumes before the revocation');
+    revocations.emit('revocations');
+    assert.equal((await dialOnce(transport)).resumed, false, 'a full handshake after it');
   });
 });
