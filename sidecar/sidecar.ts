@@ -294,8 +294,12 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
         proxy?.stopAccepting();
         void linkListener.close();
         links.drain();
+        gatewayLinks.drain();
         inbound.drain();
-        const finished = Promise.all([outbound.whenIdle(), inbound.whenIdle()]).then(() => true);
+        // Then the links' sockets, which still hold the last frames of the streams just done.
+        const finished = Promise.all([outbound.whenIdle(), inbound.whenIdle()])
+          .then(() => Promise.all([links.whenClosed(), gatewayLinks.whenClosed()]))
+          .then(() => true);
         const complete = await Promise.race([finished, delay(Math.max(0, deadline - Date.now())).then(() => false)]);
         logger.info({ complete, unfinishedConnections: outbound.activeConnections, unfinishedInboundLinks: inbound.activeLinks }, 'drained');
         await close();

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, errorCodeName } from '../../proto/errors.js';
 import { peerKeyOf } from '../links/listener-guard.js';
@@ -42,6 +43,8 @@ export interface InboundInit {
 export class InboundHandler {
   readonly #init: InboundInit;
   readonly #sessions = new ActiveSet<Session>();
+  /** Every link's socket until it has closed: a session that ended gracefully may still be sending its last frames. */
+  readonly #sockets = new ActiveSet<Duplex>();
   readonly #quota: StreamQuota;
   /** Inbound streams joined to the app, with the caller's service. */
   readonly #open = new Map<MuxStream, string>();
@@ -70,6 +73,9 @@ export class InboundHandler {
       onTunnel: peer.kind === 'gateway' && tunnels !== undefined ? (stream, tunnel) => tunnels.onTunnel(stream, tunnel, peer) : undefined,
     });
     this.#sessions.add(session);
+    const socket = link.socket;
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
     countReadPauses(session, this.#init.metrics, this.#init.logger, link.peerAddress);
     session.on('close', (error?: Error & { code: string }) => {
       this.#sessions.delete(session);
@@ -90,9 +96,13 @@ export class InboundHandler {
     return this.#sessions.size;
   }
 
-  /** Resolves once every inbound link has closed (after a drain: once their streams are done). */
-  whenIdle(): Promise<void> {
-    return this.#sessions.whenEmpty();
+  /**
+   * Resolves once every inbound link has closed (after a drain: once their streams are done)
+   * and its socket with it: until then the socket may still hold the streams' last frames.
+   */
+  async whenIdle(): Promise<void> {
+    await this.#sessions.whenEmpty();
+    await this.#sockets.whenEmpty();
   }
 
   close(): void {

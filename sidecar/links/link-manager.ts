@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode, TrellisError } from '../../proto/errors.js';
 import { isPeerViolation } from '../mux/errors.js';
@@ -9,6 +10,7 @@ import { keepAlive } from './keepalive.js';
 import type { RevokedPeers } from './revoked-peers.js';
 import type { LinkTarget, LinkTransport } from './transport.js';
 import { countReadPauses } from './read-pauses.js';
+import { ActiveSet } from '../forward/active-set.js';
 
 /** What makes links: a transport, or a router over several (direct, through gateways). */
 export type LinkDialer = Pick<LinkTransport, 'dial'>;
@@ -40,6 +42,8 @@ export class LinkManager {
   readonly #init: LinkManagerInit;
   readonly #sessions = new Map<string, Session>();
   readonly #dialing = new Map<string, Promise<Session>>();
+  /** Every link's socket until it has closed: a link that ended gracefully may still be sending its last frames. */
+  readonly #sockets = new ActiveSet<Duplex>();
   #closed = false;
 
   constructor(init: LinkManagerInit) {
@@ -67,6 +71,15 @@ export class LinkManager {
     this.#closed = true;
     for (const session of this.#sessions.values()) session.close();
     this.#sessions.clear();
+  }
+
+  /**
+   * Resolves once every link's socket has closed (at once if none is open). After a drain, a
+   * link ends once its streams are done, but its socket still holds their last frames; a
+   * process that exits before then loses them (the peer sees the link end with streams open).
+   */
+  whenClosed(): Promise<void> {
+    return this.#sockets.whenEmpty();
   }
 
   /** The link to `target`, dialled on first use; concurrent first uses share one dial. */
@@ -102,7 +115,10 @@ export class LinkManager {
     if (revokedPeers !== undefined && !revokedPeers.admit(link, () => revokedLater())) {
       throw new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} shows a revoked certificate`);
     }
-    const session = new Session(link.socket, {
+    const socket = link.socket;
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    const session = new Session(socket, {
       role: 'dialer',
       initialWindowBytes: this.#init.initialWindowBytes,
       // Peers do not open streams on links we dialled; refuse politely if one tries.
