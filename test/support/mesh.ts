@@ -43,6 +43,13 @@ export async function setPolicy(cp: ControlPlaneProcess, args: string[]): Promis
   assert.equal(result.code, 0, `policy ${args.join(' ')} failed: ${result.stderr}`);
 }
 
+/** A gateway join token for `name` of `zone`, asked of the admin API in this process (see {@link createToken}). */
+export async function createGatewayToken(cp: ControlPlaneProcess, zone: string, name: string): Promise<string> {
+  const admin = await connectAdmin(cp.url, cp.adminTokenFile);
+  const answer = (await admin.call('POST', '/v1/tokens', { gateway: name, zone, ttlSeconds: 86_400 })) as { token: string };
+  return answer.token;
+}
+
 /** A sidecar running as its own process, with the addresses it printed once ready. */
 /** A gateway running as its own process, with the link URL it listens on. */
 export interface GatewayProcess {
@@ -53,9 +60,7 @@ export interface GatewayProcess {
 
 /** Starts gateway `name` of `zone` on loopback, joined with a gateway token of its own. */
 export async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
-  const admin = await connectAdmin(cp.url, cp.adminTokenFile);
-  const created = (await admin.call('POST', '/v1/tokens', { gateway: name, zone, ttlSeconds: 86_400 })) as { token: string };
-  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.token, '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', await createGatewayToken(cp, zone, name), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
   const [, url] = await proc.waitForOutput(/links on (tls:\/\/\S+)/);
   const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
   return { proc, url: url ?? '', adminUrl: adminUrl ?? '' };
