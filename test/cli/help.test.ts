@@ -7,7 +7,8 @@ import { runTrellis } from '../support/processes.js';
 /** Every command the top-level help lists. */
 export const COMMANDS = ['control-plane', 'sidecar', 'gateway', 'run', 'token', 'policy', 'status', 'services', 'endpoints'];
 
-describe('trellis --help', () => {
+// The commands' answers do not depend on one another: they run at once.
+describe('trellis --help', { concurrency: true }, () => {
   for (const args of [['--help'], ['token', 'create', '--help'], ['help', 'sidecar'], ['help', 'gateway'], ...COMMANDS.map((command) => [command, '--help'])]) {
     it(`trellis ${args.join(' ')}`, async () => {
       const { code, stdout, stderr } = await runTrellis(args);
@@ -17,8 +18,9 @@ describe('trellis --help', () => {
   }
 
   it('shows examples on every command\'s help', async () => {
-    for (const command of COMMANDS) {
-      const { stdout } = await runTrellis(['help', command]);
+    const helps = await Promise.all(COMMANDS.map((command) => runTrellis(['help', command])));
+    for (const [index, command] of COMMANDS.entries()) {
+      const { stdout } = helps[index] ?? { stdout: '' };
       const examples = stdout.slice(stdout.lastIndexOf('\nExample'));
       assert.ok(/^\nExamples?:\n {2}trellis /.test(examples), `trellis help ${command} has no example`);
     }

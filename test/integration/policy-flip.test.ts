@@ -134,11 +134,14 @@ describe('policy changes act at once', () => {
 
   before(async () => {
     cp = await startControlPlane();
-    for (const name of ['d1', 'd2']) {
-      const app = await startRecordingApp(name);
-      apps.push(app);
-      dbs.push(await startSidecar({ service: 'db', token: await createToken(cp, 'db'), cp, app: app.address }));
-    }
+    // Both destination sidecars join at once; the caller after them.
+    await Promise.all(
+      ['d1', 'd2'].map(async (name) => {
+        const app = await startRecordingApp(name);
+        apps.push(app);
+        dbs.push(await startSidecar({ service: 'db', token: await createToken(cp, 'db'), cp, app: app.address }));
+      }),
+    );
     caller = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, upstreams: ['db'] });
     await eventually(async () => {
       const status = (await (await fetch(`${caller.adminUrl}/status`)).json()) as { upstreams: { endpoints: unknown[] }[] };

@@ -33,13 +33,15 @@ describe('proxy port (SOCKS5 and HTTP) with curl', () => {
   let proxy: string;
 
   before(async () => {
-    cp = await startControlPlane();
-    api = await startHttpApp('api');
-    other = await startHttpApp('other');
-    // Stands for the internet: reachable from here, so a proxy that dialled refused names would hit it.
-    decoy = await startEchoApp();
-    sidecars.push(await startSidecar({ service: 'api', token: await createToken(cp, 'api'), cp, app: api.address }));
-    sidecars.push(await startSidecar({ service: 'other', token: await createToken(cp, 'other'), cp, app: other.address }));
+    // The decoy stands for the internet: reachable from here, so a proxy that dialled refused names would hit it.
+    [cp, api, other, decoy] = await Promise.all([startControlPlane(), startHttpApp('api'), startHttpApp('other'), startEchoApp()]);
+    // Both destinations at once; web joins after them.
+    await Promise.all(
+      [
+        { service: 'api', app: api.address },
+        { service: 'other', app: other.address },
+      ].map(async ({ service, app }) => sidecars.push(await startSidecar({ service, token: await createToken(cp, service), cp, app }))),
+    );
     web = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, extra: ['--proxy', '127.0.0.1:0'] });
     sidecars.push(web);
     proxy = /proxy on (\S+)/.exec(web.proc.stdout())?.[1] ?? '';

@@ -109,10 +109,12 @@ describe('revocation', () => {
     dirs.push(dir);
     return join(dir, 'state');
   };
-  const startApi = async (name: string): Promise<SidecarProcess> => {
+  /** The data directory of the first api sidecar, whose old certificate must stay refused. */
+  let api1Dir: string;
+  const startApi = async (name: string, dir?: string): Promise<SidecarProcess> => {
     const app = await startNamedApp(name);
     apps.push(app);
-    const sidecar = await startSidecar({ service: 'api', token: await createToken(cp, 'api'), cp, app: app.address, dataDir: await dataDir() });
+    const sidecar = await startSidecar({ service: 'api', token: await createToken(cp, 'api'), cp, app: app.address, dataDir: dir ?? (await dataDir()) });
     sidecars.push(sidecar);
     return sidecar;
   };
@@ -125,8 +127,8 @@ describe('revocation', () => {
 
   before(async () => {
     cp = await startControlPlane();
-    api1 = await startApi('a1');
-    api2 = await startApi('a2');
+    api1Dir = await dataDir();
+    [api1, api2] = await Promise.all([startApi('a1', api1Dir), startApi('a2')]);
   });
 
   after(async () => {
@@ -173,7 +175,6 @@ describe('revocation', () => {
     await assertAllReset('revoke --service', held, timing, revoked.revokedAt);
     // Their endpoints went out with the revocation.
     await eventually(async () => (await statusOf(caller)).upstreams[0]?.endpoints.length === 0, 'the api endpoints to be removed');
-    const api1Dir = join(dirs[0] ?? '', 'state');
     assert.deepEqual(await tryChannel(cp.url, await savedCredentials(api1Dir)), { status: 403, code: ControlErrorCode.REVOKED });
 
     // A new sidecar of the service cannot join, even with a fresh token.

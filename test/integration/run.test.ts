@@ -51,7 +51,8 @@ while True:
 `,
 };
 
-describe('trellis run', () => {
+// Each case runs its own `trellis run` processes against the shared control plane: two cases at a time.
+describe('trellis run', { concurrency: 2 }, () => {
   let cp: ControlPlaneProcess;
   let api: HttpTestApp;
   let apiSidecar: SidecarProcess;
@@ -64,8 +65,7 @@ describe('trellis run', () => {
   }
 
   before(async () => {
-    cp = await startControlPlane();
-    api = await startHttpApp('api');
+    [cp, api] = await Promise.all([startControlPlane(), startHttpApp('api')]);
     apiSidecar = await startSidecar({ service: 'api', token: await createToken(cp, 'api'), cp, app: api.address });
     token = await createToken(cp, 'web');
     dir = await mkdtemp(join(tmpdir(), 'trellis-run-'));
@@ -81,11 +81,13 @@ describe('trellis run', () => {
 
   it('runs a program that reaches its upstream; stdout is the program\'s alone and the exit code is its own', async () => {
     // Debug logs make the sidecar as talkative as it gets: none of it may reach stdout.
-    const ok = await runTrellis(runArgs(['--upstream', 'api'], ['python3', join(dir, 'via_upstream.py'), '0']), { TRELLIS_LOG_LEVEL: 'debug' });
+    const [ok, failed] = await Promise.all([
+      runTrellis(runArgs(['--upstream', 'api'], ['python3', join(dir, 'via_upstream.py'), '0']), { TRELLIS_LOG_LEVEL: 'debug' }),
+      runTrellis(runArgs(['--upstream', 'api'], ['python3', join(dir, 'via_upstream.py'), '3'])),
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^200 api GET \/via-upstream host=127\.0\.0\.1:\d+ connection=close body=\n$/);
     assert.match(ok.stderr, /"msg":"sidecar ready; starting the command"/, 'the logs went to stderr');
-    const failed = await runTrellis(runArgs(['--upstream', 'api'], ['python3', join(dir, 'via_upstream.py'), '3']));
     assert.equal(failed.code, 3);
     assert.match(failed.stdout, /^200 api GET \/via-upstream /);
   });
@@ -119,19 +121,22 @@ describe('trellis run', () => {
   });
 
   it('passes SIGTERM, SIGHUP and SIGINT on to the program and exits with its status', async () => {
-    for (const signal of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) {
-      const run = spawnTrellis(runArgs([], ['python3', join(dir, 'wait_for_signal.py')]));
-      await run.waitForOutput(/waiting\n/);
-      run.child.kill(signal);
-      assert.equal(await run.exited(), 7, `${signal}: ${run.stderr()}`);
-      assert.equal(run.stdout(), `waiting\ngot ${signal}\n`);
-    }
+    // One run per signal, at once.
+    await Promise.all(
+      (['SIGTERM', 'SIGHUP', 'SIGINT'] as const).map(async (signal) => {
+        const run = spawnTrellis(runArgs([], ['python3', join(dir, 'wait_for_signal.py')]));
+        await run.waitForOutput(/waiting\n/);
+        run.child.kill(signal);
+        assert.equal(await run.exited(), 7, `${signal}: ${run.stderr()}`);
+        assert.equal(run.stdout(), `waiting\ngot ${signal}\n`);
+      }),
+    );
   });
 
   it('exits 128 + the signal number when a signal kills the program', async () => {
-    const result = await runTrellis(runArgs([], ['sh', '-c', 'kill -KILL $$']));
-    assert.equal(result.code, 137);
-    assert.equal((await runTrellis(runArgs([], ['sh', '-c', 'kill -TERM $$']))).code, 143);
+    const [killed, terminated] = await Promise.all([runTrellis(runArgs([], ['sh', '-c', 'kill -KILL $$'])), runTrellis(runArgs([], ['sh', '-c', 'kill -TERM $$']))]);
+    assert.equal(killed.code, 137);
+    assert.equal(terminated.code, 143);
   });
 
   it('says in one line on stderr when the command does not exist, and exits 127', async () => {

@@ -51,15 +51,18 @@ describe('scoped push with real sidecars', () => {
   let web: SidecarProcess;
 
   before(async () => {
-    cp = await startControlPlane();
-    api = await startHttpApp('api');
-    other = await startHttpApp('other');
-    webDir = await mkdtemp(join(tmpdir(), 'trellis-web-'));
-    sidecars.push(await startSidecar({ service: 'api', token: await createToken(cp, 'api'), cp, app: api.address }));
-    sidecars.push(await startSidecar({ service: 'other', token: await createToken(cp, 'other'), cp, app: other.address }));
-    sidecars.push(await startSidecar({ service: 'unrelated', token: await createToken(cp, 'unrelated'), cp }));
-    await setPolicy(cp, ['allow', '--from', 'web', '--to', 'api']);
-    await setPolicy(cp, ['deny', '--from', 'unrelated', '--to', 'web']);
+    [cp, api, other, webDir] = await Promise.all([startControlPlane(), startHttpApp('api'), startHttpApp('other'), mkdtemp(join(tmpdir(), 'trellis-web-'))]);
+    // The three other sidecars and both rules at once; web joins once they are all in place.
+    const startJoined = async (options: { service: string; app?: string }): Promise<void> => {
+      sidecars.push(await startSidecar({ ...options, token: await createToken(cp, options.service), cp }));
+    };
+    await Promise.all([
+      startJoined({ service: 'api', app: api.address }),
+      startJoined({ service: 'other', app: other.address }),
+      startJoined({ service: 'unrelated' }),
+      setPolicy(cp, ['allow', '--from', 'web', '--to', 'api']),
+      setPolicy(cp, ['deny', '--from', 'unrelated', '--to', 'web']),
+    ]);
     web = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, upstreams: ['api'], dataDir: webDir, extra: ['--proxy', '127.0.0.1:0'] });
     sidecars.push(web);
   });

@@ -21,8 +21,7 @@ describe('security', () => {
   let caller: SidecarProcess;
 
   before(async () => {
-    cp = await startControlPlane();
-    app = await startEchoApp();
+    [cp, app] = await Promise.all([startControlPlane(), startEchoApp()]);
     vault = await startSidecar({ service: 'vault', token: await createToken(cp, 'vault'), cp, app: app.address });
     caller = await startSidecar({ service: 'caller', token: await createToken(cp, 'caller'), cp, upstreams: ['vault'] });
   });
@@ -125,17 +124,21 @@ describe('security', () => {
     const run = (token: string, service: string) =>
       runTrellis(['sidecar', '--service', service, '--token', token, '--control-plane', cp.url, '--listen', '127.0.0.1:0', '--data-dir', dataDir]);
 
-    const malformed = await run('trellis-join-v1.not-a-token', 'web');
+    // The three attempts are independent: they run at once, the expired one after its token's lifetime.
+    const [malformed, expired, wrongService] = await Promise.all([
+      run('trellis-join-v1.not-a-token', 'web'),
+      createToken(cp, 'web', '1s').then(async (expiredToken) => {
+        await new Promise((resolve) => setTimeout(resolve, 1200)); // the token's own lifetime
+        return run(expiredToken, 'web');
+      }),
+      createToken(cp, 'web').then((token) => run(token, 'admin')),
+    ]);
     assert.equal(malformed.code, 1);
     assert.match(malformed.stderr, /TRELLIS_ERR_BAD_TOKEN/);
 
-    const expiredToken = await createToken(cp, 'web', '1s');
-    await new Promise((resolve) => setTimeout(resolve, 1200)); // the token's own lifetime
-    const expired = await run(expiredToken, 'web');
     assert.equal(expired.code, 1);
     assert.match(expired.stderr, /TRELLIS_ERR_TOKEN_EXPIRED/);
 
-    const wrongService = await run(await createToken(cp, 'web'), 'admin');
     assert.equal(wrongService.code, 1);
     assert.match(wrongService.stderr, /token is for service "web", not "admin"/);
 

@@ -20,10 +20,10 @@ import { MeshConfig } from '../../sidecar/config/mesh-config.js';
 import type { TestApp } from '../support/apps.js';
 import { connect, readAll, sha256, startSinkSourceApp } from '../support/apps.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, eventually, removeDirs, scrapeMetric, setPolicy, startControlPlane, startSidecar } from '../support/mesh.js';
+import { createGatewayToken, createToken, eventually, removeDirs, scrapeMetric, setPolicy, startControlPlane, startSidecar } from '../support/mesh.js';
 import { freeLoopbackPort } from '../support/ports.js';
 import type { TrellisProcess } from '../support/processes.js';
-import { runTrellis, spawnTrellis } from '../support/processes.js';
+import { spawnTrellis } from '../support/processes.js';
 
 /** What the app sends on every connection before it answers with the sha256 of what it got. */
 const APP_BYTES = randomBytes(2 * 1024 * 1024);
@@ -96,8 +96,7 @@ describe('static stability', () => {
   const clientPort = (): number => client.upstreams.get('blob')?.port ?? 0;
 
   before(async () => {
-    cp = await startControlPlane();
-    app = await startSinkSourceApp(APP_BYTES);
+    [cp, app] = await Promise.all([startControlPlane(), startSinkSourceApp(APP_BYTES)]);
     serverDir = await mkdtemp(join(tmpdir(), 'trellis-stable-server-'));
     clientDir = await mkdtemp(join(tmpdir(), 'trellis-stable-client-'));
     // The server comes back on the address the others hold in their cache.
@@ -229,12 +228,6 @@ async function startGateway(cp: ControlPlaneProcess, options: { zone: string; na
   return { proc, adminUrl: adminUrl ?? '' };
 }
 
-async function gatewayToken(cp: ControlPlaneProcess, zone: string, name: string): Promise<string> {
-  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-  assert.equal(created.code, 0, created.stderr);
-  return created.stdout.trim();
-}
-
 describe('static stability across zones', () => {
   let cp: ControlPlaneProcess;
   let app: TestApp;
@@ -247,15 +240,17 @@ describe('static stability across zones', () => {
   const linked = async (): Promise<boolean> => (await gatewayStatus(gateways.get('a/ga')!)).peerGateways.includes('c/gc') && (await gatewayStatus(gateways.get('c/gc')!)).peerGateways.includes('a/ga');
 
   before(async () => {
-    cp = await startControlPlane();
-    app = await startSinkSourceApp(APP_BYTES);
-    for (const [zone, name] of [['a', 'ga'], ['c', 'gc']] as const) {
-      const dataDir = await mkdtemp(join(tmpdir(), `trellis-stable-${name}-`));
-      dirs.push(dataDir);
-      const setup = { zone, name, listen: `127.0.0.1:${await freeLoopbackPort()}`, dataDir };
-      gatewaySetup.set(`${zone}/${name}`, setup);
-      gateways.set(`${zone}/${name}`, await startGateway(cp, { ...setup, token: await gatewayToken(cp, zone, name) }));
-    }
+    [cp, app] = await Promise.all([startControlPlane(), startSinkSourceApp(APP_BYTES)]);
+    // Both gateways at once.
+    await Promise.all(
+      ([['a', 'ga'], ['c', 'gc']] as const).map(async ([zone, name]) => {
+        const dataDir = await mkdtemp(join(tmpdir(), `trellis-stable-${name}-`));
+        dirs.push(dataDir);
+        const setup = { zone, name, listen: `127.0.0.1:${await freeLoopbackPort()}`, dataDir };
+        gatewaySetup.set(`${zone}/${name}`, setup);
+        gateways.set(`${zone}/${name}`, await startGateway(cp, { ...setup, token: await createGatewayToken(cp, zone, name) }));
+      }),
+    );
     server = await startSidecar({ service: 'blob', token: await createToken(cp, 'blob'), cp, app: app.address, extra: ['--zone', 'c'] });
     client = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, upstreams: ['blob'], extra: ['--zone', 'a'] });
     await eventually(linked, 'the gateways to link');

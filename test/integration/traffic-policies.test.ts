@@ -43,12 +43,17 @@ describe('outbound traffic settings', () => {
     cp = await startControlPlane();
     const token = await createToken(cp, 'api');
     const apiByIp = await createToken(cp, 'api-by-ip');
-    for (const name of ['a', 'b']) {
-      const app = await startNamedApp(`api-${name}`);
-      apps.push(app);
-      apiSidecars.push(await startSidecar({ service: 'api', token, cp, app: app.address }));
-      apiSidecars.push(await startSidecar({ service: 'api-by-ip', token: apiByIp, cp, app: app.address }));
-    }
+    // The four destination sidecars join at once; web after them.
+    await Promise.all(
+      ['a', 'b'].map(async (name) => {
+        const app = await startNamedApp(`api-${name}`);
+        apps.push(app);
+        await Promise.all([
+          startSidecar({ service: 'api', token, cp, app: app.address }).then((sidecar) => apiSidecars.push(sidecar)),
+          startSidecar({ service: 'api-by-ip', token: apiByIp, cp, app: app.address }).then((sidecar) => apiSidecars.push(sidecar)),
+        ]);
+      }),
+    );
     const extra = ['--hash', 'api-by-ip=source-ip', '--hash', 'api=fixed:hot', '--idle-timeout', `${IDLE_TIMEOUT_MS}ms`];
     web = await startSidecar({ service: 'web', token: await createToken(cp, 'web'), cp, upstreams: ['api', 'api-by-ip'], extra });
     byFixedKey = web.upstreams.get('api')?.port ?? 0;

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectAdmin } from '../../cli/admin-client.js';
+import { parseDurationMs } from '../../cli/args.js';
 import type { TrellisProcess } from './processes.js';
 import { runTrellis, spawnTrellis } from './processes.js';
 
@@ -25,15 +27,27 @@ export async function startControlPlane(options: { dataDir?: string; listen?: st
   return { proc, url: url ?? '', dataDir: dir, adminTokenFile: adminTokenFile ?? '' };
 }
 
+/**
+ * A join token for `service`, asked of the admin API in this process as `trellis token create`
+ * asks it (same client, same request): set-up of a test, not the CLI under test, so it costs
+ * no process start. The command itself has its own tests (token-lifecycle-cli, token-cli).
+ */
 export async function createToken(cp: ControlPlaneProcess, service: string, ttl = '1h'): Promise<string> {
-  const result = await runTrellis(['token', 'create', '--service', service, '--ttl', ttl, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-  assert.equal(result.code, 0, `token create failed: ${result.stderr}`);
-  return result.stdout.trim();
+  const admin = await connectAdmin(cp.url, cp.adminTokenFile);
+  const answer = (await admin.call('POST', '/v1/tokens', { service, ttlSeconds: Math.round(parseDurationMs(ttl, '--ttl') / 1000) })) as { token: string };
+  return answer.token;
 }
 
 export async function setPolicy(cp: ControlPlaneProcess, args: string[]): Promise<void> {
   const result = await runTrellis(['policy', ...args, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
   assert.equal(result.code, 0, `policy ${args.join(' ')} failed: ${result.stderr}`);
+}
+
+/** A gateway join token for `name` of `zone`, asked of the admin API in this process (see {@link createToken}). */
+export async function createGatewayToken(cp: ControlPlaneProcess, zone: string, name: string): Promise<string> {
+  const admin = await connectAdmin(cp.url, cp.adminTokenFile);
+  const answer = (await admin.call('POST', '/v1/tokens', { gateway: name, zone, ttlSeconds: 86_400 })) as { token: string };
+  return answer.token;
 }
 
 /** A sidecar running as its own process, with the addresses it printed once ready. */
@@ -46,9 +60,7 @@ export interface GatewayProcess {
 
 /** Starts gateway `name` of `zone` on loopback, joined with a gateway token of its own. */
 export async function startGateway(cp: ControlPlaneProcess, zone: string, name: string): Promise<GatewayProcess> {
-  const created = await runTrellis(['token', 'create', '--gateway', name, '--zone', zone, '--control-plane', cp.url, '--admin-token-file', cp.adminTokenFile]);
-  assert.equal(created.code, 0, created.stderr);
-  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', created.stdout.trim(), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const proc = spawnTrellis(['gateway', '--zone', zone, '--token', await createGatewayToken(cp, zone, name), '--control-plane', cp.url, '--listen', 'tls://127.0.0.1:0', '--admin', '127.0.0.1:0']);
   const [, url] = await proc.waitForOutput(/links on (tls:\/\/\S+)/);
   const [, adminUrl] = await proc.waitForOutput(/admin on (http:\/\/\S+)/);
   return { proc, url: url ?? '', adminUrl: adminUrl ?? '' };
