@@ -32,6 +32,7 @@ export const sidecarConfigFile: ConfigFileSpec = {
     'drain-delay': duration,
     'connect-timeout': duration,
     'log-format': logFormat,
+    workers: z.union([z.number().int().min(1), z.literal('auto')], 'expected a whole number or auto'),
     upstreams,
   },
   toArgs: {
