@@ -1,0 +1,183 @@
+// `trellis sidecar --workers 2` through the real CLI: traffic byte-exact across worker
+// processes, /status and /metrics merged over the workers, and a killed worker replaced with
+// only its own streams reset.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { TestApp } from '../support/apps.js';
+import { connect, readAll, sha256, startEchoApp } from '../support/apps.js';
+import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
+
+interface WorkerStatus {
+  index: number;
+  pid: number;
+  outboundLinks: number;
+  streamsActive: { inbound: number; outbound: number };
+}
+
+interface MergedStatus {
+  configVersion: number;
+  outboundLinks: number;
+  workers?: WorkerStatus[];
+  upstreams: { service: string; endpoints: unknown[] }[];
+}
+
+async function statusOf(sidecar: SidecarProcess): Promise<MergedStatus> {
+  return (await (await fetch(`${sidecar.adminUrl}/status`)).json()) as MergedStatus;
+}
+
+/**
+ * A connection to the echo app that keeps sending until finished, so that it spans what happens
+ * in between; everything it sent must come back. Its outcome is how it closed.
+ */
+class LongStream {
+  readonly #socket: net.Socket;
+  readonly #sent: Buffer[] = [];
+  readonly #received: Promise<Buffer>;
+  readonly #timer: NodeJS.Timeout;
+  /** The error code the socket closed with, or `undefined` for a clean close. */
+  readonly closed: Promise<string | undefined>;
+  #finished = false;
+
+  constructor(socket: net.Socket) {
+    this.#socket = socket;
+    const error: { code?: string } = {};
+    socket.on('error', (cause: NodeJS.ErrnoException) => (error.code = cause.code ?? 'ERROR'));
+    this.#received = readAll(socket).catch(() => Buffer.alloc(0));
+    // Not events.once: that rejects on the 'error' before the close.
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve(error.code)));
+    // Writes go on after an end from the peer: a socket whose process died answers them with a reset.
+    this.#timer = setInterval(() => this.#write(), 20);
+    this.#write();
+  }
+
+  get settled(): boolean {
+    return this.#socket.destroyed;
+  }
+
+  #write(): void {
+    if (this.#finished || this.#socket.destroyed || !this.#socket.writable) return;
+    const chunk = randomBytes(4096);
+    this.#sent.push(chunk);
+    this.#socket.write(chunk);
+  }
+
+  /** Stops sending, half-closes, and resolves with whether every byte came back. */
+  async finish(): Promise<boolean> {
+    this.#finished = true;
+    clearInterval(this.#timer);
+    this.#socket.end();
+    const received = await this.#received;
+    return sha256(received) === sha256(Buffer.concat(this.#sent));
+  }
+
+  stop(): void {
+    this.#finished = true;
+    clearInterval(this.#timer);
+    this.#socket.destroy();
+  }
+}
+
+describe('sidecar workers', { timeout: 180_000 }, () => {
+  let cp: ControlPlaneProcess;
+  let echo: TestApp;
+  let echoSidecar: SidecarProcess;
+  let client: SidecarProcess;
+  let echoPort: number;
+  const streams: LongStream[] = [];
+
+  before(async () => {
+    cp = await startControlPlane();
+    echo = await startEchoApp();
+    echoSidecar = await startSidecar({ service: 'echo', token: await createToken(cp, 'echo'), cp, app: echo.address, extra: ['--workers', '2'] });
+    client = await startSidecar({ service: 'client', token: await createToken(cp, 'client'), cp, upstreams: ['echo'], extra: ['--workers', '2'] });
+    echoPort = client.upstreams.get('echo')?.port ?? 0;
+    await eventually(async () => (await statusOf(client)).upstreams[0]?.endpoints.length === 1, 'the client to see the echo endpoint');
+  });
+
+  after(async () => {
+    for (const stream of streams) stream.stop();
+    await Promise.all([client?.proc.stop(), echoSidecar?.proc.stop()]);
+    await cp?.proc.stop();
+    await echo?.close();
+    await removeDirs(cp?.dataDir ?? '');
+  });
+
+  it('runs two workers under one identity, and carries concurrent connections byte-exact', async () => {
+    for (const sidecar of [client, echoSidecar]) {
+      const status = await statusOf(sidecar);
+      assert.equal(status.workers?.length, 2);
+      assert.equal(new Set(status.workers.map((worker) => worker.pid)).size, 2);
+      assert.ok(!status.workers.some((worker) => worker.pid === sidecar.proc.child.pid), 'the workers are processes of their own');
+    }
+    const results = await Promise.all(
+      Array.from({ length: 40 }, async (_, index) => {
+        const payload = randomBytes(64 * 1024 + index * 4096);
+        const socket = await connect(echoPort);
+        const received = readAll(socket);
+        socket.end(payload);
+        return sha256(await received) === sha256(payload);
+      }),
+    );
+    assert.deepEqual(results.filter((ok) => !ok), []);
+    // One control-plane session: the config version is the primary's, not a sum over the workers.
+    const status = await statusOf(client);
+    assert.equal(await scrapeMetric(client, 'trellis_sidecar_config_version'), status.configVersion);
+    assert.ok((await scrapeMetric(client, 'trellis_sidecar_streams_opened_total', { direction: 'outbound' })) >= 40);
+    assert.ok((await scrapeMetric(echoSidecar, 'trellis_sidecar_streams_opened_total', { direction: 'inbound' })) >= 40);
+  });
+
+  it('merges /status and /metrics across the workers: stream gauges add up', async () => {
+    // The kernel picks the worker of each connection: open until both hold some.
+    const holdsStreams = async (): Promise<boolean> => {
+      const workers = (await statusOf(client)).workers ?? [];
+      return workers.length === 2 && workers.every((worker) => worker.streamsActive.outbound > 0);
+    };
+    for (let opened = 0; opened < 200 && !(opened >= 4 && (await holdsStreams())); opened += 1) streams.push(new LongStream(await connect(echoPort)));
+    await eventually(holdsStreams, 'both workers to hold streams');
+    const status = await statusOf(client);
+    const perWorker = (status.workers ?? []).map((worker) => worker.streamsActive.outbound);
+    assert.equal(perWorker.reduce((a, b) => a + b, 0), streams.length);
+    assert.equal(await scrapeMetric(client, 'trellis_sidecar_streams_active', { direction: 'outbound' }), streams.length);
+    assert.equal(status.outboundLinks, (status.workers ?? []).reduce((total, worker) => total + worker.outboundLinks, 0));
+    assert.equal(await scrapeMetric(client, 'trellis_sidecar_links_active'), status.outboundLinks);
+  });
+
+  it('replaces a worker killed with SIGKILL: its streams are reset, the other worker’s stay byte-exact', async () => {
+    const before = (await statusOf(client)).workers ?? [];
+    const victim = before.find((worker) => worker.streamsActive.outbound > 0);
+    assert.ok(victim !== undefined);
+    const survivorStreams = before.filter((worker) => worker !== victim).reduce((total, worker) => total + worker.streamsActive.outbound, 0);
+    assert.ok(survivorStreams > 0);
+    process.kill(victim.pid, 'SIGKILL');
+
+    // Every stream of the killed worker closes with an error at the client; none hangs.
+    await eventually(() => streams.filter((stream) => stream.settled).length === victim.streamsActive.outbound, `${victim.streamsActive.outbound} streams to be reset`, 30_000);
+    const failed = streams.filter((stream) => stream.settled);
+    const codes = await Promise.all(failed.map((stream) => stream.closed));
+    for (const code of codes) assert.ok(code === 'ECONNRESET' || code === 'EPIPE', `a killed worker's stream closed with ${code ?? 'no error'}`);
+
+    // A replacement comes up, under the same primary.
+    await eventually(async () => {
+      const workers = (await statusOf(client)).workers ?? [];
+      return workers.length === 2 && workers.every((worker) => worker.pid !== victim.pid);
+    }, 'the killed worker to be replaced', 60_000);
+
+    // The other worker's streams went on through all of it.
+    const survivors = streams.filter((stream) => !stream.settled);
+    assert.equal(survivors.length, survivorStreams);
+    const exact = await Promise.all(survivors.map((stream) => stream.finish()));
+    assert.deepEqual(exact.filter((ok) => !ok), []);
+
+    // And the sidecar as a whole still forwards.
+    const payload = randomBytes(256 * 1024);
+    for (let i = 0; i < 8; i += 1) {
+      const socket = await connect(echoPort);
+      const received = readAll(socket);
+      socket.end(payload);
+      assert.equal(sha256(await received), sha256(payload));
+    }
+  });
+});
