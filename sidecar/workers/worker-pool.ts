@@ -2,12 +2,12 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { TrellisError } from '../../proto/errors.js';
 import type { ConfigSubscriptions } from '../config/subscriptions.js';
 import type { MeshConfig } from '../config/mesh-config.js';
 import type { BoundUpstream, DataPlaneSettings, DataPlaneStatus, ForwardingPlane } from '../data-plane.js';
 import type { Credentials } from '../identity/credentials.js';
 import type { MetricsSource } from '../control/reporter.js';
+import { WorkerError } from './errors.js';
 import { mergeMetrics, mergeStatus } from './merge.js';
 import type { ConfigCopy, PrimaryMessage, WorkerMessage, WorkerSummary } from './messages.js';
 import { isWorkerMessage } from './messages.js';
@@ -185,7 +185,7 @@ export class WorkerPool implements ForwardingPlane {
             break;
           case 'failed':
             settled = true;
-            reject(new TrellisError('TRELLIS_ERR_WORKER_START', `forwarding worker ${slot.index} could not start: ${message.message} [${message.code}]`));
+            reject(new WorkerError('TRELLIS_ERR_WORKER_START', `forwarding worker ${slot.index} could not start: ${message.message} [${message.code}]`));
             break;
           case 'want':
             this.#init.subscriptions.want(message.service);
@@ -201,7 +201,7 @@ export class WorkerPool implements ForwardingPlane {
         slot.ready = false;
         if (!settled) {
           settled = true;
-          reject(new TrellisError('TRELLIS_ERR_WORKER_START', `forwarding worker ${slot.index} exited before it was ready (${signal ?? `code ${code ?? '?'}`})`));
+          reject(new WorkerError('TRELLIS_ERR_WORKER_START', `forwarding worker ${slot.index} exited before it was ready (${signal ?? `code ${code ?? '?'}`})`));
         }
         if (this.#closing || !slot.replaceOnExit) return;
         logger.warn({ worker: slot.index, pid: worker.process.pid, code, signal }, 'worker exited; replacing it');

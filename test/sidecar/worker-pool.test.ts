@@ -7,6 +7,7 @@ import { MeshConfig } from '../../sidecar/config/mesh-config.js';
 import { ConfigSubscriptions } from '../../sidecar/config/subscriptions.js';
 import { Credentials } from '../../sidecar/identity/credentials.js';
 import { PrometheusSidecarMetrics } from '../../sidecar/metrics/index.js';
+import { WorkerError } from '../../sidecar/workers/errors.js';
 import { mergeMetrics, mergeStatus } from '../../sidecar/workers/merge.js';
 import type { WorkerSummary } from '../../sidecar/workers/messages.js';
 import { RemoteSubscriptions, WANT_REFRESH_MS } from '../../sidecar/workers/remote-subscriptions.js';
@@ -35,7 +36,7 @@ describe('worker pool', () => {
     it(`rejects with TRELLIS_ERR_WORKER_START when a worker cannot start (${mode})`, async () => {
       const init = poolInit(mode);
       try {
-        await assert.rejects(WorkerPool.start(init), (error: unknown) => (error as { code?: string }).code === 'TRELLIS_ERR_WORKER_START');
+        await assert.rejects(WorkerPool.start(init), (error: unknown) => error instanceof WorkerError && error.code === 'TRELLIS_ERR_WORKER_START');
       } finally {
         init.close();
       }
