@@ -9,6 +9,31 @@ import type { TestApp } from '../support/apps.js';
 import { connect, readAll, sha256, startEchoApp } from '../support/apps.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
 import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
+import { runTrellis } from '../support/processes.js';
+
+/**
+ * Reaches echo.mesh through the proxy port of `trellis run` (HTTP CONNECT, from HTTP_PROXY): a
+ * first use, so the worker that accepts it asks the primary to subscribe to echo.
+ */
+const VIA_PROXY_SCRIPT = `
+const net = require('node:net');
+const proxy = new URL(process.env.HTTP_PROXY);
+const socket = net.connect(Number(proxy.port), proxy.hostname, () => socket.write('CONNECT echo.mesh:80 HTTP/1.1\\r\\nHost: echo.mesh:80\\r\\n\\r\\n'));
+let head = '';
+let body = '';
+socket.setEncoding('latin1');
+socket.on('data', (chunk) => {
+  if (!head.endsWith('\\r\\n\\r\\n')) {
+    head += chunk;
+    if (!head.includes('\\r\\n\\r\\n')) return;
+    if (!head.startsWith('HTTP/1.1 200')) { console.log('refused', head.split('\\r\\n')[0]); process.exit(3); }
+    body = head.slice(head.indexOf('\\r\\n\\r\\n') + 4);
+    head = head.slice(0, head.indexOf('\\r\\n\\r\\n') + 4);
+    socket.end('through-the-mesh');
+  } else body += chunk;
+});
+socket.on('end', () => { console.log('echoed', body); process.exit(0); });
+`;
 
 interface WorkerStatus {
   index: number;
@@ -180,4 +205,31 @@ describe('sidecar workers', { timeout: 180_000 }, () => {
       assert.equal(sha256(await received), sha256(payload));
     }
   });
+
+  it('trellis run --workers 2: the proxy port subscribes through the primary on first use', async () => {
+    const result = await runTrellis(['run', '--service', 'runner', '--token', await createToken(cp, 'runner'), '--control-plane', cp.url, '--workers', '2', '--', process.execPath, '-e', VIA_PROXY_SCRIPT]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), 'echoed through-the-mesh');
+  });
+
+  it('stops with its workers: a SIGTERM drains and exits 0, a SIGKILL of the primary takes the workers along', async () => {
+    const clientWorkers = ((await statusOf(client)).workers ?? []).map((worker) => worker.pid);
+    for (const stream of streams) stream.stop();
+    assert.equal(await client.proc.stop('SIGTERM'), 0, client.proc.stderr());
+    assert.deepEqual(clientWorkers.filter(isAlive), []);
+
+    const echoWorkers = ((await statusOf(echoSidecar)).workers ?? []).map((worker) => worker.pid);
+    assert.equal(echoWorkers.length, 2);
+    await echoSidecar.proc.stop('SIGKILL');
+    await eventually(() => echoWorkers.filter(isAlive).length === 0, 'the workers of a killed primary to exit', 30_000);
+  });
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
