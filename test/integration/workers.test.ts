@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestApp } from '../support/apps.js';
 import { connect, readAll, sha256, startEchoApp } from '../support/apps.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
-import { createToken, eventually, removeDirs, scrapeMetric, startControlPlane, startSidecar } from '../support/mesh.js';
+import { createToken, eventually, removeDirs, scrapeMetric, setPolicy, startControlPlane, startSidecar } from '../support/mesh.js';
 import { runTrellis } from '../support/processes.js';
 
 /**
@@ -47,6 +47,15 @@ interface MergedStatus {
   outboundLinks: number;
   workers?: WorkerStatus[];
   upstreams: { service: string; endpoints: unknown[] }[];
+}
+
+/** What the echo app sends back for `text` through `port`, or '' when the stream is refused. */
+async function roundTrip(port: number, text: string): Promise<string> {
+  const socket = await connect(port);
+  const received = readAll(socket).catch(() => Buffer.alloc(0));
+  socket.on('error', () => undefined);
+  socket.end(text);
+  return (await received).toString();
 }
 
 async function statusOf(sidecar: SidecarProcess): Promise<MergedStatus> {
@@ -152,6 +161,16 @@ describe('sidecar workers', { timeout: 180_000 }, () => {
     assert.equal(await scrapeMetric(client, 'trellis_sidecar_config_version'), status.configVersion);
     assert.ok((await scrapeMetric(client, 'trellis_sidecar_streams_opened_total', { direction: 'outbound' })) >= 40);
     assert.ok((await scrapeMetric(echoSidecar, 'trellis_sidecar_streams_opened_total', { direction: 'inbound' })) >= 40);
+  });
+
+  it('applies a policy change in every worker of the destination', async () => {
+    // Ten connections each time: the kernel spreads them over the echo sidecar's workers.
+    const results = async (): Promise<string[]> => Promise.all(Array.from({ length: 10 }, (_, i) => roundTrip(echoPort, `ping ${i}`)));
+    await setPolicy(cp, ['deny', '--from', 'client', '--to', 'echo']);
+    await eventually(async () => (await results()).every((text) => text === ''), 'every connection to be refused');
+    await setPolicy(cp, ['remove', '--from', 'client', '--to', 'echo']);
+    await eventually(async () => (await results()).every((text, i) => text === `ping ${i}`), 'every connection to pass again');
+    assert.ok((await scrapeMetric(echoSidecar, 'trellis_sidecar_policy_denials_total', { source: 'client', destination: 'echo' })) >= 10);
   });
 
   it('merges /status and /metrics across the workers: stream gauges add up', async () => {
