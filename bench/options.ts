@@ -93,6 +93,8 @@ export const DEFAULT_LONG_LIVED_ROUNDS = 3;
 const MAX_ROUNDS = 100;
 /** An hour: a bound on one control-plane size that still catches a typo in minutes. */
 const MAX_CP_DEADLINE_SECONDS = 3_600;
+/** As `trellis sidecar --workers`. */
+const MAX_SIDECAR_WORKERS = 64;
 
 export interface BenchOptions {
   mode: 'full' | 'quick';
@@ -109,9 +111,11 @@ export interface BenchOptions {
   cpDeadlineSeconds: number | undefined;
   /** Directory the JSON and markdown results go to. */
   outDir: string;
+  /** `--workers` of the Trellis sidecars (1: forwarding in the sidecar's own process). */
+  sidecarWorkers: number;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--long-lived [--rounds N]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--cp-deadline SECONDS] [--out DIR]
+export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--long-lived [--rounds N]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--cp-deadline SECONDS] [--sidecar-workers N] [--out DIR]
   --quick          small sizes (about two minutes)
   --tiny           with --quick: the smallest sizes, for the harness's own test
   --long-lived     one pair per contender for the whole run; each round runs ${LONG_LIVED_WORKLOADS.join(', ')}
@@ -121,6 +125,7 @@ export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--long-lived [
   --only           workloads among: ${WORKLOAD_IDS.join(', ')} (with --long-lived: among ${LONG_LIVED_WORKLOADS.join(', ')})
   --contenders     contenders among: ${CONTENDER_IDS.join(', ')} (trellis is always run;
                    trellis-gw and trellis-wss run bulk, rr50 and churn only)
+  --sidecar-workers N  the Trellis sidecars run with --workers N (default 1)
   --out DIR        where <date>.json and <date>.md go (default bench/results)`;
 
 /** @throws Error with a one-line reason for a bad flag. */
@@ -136,6 +141,7 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
       rounds: { type: 'string' },
       'cp-deadline': { type: 'string' },
       out: { type: 'string' },
+      'sidecar-workers': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -161,6 +167,7 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
     longLivedRounds,
     cpDeadlineSeconds,
     outDir: values.out ?? defaultOutDir,
+    sidecarWorkers: values['sidecar-workers'] === undefined ? 1 : wholeNumber(values['sidecar-workers'], '--sidecar-workers', MAX_SIDECAR_WORKERS),
   };
 }
 

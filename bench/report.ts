@@ -122,6 +122,7 @@ export function renderMarkdown(results: BenchResults): string {
           '',
         ]),
     ...(results.cpDeadlineSeconds === undefined ? [] : [`Each control-plane size was bounded to ${results.cpDeadlineSeconds} s (\`--cp-deadline\`).`, '']),
+    ...(results.sidecarWorkers === undefined ? [] : [`The Trellis sidecars ran with \`--workers ${results.sidecarWorkers}\` (\`--sidecar-workers\`).`, '']),
     `Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.kernel}; ` +
       `Node ${machine.node} (OpenSSL ${machine.nodeOpenssl}); system ${machine.systemOpenssl}; ` +
       `${Object.values(machine.tools).join(', ')}; at most ${machine.openFilesLimit} open files per process.`,

@@ -108,6 +108,8 @@ export interface BenchResults {
   longLived?: LongLivedInfo;
   /** Each control-plane size's time bound (`--cp-deadline`), when given. */
   cpDeadlineSeconds?: number;
+  /** `--sidecar-workers`, when not 1: the Trellis sidecars forwarded in that many worker processes each. */
+  sidecarWorkers?: number;
   durationSeconds: number;
   mode: 'full' | 'quick';
   /** Which set of sizes: a quick run may use the tiny ones of the harness's test. */

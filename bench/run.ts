@@ -73,6 +73,7 @@ async function runBench(options: BenchOptions, progress: (line: string) => void)
   const tools = ensureTools(REQUIRED_TOOLS, progress);
   const openFilesLimit = manyFilesLimit();
   const machine = describeMachine(tools, openFilesLimit);
+  if (options.sidecarWorkers !== 1) progress(`trellis sidecars with --workers ${options.sidecarWorkers}`);
   progress(`machine: ${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}, OpenSSL ${machine.nodeOpenssl}, ${openFilesLimit} open files per process`);
   const supervisor = new ProcessSupervisor();
   const workDir = await mkdtemp(join(tmpdir(), 'trellis-bench-'));
@@ -85,6 +86,7 @@ async function runBench(options: BenchOptions, progress: (line: string) => void)
       ? {}
       : { longLived: { rounds: options.longLivedRounds, roundsDone: 0, sequence: options.workloads, offMedianFraction: OFF_MEDIAN_FRACTION, loadAverages: [] } }),
     ...(options.cpDeadlineSeconds === undefined ? {} : { cpDeadlineSeconds: options.cpDeadlineSeconds }),
+    ...(options.sidecarWorkers === 1 ? {} : { sidecarWorkers: options.sidecarWorkers }),
     durationSeconds: 0,
     mode: options.mode,
     sizesName: options.sizesName,
@@ -107,7 +109,7 @@ async function runBench(options: BenchOptions, progress: (line: string) => void)
   };
   try {
     const pki = await createBenchPki(supervisor, toolPath(tools, 'openssl'), workDir);
-    const deps: ContenderDeps = { supervisor, tools, pki, workDir, repoRoot: REPO_ROOT, openFilesLimit };
+    const deps: ContenderDeps = { supervisor, tools, pki, workDir, repoRoot: REPO_ROOT, openFilesLimit, sidecarWorkers: options.sidecarWorkers };
     contenders.push(...options.contenders.map((id) => createContender(id, deps)));
     const context: WorkloadContext = {
       supervisor,

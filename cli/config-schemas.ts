@@ -13,6 +13,7 @@ const controlPlaneUrl = checkedText((text) => parseControlPlaneUrl(text), 'an ht
 const duration = checkedText((text) => parseDurationMs(text, 'duration'), 'a duration like 90s, 15m, 24h or 7d');
 const name = z.string().regex(SERVICE_NAME_PATTERN, 'expected a name of lowercase letters, digits and inner dashes, at most 63');
 const logFormat = z.enum(['json', 'pretty']);
+const workers = z.union([z.number().int().min(1), z.literal('auto')], 'expected a whole number or auto');
 
 /** `upstreams: [{ service: db, address: 127.0.0.1:9000 }]`, the file's form of `--upstream db=127.0.0.1:9000`. */
 const upstreams = z.array(z.strictObject({ service: name, address: hostPort }));
@@ -32,6 +33,7 @@ export const sidecarConfigFile: ConfigFileSpec = {
     'drain-delay': duration,
     'connect-timeout': duration,
     'log-format': logFormat,
+    workers,
     upstreams,
   },
   toArgs: {
@@ -52,6 +54,7 @@ export const runConfigFile: ConfigFileSpec = {
     advertise: linkUrl,
     admin: hostPort,
     'log-format': logFormat,
+    workers,
     upstreams: runUpstreams,
   },
   toArgs: {

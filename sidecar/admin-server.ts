@@ -8,7 +8,8 @@ import { formatHostPort } from './net/address.js';
 
 export interface AdminServerInit {
   listen: HostPort;
-  metrics: SidecarMetrics;
+  /** What `/metrics` shows. */
+  metrics: Pick<SidecarMetrics, 'render'>;
   /** Whether the sidecar has its certificate, its config and all its listeners. */
   isReady(): boolean;
   /** A JSON summary for people and scripts (`GET /status`). */
@@ -51,7 +52,11 @@ export async function startAdminServer(init: AdminServerInit): Promise<AdminServ
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
       );
     } else if (path === '/status') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ version, ...(init.status() as object) }, null, 2)}\n`);
+      // A sidecar with workers asks them first, so the status may come later.
+      Promise.resolve(init.status()).then(
+        (status) => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ version, ...(status as object) }, null, 2)}\n`),
+        (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+      );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /ready, /metrics or /status\n');
     }

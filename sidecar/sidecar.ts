@@ -1,16 +1,17 @@
 import type { Logger } from 'pino';
 import { TrellisError } from '../proto/errors.js';
-import { gatewayKey } from '../proto/names.js';
 import type { JoinToken } from '../proto/tokens.js';
-import type { AdminServer } from './admin-server.js';
+import type { AdminServer, AdminServerInit } from './admin-server.js';
 import { startAdminServer } from './admin-server.js';
 import type { BalancingOptions } from './balancer/index.js';
-import { HashRingBalancer } from './balancer/index.js';
 import { MeshConfig } from './config/mesh-config.js';
 import { ControlSession } from './control/control-session.js';
 import { sidecarRegistration } from './control/registration.js';
+import type { MetricsSource } from './control/reporter.js';
 import { Reporter } from './control/reporter.js';
 import { ConfigSubscriptions } from './config/subscriptions.js';
+import type { BoundUpstream, DataPlaneSettings, ForwardingPlane } from './data-plane.js';
+import { delay, startDataPlane } from './data-plane.js';
 import type { AppHealth, HealthCheckOptions } from './health/index.js';
 import { startAppHealthChecks } from './health/index.js';
 import { CertificateRenewer } from './identity/renewer.js';
@@ -18,30 +19,15 @@ import { followTrustBundle } from './identity/trust-follower.js';
 import { Credentials } from './identity/credentials.js';
 import type { KeptState } from './identity/state-dir.js';
 import { keepStateIn, loadUsableCredentials, SidecarStateDir } from './identity/state-dir.js';
-import { InboundHandler } from './forward/inbound.js';
 import type { StreamQuotaLimits } from './forward/stream-quota.js';
-import { StreamQuota } from './forward/stream-quota.js';
-import type { UpstreamListener } from './forward/outbound.js';
-import type { ProxyListener } from './forward/proxy/index.js';
-import { startProxyListener } from './forward/proxy/index.js';
-import { OutboundForwarder } from './forward/outbound.js';
 import { joinMesh } from './join.js';
-import { LinkManager } from './links/link-manager.js';
 import type { Connector } from './links/connector.js';
-import { LinkTls } from './links/link-tls.js';
 import type { ListenerLimits } from './links/listener-guard.js';
-import { ListenerGuard } from './links/listener-guard.js';
 import type { LinkUrl } from './links/link-url.js';
 import { parseLinkUrl } from './links/link-url.js';
-import { MeshDialer } from './links/mesh-dialer.js';
-import { RevokedPeers } from './links/revoked-peers.js';
-import { createLinkTransport } from './links/transports.js';
-import type { LinkListener } from './links/transport.js';
-import { PathSelector } from './tunnel/path-selector.js';
-import { TunnelAcceptor } from './tunnel/tunnel-acceptor.js';
-import { TunnelDialer } from './tunnel/tunnel-dialer.js';
 import { PrometheusSidecarMetrics } from './metrics/index.js';
 import type { HostPort } from './net/address.js';
+import { WorkerPool } from './workers/worker-pool.js';
 
 export interface SidecarInit {
   service: string;
@@ -77,13 +63,18 @@ export interface SidecarInit {
   inboundStreams?: StreamQuotaLimits;
   /** Handshake timeout and caps of the link listener. @default the defaults of `ListenerLimits` */
   linkListener?: ListenerLimits;
+  /**
+   * Forward in this many worker processes (2 or more) sharing the listeners; this process keeps
+   * the identity, the control-plane session and the admin endpoint. @default forward in this process
+   */
+  workers?: { count: number; entry: string; entryOptions: unknown };
   logger: Logger;
 }
 
 export interface Sidecar {
   readonly linkAddress: string;
   readonly adminAddress: string | undefined;
-  readonly upstreams: readonly UpstreamListener[];
+  readonly upstreams: readonly BoundUpstream[];
   /** The proxy port's bound `host:port`, when one was asked for. */
   readonly proxyAddress: string | undefined;
   readonly credentials: Credentials;
@@ -98,9 +89,6 @@ export interface Sidecar {
   drain(options?: { propagationMs?: number; deadlineMs?: number }): Promise<{ complete: boolean }>;
   close(): Promise<void>;
 }
-
-/** Links to gateways are pinged this often (ms): a dead gateway is noticed within three. */
-const GATEWAY_PING_INTERVAL_MS = 1000;
 
 /**
  * The address other sidecars dial: `host:port` for a TLS listener, as version-1 sidecars
@@ -128,67 +116,13 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   metrics.certExpiry(credentials.current.expiresAt);
   credentials.on('change', () => metrics.certExpiry(credentials.current.expiresAt));
   const config = new MeshConfig();
-  const balancer = new HashRingBalancer({ ...init.balancing, observer: metrics });
-  config.on('services', (services: Set<string>) => {
-    for (const service of services) balancer.update(service, config.endpoints(service));
-  });
   config.on('version', (version: number) => metrics.configVersion(version));
   let configReady = false;
   config.once('version', () => (configReady = true));
   const kept: KeptState | undefined = stateDir === undefined ? undefined : await keepStateIn(stateDir, config, credentials, logger);
-
   const zone = init.zone ?? 'default';
-  const listenerGuard = new ListenerGuard(init.linkListener, (reason) => metrics.linkRefused(reason));
-  const revokedPeers = new RevokedPeers({ revocations: config, onRefused: () => metrics.linkRefused('revoked'), logger });
-  const transport = createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, listenerGuard, revokedPeers });
-  const gatewayTransport = init.egress === undefined ? transport : createLinkTransport(credentials, { dialTimeoutMs: init.connectTimeoutMs, connector: init.egress, revokedPeers });
-  const linkTls = new LinkTls(credentials);
-  const paths = new PathSelector();
-  // Links to this zone's gateways carry tunnels: pinged every second so a dead one is noticed fast.
-  const gatewayLinks = new LinkManager({
-    dialer: gatewayTransport,
-    metrics,
-    logger,
-    revokedPeers,
-    pingIntervalMs: GATEWAY_PING_INTERVAL_MS,
-    onRtt: (target, rttMs) => {
-      if (target.peer.kind === 'gateway') paths.observeRtt(gatewayKey(target.peer.zone, target.peer.name), rttMs);
-    },
-    onLinkDown: (target) => {
-      if (target.peer.kind === 'gateway') paths.failed(gatewayKey(target.peer.zone, target.peer.name));
-    },
-  });
-  const tunnels = new TunnelDialer({ zone, sidecarId, config, gatewayLinks, tls: linkTls, paths, logger });
-  const links = new LinkManager({ dialer: new MeshDialer(transport, tunnels), metrics, logger, revokedPeers });
-  const inbound: InboundHandler = new InboundHandler({
-    service: init.service,
-    app: init.app,
-    isAllowed: (from, to) => config.policy.allows(from, to),
-    closesOpen: (from, to) => config.policy.closesOpen(from, to),
-    revokedPeers,
-    metrics,
-    logger,
-    streamQuota: new StreamQuota(init.inboundStreams),
-    tunnels: new TunnelAcceptor({
-      sidecarId,
-      tls: linkTls,
-      accept: (link) => inbound.accept(link),
-      onRefused: (reason) => metrics.tunnelRefused(reason),
-      logger,
-    }),
-  });
-  config.on('policy', () => inbound.resetDenied());
   // Scoped push: the upstreams' endpoints from the start, proxy-port destinations on first use.
   const subscriptions = new ConfigSubscriptions(init.upstreams.map((upstream) => upstream.service));
-  const outbound = new OutboundForwarder({
-    subscriptions,
-    balancer,
-    links,
-    metrics,
-    logger,
-    hashPolicies: init.balancing?.hashPolicies,
-    idleTimeoutMs: init.idleTimeoutMs,
-  });
 
   const closers: (() => Promise<void> | void)[] = [];
   // Closed last, after the control session: the final version reaches the disk.
@@ -200,22 +134,17 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     for (const closer of [...closers].reverse()) await closer();
   };
   try {
-    const linkListener: LinkListener = await transport.listen(init.listen, (link) => inbound.accept(link));
-    closers.push(() => linkListener.close(), () => inbound.close());
-    const upstreams: UpstreamListener[] = [];
-    closers.push(() => outbound.close(), () => links.close(), () => gatewayLinks.close());
-    for (const upstream of init.upstreams) upstreams.push(await outbound.listen(upstream.service, upstream.local));
-    let proxy: ProxyListener | undefined;
-    if (init.proxy !== undefined) {
-      const proxyListener = await startProxyListener({
-        listen: init.proxy,
-        forwarder: outbound,
-        logger,
-        onRefused: (reason) => metrics.proxyRefused(reason),
-      });
-      closers.push(() => proxyListener.close());
-      proxy = proxyListener;
+    let exposition: AdminServerInit['metrics'] & { readonly source: MetricsSource } = { render: () => metrics.render(), source: metrics.registry };
+    let dataPlane: ForwardingPlane;
+    if (init.workers === undefined) {
+      dataPlane = await startDataPlane(init, { credentials, config, subscriptions, metrics, logger, egress: init.egress });
+    } else {
+      const pool = await WorkerPool.start({ ...init.workers, settings: dataPlaneSettings(init), credentials, config, subscriptions, registry: metrics.registry, logger });
+      exposition = { render: () => pool.metrics.render(), source: pool.metrics };
+      dataPlane = pool;
     }
+    closers.push(() => dataPlane.close());
+    const { upstreams } = dataPlane;
 
     let appHealth: AppHealth | undefined;
     const session = new ControlSession({
@@ -225,7 +154,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       logger,
       subscriptions,
       // Without checks the sidecar vouches for its app as soon as it serves.
-      registration: sidecarRegistration({ address: init.advertise ?? registeredAddress(linkListener.url), zone, weight: init.weight ?? 1 }, () => appHealth?.healthy ?? true),
+      registration: sidecarRegistration({ address: init.advertise ?? registeredAddress(dataPlane.linkUrl), zone, weight: init.weight ?? 1 }, () => appHealth?.healthy ?? true),
     });
     session.start();
     closers.push(() => session.close());
@@ -244,7 +173,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
       certRenewalFailing: () => renewer.failing,
       routes: () => subscriptions.wanted,
     };
-    const reporter = new Reporter({ channel: session, metrics: metrics.registry, state: reporterState, logger });
+    const reporter = new Reporter({ channel: session, metrics: exposition.source, state: reporterState, logger });
     closers.push(() => reporter.stop());
     followTrustBundle({ config, credentials, renewer, logger });
 
@@ -253,35 +182,39 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
     if (init.admin !== undefined) {
       admin = await startAdminServer({
         listen: init.admin,
-        metrics,
+        metrics: exposition,
         isReady,
-        status: () => ({
-          service: init.service,
-          sidecarId,
-          ready: isReady(),
-          controlPlaneConnected: session.connected,
-          configVersion: config.version,
-          configFromCache: kept?.servingFromCache ?? false,
-          certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
-          certRenewalFailing: renewer.failing,
-          zone,
-          linkAddress: registeredAddress(linkListener.url),
-          gatewayRtts: paths.rtts(),
-          upstreams: upstreams.map((u) => ({ service: u.service, address: u.address, endpoints: config.endpoints(u.service), load: balancer.endpointStats(u.service) })),
-          appHealthy: appHealth?.healthy,
-          proxyAddress: proxy?.address,
-          outboundLinks: links.size,
-          gatewayLinks: gatewayLinks.size,
-        }),
+        status: async () => {
+          const dataPlaneStatus = await dataPlane.status();
+          return {
+            service: init.service,
+            sidecarId,
+            ready: isReady(),
+            controlPlaneConnected: session.connected,
+            configVersion: config.version,
+            configFromCache: kept?.servingFromCache ?? false,
+            certExpiresAt: new Date(credentials.current.expiresAt).toISOString(),
+            certRenewalFailing: renewer.failing,
+            zone,
+            linkAddress: registeredAddress(dataPlane.linkUrl),
+            gatewayRtts: dataPlaneStatus.gatewayRtts,
+            upstreams: upstreams.map((u) => ({ service: u.service, address: u.address, endpoints: config.endpoints(u.service), load: dataPlaneStatus.load[u.service] ?? [] })),
+            appHealthy: appHealth?.healthy,
+            proxyAddress: dataPlane.proxyAddress,
+            outboundLinks: dataPlaneStatus.outboundLinks,
+            gatewayLinks: dataPlaneStatus.gatewayLinks,
+            ...(dataPlaneStatus.workers === undefined ? {} : { workers: dataPlaneStatus.workers }),
+          };
+        },
       });
       const adminServer = admin;
       closers.push(() => adminServer.close());
     }
     return {
-      linkAddress: registeredAddress(linkListener.url),
+      linkAddress: registeredAddress(dataPlane.linkUrl),
       adminAddress: admin?.address,
       upstreams,
-      proxyAddress: proxy?.address,
+      proxyAddress: dataPlane.proxyAddress,
       credentials,
       config,
       isReady,
@@ -290,18 +223,7 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
         logger.info({ propagationMs, deadlineMs }, 'draining');
         session.deregister();
         await delay(Math.min(propagationMs, deadlineMs));
-        outbound.stopAccepting();
-        proxy?.stopAccepting();
-        void linkListener.close();
-        links.drain();
-        gatewayLinks.drain();
-        inbound.drain();
-        // Then the links' sockets, which still hold the last frames of the streams just done.
-        const finished = Promise.all([outbound.whenIdle(), inbound.whenIdle()])
-          .then(() => Promise.all([links.whenClosed(), gatewayLinks.whenClosed()]))
-          .then(() => true);
-        const complete = await Promise.race([finished, delay(Math.max(0, deadline - Date.now())).then(() => false)]);
-        logger.info({ complete, unfinishedConnections: outbound.activeConnections, unfinishedInboundLinks: inbound.activeLinks }, 'drained');
+        const complete = await dataPlane.drain(deadline);
         await close();
         return { complete };
       },
@@ -313,8 +235,10 @@ export async function startSidecar(init: SidecarInit): Promise<Sidecar> {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/** The plain-data part of `init` that a forwarding worker needs. */
+function dataPlaneSettings(init: SidecarInit): DataPlaneSettings {
+  const { service, listen, app, upstreams, proxy, zone, balancing, connectTimeoutMs, idleTimeoutMs, inboundStreams, linkListener } = init;
+  return { service, listen, app, upstreams, proxy, zone, balancing, connectTimeoutMs, idleTimeoutMs, inboundStreams, linkListener };
 }
 
 async function obtainCredentials(init: SidecarInit, stateDir: SidecarStateDir | undefined) {

@@ -52,6 +52,8 @@ export interface ContenderDeps {
   repoRoot: string;
   /** Open files a proxy process may have (see `manyFilesLimit`). */
   openFilesLimit: number;
+  /** `--workers` of the Trellis sidecars. @default 1 */
+  sidecarWorkers?: number;
 }
 
 /** How long a proxy gets to start listening. */

@@ -127,7 +127,8 @@ export function createTrellisContender(deps: ContenderDeps, link: TrellisLink = 
       const { cp, appToken, clientToken, gateways } = await shared;
       const dead = gateways.find((gateway) => !gateway.running);
       if (dead !== undefined) throw new Error(`${dead.name} is not running: ${dead.lastWords()}`);
-      const common = ['--control-plane', cp.url, '--admin', `${LOOPBACK}:0`];
+      const workers = deps.sidecarWorkers ?? 1;
+      const common = ['--control-plane', cp.url, '--admin', `${LOOPBACK}:0`, ...(workers === 1 ? [] : ['--workers', String(workers)])];
       const serverListen = link === 'wss' ? `wss://${LOOPBACK}:0${WS_LINK_PATH}` : `${LOOPBACK}:0`;
       const zone = (name: string): string[] => (link === 'gateways' ? ['--zone', name] : []);
       const server = trellis('trellis server sidecar', ['sidecar', '--service', APP_SERVICE, '--token', appToken, ...common, '--listen', serverListen, ...zone(SERVER_ZONE), '--app', `${LOOPBACK}:${appPort}`]);

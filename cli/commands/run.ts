@@ -1,6 +1,4 @@
 import { once } from 'node:events';
-import { pino } from 'pino';
-import type { Logger } from 'pino';
 import { SERVICE_NAME_PATTERN } from '../../proto/control.js';
 import { parseJoinToken } from '../../proto/tokens.js';
 import type { HostPort } from '../../sidecar/net/address.js';
@@ -11,16 +9,18 @@ import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
 import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
-import { createLogger } from '../logger.js';
+import { createFileLogger, createLogger } from '../logger.js';
 import { runConfigFile } from '../config-schemas.js';
 import { exitCodeForSignal, runChildCommand, SignalRelay } from '../run-child.js';
 import { meshEnvironment, upstreamVariableName } from '../run-env.js';
 import { joinTokenInput } from '../token-file.js';
+import { parseWorkers, workerPlan, workersHelp, workersOption } from '../workers-flag.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const runHelp = `Usage: trellis run --service NAME --token TOKEN --control-plane URL [--app-port P]
                    [--upstream SERVICE[=HOST:PORT]]... [--listen HOST:PORT] [--advertise HOST:PORT]
-                   [--admin HOST:PORT] [--data-dir DIR] [--log-file FILE] [--config FILE.yaml]
+                   [--admin HOST:PORT] [--data-dir DIR] [--log-file FILE] [--workers N|auto]
+                   [--config FILE.yaml]
                    -- CMD [ARGS...]
 
 Runs CMD next to its own sidecar: starts the sidecar, waits until it is ready, runs CMD with
@@ -43,6 +43,7 @@ the mesh in its environment, passes SIGINT, SIGTERM and SIGHUP on, and exits wit
   --data-dir DIR            keeps the key, certificate and last config across restarts
   --log-file FILE           the sidecar's logs go to FILE (appended, JSON lines) instead of stderr
 ${logFormatHelp}
+${workersHelp}
 
 CMD also gets ALL_PROXY=socks5h://127.0.0.1:PORT, HTTP_PROXY and HTTPS_PROXY=http://127.0.0.1:PORT
 (and lower-case twins): a proxy port that reaches <service>.mesh and refuses other names.
@@ -77,6 +78,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'log-file': { type: 'string' },
     ...logFormatOption,
+    ...workersOption,
     'admin-allow-remote': { type: 'boolean' },
   }, false, runConfigFile);
   if (values.help === true) {
@@ -95,13 +97,16 @@ export async function runCommand(argv: string[]): Promise<number> {
   const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
   checkAdminAddress(admin, values['admin-allow-remote'] === true);
   checkAdvertisable(listen, values.advertise === undefined ? undefined : parseLinkUrl(values.advertise, '--advertise'));
+  const workers = parseWorkers(values.workers);
   if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
   await checkListenAddresses([
     { flag: '--listen', ...listen },
     ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }]),
     ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
   ]);
-  const logger = values['log-file'] === undefined ? createLogger(`sidecar:${service}`, parseLogFormat(values['log-format'], process.stderr.isTTY === true)) : createFileLogger(`sidecar:${service}`, values['log-file']);
+  const logName = `sidecar:${service}`;
+  const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
+  const logger = values['log-file'] === undefined ? createLogger(logName, logFormat) : createFileLogger(logName, values['log-file']);
 
   // Caught from the start: a signal while the sidecar starts ends the run cleanly, not half-way.
   const signals = new SignalRelay();
@@ -120,6 +125,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       proxy: LOOPBACK_ANY_PORT,
       admin,
       dataDir: values['data-dir'],
+      workers: workerPlan(workers, { logName, logFormat, ...(values['log-file'] === undefined ? {} : { logFile: values['log-file'] }) }),
       logger,
     }).then(async (started) => {
       running.sidecar = started;
@@ -160,15 +166,4 @@ function parseAppPort(text: string): number {
   const port = Number(text);
   if (!/^\d{1,5}$/.test(text) || port < 1 || port > 65535) throw new UsageError(`--app-port must be a port 1..65535, got "${text}"`);
   return port;
-}
-
-/** Logs as JSON lines appended to `path`, written synchronously so that none is lost at exit. */
-function createFileLogger(name: string, path: string): Logger {
-  let destination;
-  try {
-    destination = pino.destination({ dest: path, append: true, sync: true });
-  } catch (error) {
-    throw new UsageError(`--log-file: cannot open "${path}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  return pino({ name, level: process.env['TRELLIS_LOG_LEVEL'] ?? 'info', base: { pid: process.pid } }, destination);
 }

@@ -14,11 +14,12 @@ import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traf
 import { sidecarConfigFile } from '../config-schemas.js';
 import { exitOnNextSignal, untilSignal } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
+import { parseWorkers, workerPlan, workersHelp, workersOption } from '../workers-flag.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
 export const sidecarHelp = `Usage: trellis sidecar --service NAME --token TOKEN --control-plane URL --listen URL
                        [--app HOST:PORT] [--upstream SERVICE=HOST:PORT]... [--proxy HOST:PORT] [--admin HOST:PORT]
-                       [--data-dir DIR] [--advertise URL] [--zone ZONE] [--weight N]
+                       [--data-dir DIR] [--advertise URL] [--zone ZONE] [--weight N] [--workers N|auto]
                        [outbound traffic and health flags, below]
 
 Runs a sidecar next to one instance of a service.
@@ -46,6 +47,7 @@ Runs a sidecar next to one instance of a service.
                             other zones reach this sidecar through gateways (default zone: default)
   --egress-proxy URL        dial this zone's gateways through an HTTP CONNECT proxy (http://HOST:PORT);
                             default: HTTPS_PROXY when set
+${workersHelp}
   --drain-timeout DURATION  on SIGTERM/SIGINT, how long open streams may take to finish (default 30s);
                             a second signal stops at once
 ${logFormatHelp}
@@ -87,6 +89,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     'max-inbound-streams': { type: 'string' },
     'max-inbound-streams-per-peer': { type: 'string' },
     ...logFormatOption,
+    ...workersOption,
     'admin-allow-remote': { type: 'boolean' },
   }, false, sidecarConfigFile);
   if (values.help === true) {
@@ -112,6 +115,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   checkAdminAddress(admin, values['admin-allow-remote'] === true);
   checkAdvertisable(listen, values.advertise === undefined ? undefined : parseLinkUrl(values.advertise, '--advertise'));
   const proxy = values.proxy === undefined ? undefined : parseHostPort(values.proxy, '--proxy');
+  const workers = parseWorkers(values.workers);
   // Before joining: a wrong flag costs no certificate, and its error names the flag.
   if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
   await checkListenAddresses([
@@ -121,7 +125,8 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
   ]);
   tuneGarbageCollectorForForwarding();
-  const logger = createLogger(`sidecar:${service}`, logFormat);
+  const logName = `sidecar:${service}`;
+  const logger = createLogger(logName, logFormat);
   const sidecar = await startSidecar({
     service,
     controlPlaneUrls: urls,
@@ -136,6 +141,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     zone: values.zone,
     weight,
     egress: egressConnectorFromEnv(values['egress-proxy'], process.env),
+    workers: workerPlan(workers, { logName, logFormat, egressProxy: values['egress-proxy'] }),
     ...traffic,
     inboundStreams: {
       maxStreams: optionalCount(values['max-inbound-streams'], '--max-inbound-streams'),

@@ -45,6 +45,11 @@ export class ConfigSubscriptions extends EventEmitter {
     return this.#wanted;
   }
 
+  /** Whether the control plane pushes every endpoint (channel 1), so that every service is held. */
+  get holdsAll(): boolean {
+    return this.#holdsAll;
+  }
+
   /** Wanted services whose endpoints are held in full. */
   held(): string[] {
     return [...this.#held].filter((service) => this.#wanted.has(service));

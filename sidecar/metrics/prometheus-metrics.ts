@@ -105,6 +105,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       name: 'trellis_sidecar_link_rtt_seconds',
       help: 'Last measured round-trip time of each link, by peer address.',
       labelNames: ['peer'],
+      // Merged across forwarding workers by the highest value, not the sum.
+      aggregator: 'max',
       registers,
     });
     this.#linksActive = new Gauge({ name: 'trellis_sidecar_links_active', help: 'Links open now.', registers });
@@ -176,6 +178,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
     this.#certExpiry = new Gauge({
       name: 'trellis_sidecar_cert_expiry_timestamp_seconds',
       help: 'When the sidecar certificate expires (Unix seconds).',
+      // Merged across forwarding workers by the highest value, not the sum.
+      aggregator: 'max',
       registers,
     });
     // The buckets of the control plane's reports, so that a report reads these histograms as they are.
@@ -225,6 +229,8 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
     this.#configVersion = new Gauge({
       name: 'trellis_sidecar_config_version',
       help: 'Version of the mesh configuration this sidecar applies.',
+      // Merged across forwarding workers by the highest value, not the sum.
+      aggregator: 'max',
       registers,
     });
   }
