@@ -1,8 +1,9 @@
 /**
  * The journal file on disk: created and replaced whole through writeFileAtomic (temporary
  * file, fsync, rename, fsync of the directory), appended to with positional writes each
- * followed by fdatasync. The handle stays open between appends: no open, rename or directory
- * sync per write.
+ * followed by fdatasync. The handle stays open while appends keep coming (no open, rename or
+ * directory sync per write) and is closed after {@link JOURNAL_IDLE_CLOSE_MS} without one: a
+ * file held open for writing keeps its file system from being remounted read-only.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open, readFile } from 'node:fs/promises';
@@ -11,6 +12,9 @@ import { writeFileAtomic } from '../files.js';
 import { StoreCorruptError } from './errors.js';
 import type { JournalRecord } from './journal.js';
 import { decodeJournal, encodeHeader } from './journal.js';
+
+/** How long the journal stays open after an append, for the next one. */
+export const JOURNAL_IDLE_CLOSE_MS = 1000;
 
 /** What {@link JournalFile.load} found. */
 export interface LoadedJournal {
@@ -21,12 +25,16 @@ export interface LoadedJournal {
   tornBytes: number;
 }
 
-/** An open journal. One append or replace at a time (the caller serialises them). */
+/** A journal. One append, read or replace at a time (the caller serialises them). */
 export class JournalFile {
+  private handle: FileHandle | undefined;
+  /** The close of an idle handle, which the next use waits for. */
+  private closing: Promise<void> | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+
   private constructor(
     readonly path: string,
     private readonly mode: number,
-    private handle: FileHandle,
     /** Length of the durable part; a failed append leaves nothing beyond it that counts. */
     private size: number,
     private count: number,
@@ -49,7 +57,7 @@ export class JournalFile {
   static async create(path: string, base: number, mode: number): Promise<JournalFile> {
     const header = encodeHeader(base);
     await writeFileAtomic(path, header, mode);
-    return new JournalFile(path, mode, await openForAppend(path), header.length, 0);
+    return new JournalFile(path, mode, header.length, 0);
   }
 
   /**
@@ -67,20 +75,21 @@ export class JournalFile {
     }
     const decoded = decodeJournal(bytes);
     if (!decoded.ok) throw new StoreCorruptError(path, decoded.offset, decoded.reason);
-    const handle = await openForAppend(path);
     const tornBytes = bytes.length - decoded.validBytes;
     if (tornBytes > 0) {
+      const handle = await openForAppend(path);
       try {
         // Never acknowledged (its write had not been synced when the process died): drop it,
         // so that the next append does not follow half a line.
         await handle.truncate(decoded.validBytes);
         await handle.datasync();
       } catch (err) {
-        await handle.close();
         throw new DataDirError(path, `cannot cut a torn last record: ${(err as Error).message}`, { cause: err });
+      } finally {
+        await handle.close();
       }
     }
-    const file = new JournalFile(path, mode, handle, decoded.validBytes, decoded.records.length);
+    const file = new JournalFile(path, mode, decoded.validBytes, decoded.records.length);
     return { file, base: decoded.base, records: decoded.records, tornBytes };
   }
 
@@ -90,17 +99,20 @@ export class JournalFile {
    * @throws DataDirError naming the file.
    */
   async append(line: Buffer): Promise<void> {
+    const handle = await this.open();
     try {
       let written = 0;
       while (written < line.length) {
-        const { bytesWritten } = await this.handle.write(line, written, line.length - written, this.size + written);
+        const { bytesWritten } = await handle.write(line, written, line.length - written, this.size + written);
         written += bytesWritten;
       }
-      await this.handle.datasync();
+      await handle.datasync();
     } catch (err) {
       // Best effort: a part left behind is a torn tail until the next append overwrites it.
-      await this.handle.truncate(this.size).catch(() => undefined);
+      await handle.truncate(this.size).catch(() => undefined);
       throw new DataDirError(this.path, `cannot write: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.closeWhenIdle();
     }
     this.size += line.length;
     this.count++;
@@ -108,14 +120,19 @@ export class JournalFile {
 
   /** The records appended at or after byte `offset`, as they are on disk. */
   async readFrom(offset: number): Promise<Buffer> {
-    const tail = Buffer.allocUnsafe(this.size - offset);
-    let read = 0;
-    while (read < tail.length) {
-      const { bytesRead } = await this.handle.read(tail, read, tail.length - read, offset + read);
-      if (bytesRead === 0) throw new DataDirError(this.path, `ends before byte ${this.size}`);
-      read += bytesRead;
+    const handle = await this.open();
+    try {
+      const tail = Buffer.allocUnsafe(this.size - offset);
+      let read = 0;
+      while (read < tail.length) {
+        const { bytesRead } = await handle.read(tail, read, tail.length - read, offset + read);
+        if (bytesRead === 0) throw new DataDirError(this.path, `ends before byte ${this.size}`);
+        read += bytesRead;
+      }
+      return tail;
+    } finally {
+      this.closeWhenIdle();
     }
-    return tail;
   }
 
   /**
@@ -126,16 +143,43 @@ export class JournalFile {
   async replace(base: number, tail: Buffer, tailRecords: number): Promise<void> {
     const header = encodeHeader(base);
     await writeFileAtomic(this.path, Buffer.concat([header, tail]), this.mode);
-    const handle = await openForAppend(this.path);
-    const old = this.handle;
-    this.handle = handle;
+    // The handle is of the file just renamed over; the next append opens the new one.
+    await this.closeNow();
     this.size = header.length + tail.length;
     this.count = tailRecords;
-    await old.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    await this.closeNow();
+  }
+
+  private async open(): Promise<FileHandle> {
+    clearTimeout(this.idleTimer);
+    await this.closing;
+    this.handle ??= await openForAppend(this.path);
+    return this.handle;
+  }
+
+  private closeWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => void this.closeNow(), JOURNAL_IDLE_CLOSE_MS);
+    // An open journal must not keep a closing process alive.
+    this.idleTimer.unref();
+  }
+
+  private closeNow(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle !== undefined) {
+      this.closing = handle
+        .close()
+        .catch(() => undefined)
+        .finally(() => {
+          this.closing = undefined;
+        });
+    }
+    return this.closing ?? Promise.resolve();
   }
 }
 
