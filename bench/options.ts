@@ -95,6 +95,8 @@ const MAX_ROUNDS = 100;
 const MAX_CP_DEADLINE_SECONDS = 3_600;
 /** As `trellis sidecar --workers`. */
 const MAX_SIDECAR_WORKERS = 64;
+/** A bound on `--cp-sidecars` that still lets a typo fail fast rather than join for hours. */
+const MAX_CP_SIDECARS = 100_000;
 
 export interface BenchOptions {
   mode: 'full' | 'quick';
@@ -115,12 +117,13 @@ export interface BenchOptions {
   sidecarWorkers: number;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--long-lived [--rounds N]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--cp-deadline SECONDS] [--sidecar-workers N] [--out DIR]
+export const USAGE = `usage: npm run bench -- [--quick [--tiny]] [--long-lived [--rounds N]] [--only WORKLOAD,...] [--contenders CONTENDER,...] [--cp-sidecars N,...] [--cp-deadline SECONDS] [--sidecar-workers N] [--out DIR]
   --quick          small sizes (about two minutes)
   --tiny           with --quick: the smallest sizes, for the harness's own test
   --long-lived     one pair per contender for the whole run; each round runs ${LONG_LIVED_WORKLOADS.join(', ')}
                    in turn on it (figures per round, medians, rounds > 20 % off the median flagged)
   --rounds N       with --long-lived: rounds (default ${DEFAULT_LONG_LIVED_ROUNDS})
+  --cp-sidecars N,...  control-plane sizes to run instead of the mode's (full: ${FULL_SIZES.controlPlaneSidecars.join(', ')})
   --cp-deadline S  each control-plane size stops after S seconds and reports what it reached
   --only           workloads among: ${WORKLOAD_IDS.join(', ')} (with --long-lived: among ${LONG_LIVED_WORKLOADS.join(', ')})
   --contenders     contenders among: ${CONTENDER_IDS.join(', ')} (trellis is always run;
@@ -140,6 +143,7 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
       'long-lived': { type: 'boolean', default: false },
       rounds: { type: 'string' },
       'cp-deadline': { type: 'string' },
+      'cp-sidecars': { type: 'string' },
       out: { type: 'string' },
       'sidecar-workers': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -155,13 +159,15 @@ export function parseBenchOptions(argv: string[], defaultOutDir: string): BenchO
   const longLivedRounds = longLived ? wholeNumber(values.rounds ?? String(DEFAULT_LONG_LIVED_ROUNDS), '--rounds', MAX_ROUNDS) : undefined;
   const workloads = pickList(values.only, longLived ? LONG_LIVED_WORKLOADS : WORKLOAD_IDS, '--only');
   const cpDeadlineSeconds = values['cp-deadline'] === undefined ? undefined : wholeNumber(values['cp-deadline'], '--cp-deadline', MAX_CP_DEADLINE_SECONDS);
+  const baseSizes = { full: FULL_SIZES, quick: QUICK_SIZES, tiny: TINY_SIZES }[sizesName];
+  const cpSidecars = values['cp-sidecars']?.split(',').map((text) => wholeNumber(text, '--cp-sidecars', MAX_CP_SIDECARS));
   const contenders = pickList(values.contenders, CONTENDER_IDS, '--contenders');
   // Every figure is a ratio to Trellis's, so Trellis always runs.
   if (!contenders.includes('trellis')) contenders.push('trellis');
   return {
     mode,
     sizesName,
-    sizes: { full: FULL_SIZES, quick: QUICK_SIZES, tiny: TINY_SIZES }[sizesName],
+    sizes: cpSidecars === undefined ? baseSizes : { ...baseSizes, controlPlaneSidecars: cpSidecars },
     workloads,
     contenders: CONTENDER_IDS.filter((id) => contenders.includes(id)),
     longLivedRounds,

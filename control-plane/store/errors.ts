@@ -20,6 +20,8 @@ export const StoreErrorCode = {
   CLOSED: 'TRELLIS_ERR_STORE_CLOSED',
   /** The lease expired or was revoked. */
   LEASE_LOST: 'TRELLIS_ERR_STORE_LEASE_LOST',
+  /** The file store's journal is damaged before its last record, or does not follow its snapshot. */
+  CORRUPT: 'TRELLIS_ERR_STORE_CORRUPT',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 
@@ -49,4 +51,22 @@ export class StoreClosedError extends StoreError {
 /** The lease expired or was revoked: its keys are gone (or going). */
 export class StoreLeaseLostError extends StoreError {
   override readonly code = StoreErrorCode.LEASE_LOST;
+}
+
+/**
+ * The file store's journal cannot be replayed: a damaged record before the last one (a torn
+ * last record is the normal trace of a crash and is dropped instead), or records that do not
+ * follow the snapshot. Refused rather than guessed at: acknowledged writes would be lost.
+ */
+export class StoreCorruptError extends StoreError {
+  override readonly code = StoreErrorCode.CORRUPT;
+  constructor(
+    /** The damaged file. */
+    readonly path: string,
+    /** Byte offset of the first record that cannot be used. */
+    readonly offset: number,
+    message: string,
+  ) {
+    super(`${path}: ${message} (at byte ${offset})`);
+  }
 }

@@ -1,31 +1,32 @@
 /**
- * The embedded store: every entry in memory, persisted as one JSON file with the store
- * revision. Writes are coalesced (one file write in flight, at most one queued behind it) so
+ * The embedded store: every entry in memory, persisted as a snapshot and a journal
+ * (./durable-state.ts). A write appends the transactions it carries to the journal and fsyncs
+ * it; writes are coalesced (one append in flight, the changes made meanwhile in the next) so
  * that a burst of thousands of changes, such as every sidecar re-registering after a restart,
- * costs a few file writes. Each file write is crash-safe (temporary file, fsync, rename, fsync
- * of the directory): after a kill -9 the file holds an acknowledged state or a later one.
+ * costs a few appends. A write is acknowledged once its record is durable: after a kill -9
+ * the store reopens at an acknowledged state or a later one.
  *
  * Watches are in-process and see a change once it is durable, never before. Leases are
- * in-process timers; the file records which keys each lease holds and its time to live, and
+ * in-process timers; the files record which keys each lease holds and its time to live, and
  * after a restart every such lease starts afresh with a full time to live — the registry's
  * rule that "after a control-plane restart every stored endpoint gets a fresh lease": owners
  * that come back in time (and put their key again) keep it, the others' keys go.
  */
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { readFileIfExists, writeFileAtomic } from '../files.js';
+import type { DurableStateInit, DurableStateStats, Snapshot } from './durable-state.js';
+import { DurableState } from './durable-state.js';
 import { StoreClosedError, StoreError, StoreLeaseLostError } from './errors.js';
+import type { JournalOp, JournalTxn } from './journal.js';
+import { encodeRecord } from './journal.js';
 import type { FileEntry, PersistedState } from './state-file.js';
-import { emptyState, parseState, removeInterruptedWrites, serializeState } from './state-file.js';
+import { serializeState } from './state-file.js';
 import type { PutOptions, Store, StoreEntry, StoreEvent, StoreLease, StoreOp, StoreValue, StoreWatch, StoreWatchListener, TransactionOptions } from './store.js';
 import { WatchHub } from './watch-hub.js';
 
-/** Name of the state file inside the data directory. */
-export const STATE_FILE_NAME = 'state.json';
-const STATE_FILE_MODE = 0o600;
+export { JOURNAL_FILE_NAME, STATE_FILE_NAME } from './durable-state.js';
 
 /** Options of {@link FileStore.open}. */
-export interface FileStoreInit {
+export interface FileStoreInit extends DurableStateInit {
   /** Past events kept for watches that start behind; older starts are told to relist. @default 10 000 */
   watchHistoryEvents?: number;
 }
@@ -41,7 +42,7 @@ interface LiveLease {
   keys: Set<string>;
 }
 
-/** A {@link Store} kept in memory and persisted to `<dataDir>/state.json`. */
+/** A {@link Store} kept in memory and persisted to `<dataDir>/state.json` and `<dataDir>/state.journal`. */
 export class FileStore implements Store {
   private readonly entries: Map<string, FileEntry>;
   private revision: number;
@@ -49,39 +50,64 @@ export class FileStore implements Store {
   private readonly hub: WatchHub;
   /** Changes made since the last write started; watches get them once a write holding them is durable. */
   private unwrittenEvents: StoreEvent[] = [];
+  /** The same changes as the journal records them, and the time to live of the leases they name. */
+  private unwrittenTxns: JournalTxn[] = [];
+  private unwrittenLeaseTtls = new Map<string, number>();
   /** Callers waiting for a write that has not started yet. */
   private waiters: Waiter[] = [];
   private writeInFlight: Promise<void> | undefined;
   private closed = false;
 
   private constructor(
-    /** Path of the state file. */
-    readonly path: string,
+    private readonly durable: DurableState,
     state: PersistedState,
     init: FileStoreInit,
   ) {
     this.entries = state.entries;
     this.revision = state.revision;
     this.hub = new WatchHub(state.revision, init.watchHistoryEvents);
-    for (const [id, ttlMs] of state.leaseTtls) this.startLease(id, ttlMs);
     for (const [key, entry] of this.entries) {
       if (entry.lease === undefined) continue;
-      const lease = this.leases.get(entry.lease);
-      if (lease === undefined) delete entry.lease;
-      else lease.keys.add(key);
+      const ttlMs = state.leaseTtls.get(entry.lease);
+      if (ttlMs === undefined) {
+        delete entry.lease;
+        continue;
+      }
+      if (!this.leases.has(entry.lease)) this.startLease(entry.lease, ttlMs);
+      this.leases.get(entry.lease)?.keys.add(key);
     }
   }
 
   /**
-   * Loads the state file of `dataDir`, or starts empty when there is none, and removes what
-   * interrupted writes left behind.
+   * Loads the snapshot and journal of `dataDir` (or starts empty when there are none), cutting
+   * off a torn last record, and removes what interrupted writes left behind. A state file of
+   * before the journal opens as the snapshot.
    * @throws DataDirError naming the file when it cannot be read or is not a state file.
+   * @throws StoreCorruptError `TRELLIS_ERR_STORE_CORRUPT` when the journal is damaged before its last record.
    */
   static async open(dataDir: string, init: FileStoreInit = {}): Promise<FileStore> {
-    const path = join(dataDir, STATE_FILE_NAME);
-    await removeInterruptedWrites(path);
-    const text = await readFileIfExists(path);
-    return new FileStore(path, text === undefined ? emptyState() : parseState(path, text), init);
+    const { durable, state } = await DurableState.open(dataDir, init);
+    return new FileStore(durable, state, init);
+  }
+
+  /** Path of the snapshot (the state file). */
+  get path(): string {
+    return this.durable.path;
+  }
+
+  /** Sizes of the journal and compactions so far. */
+  get stats(): DurableStateStats {
+    return this.durable.stats;
+  }
+
+  /**
+   * Writes a snapshot of the state now and starts a fresh journal, without waiting for the
+   * journal to reach its bound; writes go on meanwhile.
+   * @throws DataDirError naming the file that could not be written.
+   */
+  compact(): Promise<void> {
+    if (this.closed) return this.rejectClosed();
+    return this.durable.compact(() => this.snapshot());
   }
 
   get(key: string): Promise<StoreValue | undefined> {
@@ -165,12 +191,14 @@ export class FileStore implements Store {
     for (const lease of this.leases.values()) clearTimeout(lease.timer);
     this.hub.closeAll();
     while (this.writeInFlight !== undefined) await this.writeInFlight.catch(() => undefined);
+    await this.durable.close();
   }
 
   /** Applies `ops` in memory as one revision; returns it, or undefined when nothing changed. */
   private apply(ops: readonly StoreOp[]): number | undefined {
     const revision = this.revision + 1;
     const events: StoreEvent[] = [];
+    const journalOps: JournalOp[] = [];
     for (const op of ops) {
       const previous = this.entries.get(op.key);
       if (previous?.lease !== undefined) this.leases.get(previous.lease)?.keys.delete(op.key);
@@ -178,6 +206,7 @@ export class FileStore implements Store {
         if (previous === undefined) continue;
         this.entries.delete(op.key);
         events.push({ type: 'delete', key: op.key, revision });
+        journalOps.push({ delete: op.key });
         continue;
       }
       const value = structuredClone(op.value);
@@ -185,6 +214,10 @@ export class FileStore implements Store {
       if (op.lease !== undefined) {
         entry.lease = op.lease.id;
         this.leases.get(op.lease.id)?.keys.add(op.key);
+        this.unwrittenLeaseTtls.set(op.lease.id, op.lease.ttlMs);
+        journalOps.push({ put: op.key, value, lease: op.lease.id });
+      } else {
+        journalOps.push({ put: op.key, value });
       }
       this.entries.set(op.key, entry);
       events.push({ type: 'put', key: op.key, value, revision });
@@ -192,6 +225,7 @@ export class FileStore implements Store {
     if (events.length === 0) return undefined;
     this.revision = revision;
     this.unwrittenEvents.push(...events);
+    this.unwrittenTxns.push({ revision, ops: journalOps });
     return revision;
   }
 
@@ -225,12 +259,16 @@ export class FileStore implements Store {
   private startWrite(): void {
     const waiters = this.waiters;
     const events = this.unwrittenEvents;
+    const txns = this.unwrittenTxns;
+    const leaseTtls = this.unwrittenLeaseTtls;
     this.waiters = [];
     this.unwrittenEvents = [];
-    // Serialise now: changes made while this write is in flight belong to the next one.
-    const leaseTtls = new Map([...this.leases].map(([id, lease]) => [id, lease.ttlMs]));
-    const contents = serializeState({ revision: this.revision, entries: this.entries, leaseTtls });
-    this.writeInFlight = writeFileAtomic(this.path, contents, STATE_FILE_MODE)
+    this.unwrittenTxns = [];
+    this.unwrittenLeaseTtls = new Map();
+    // Encode now: changes made while this write is in flight belong to the next one.
+    const line = encodeRecord({ txns, leases: Object.fromEntries(leaseTtls) });
+    this.writeInFlight = this.durable
+      .append(line, () => this.snapshot())
       .then(
         () => {
           this.hub.publish(events);
@@ -239,7 +277,9 @@ export class FileStore implements Store {
         (err: unknown) => {
           // The changes stay in memory, so the next write carries them and their events.
           this.unwrittenEvents = [...events, ...this.unwrittenEvents];
-          const failure = new StoreError(`cannot persist ${this.path}: ${(err as Error).message}`, { cause: err });
+          this.unwrittenTxns = [...txns, ...this.unwrittenTxns];
+          this.unwrittenLeaseTtls = new Map([...leaseTtls, ...this.unwrittenLeaseTtls]);
+          const failure = new StoreError(`cannot persist ${(err as Error).message}`, { cause: err });
           waiters.forEach((w) => w.reject(failure));
         },
       )
@@ -247,6 +287,12 @@ export class FileStore implements Store {
         this.writeInFlight = undefined;
         if (this.waiters.length > 0) this.startWrite();
       });
+  }
+
+  /** The whole state now, for a compaction. */
+  private snapshot(): Snapshot {
+    const leaseTtls = new Map([...this.leases].map(([id, lease]) => [id, lease.ttlMs]));
+    return { text: serializeState({ revision: this.revision, entries: this.entries, leaseTtls }), revision: this.revision };
   }
 
   private rejectClosed(): Promise<never> {

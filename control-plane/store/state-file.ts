@@ -1,11 +1,14 @@
 /**
- * The file store's state file: its format (version 2: entries with revisions, the store
- * revision, leases; version 1, entries only, is still read) and the clean-up of temporary
- * files that a crash in the middle of a write leaves behind.
+ * The file store's state file, its snapshot: its format (version 2: entries with revisions,
+ * the store revision, leases; version 1, entries only, is still read), the replay of the
+ * journal on top of it, and the clean-up of temporary files that a crash in the middle of a
+ * write leaves behind. A state file of before the journal is a snapshot with no journal yet.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DataDirError } from '../errors.js';
+import { StoreCorruptError } from './errors.js';
+import type { JournalRecord } from './journal.js';
 import type { StoreValue } from './store.js';
 
 const STATE_FILE_FORMAT = 2;
@@ -77,6 +80,38 @@ export function parseState(path: string, text: string): PersistedState {
     leaseTtls.set(id, lease.ttlMs);
   }
   return { revision, entries, leaseTtls };
+}
+
+/**
+ * Applies journal records to the snapshot `state`, in place. Transactions at or below the
+ * state's revision are already in it (a compaction wrote the snapshot, then stopped before it
+ * replaced the journal) and are skipped; the others must follow it without a gap.
+ * @throws StoreCorruptError naming `path` when the journal starts after the snapshot or skips a revision.
+ */
+export function replayJournal(state: PersistedState, path: string, base: number, records: ReadonlyArray<{ offset: number; record: JournalRecord }>): void {
+  if (base > state.revision) {
+    throw new StoreCorruptError(path, 0, `the journal follows revision ${base}, but the snapshot holds only revision ${state.revision}`);
+  }
+  for (const { offset, record } of records) {
+    for (const txn of record.txns) {
+      if (txn.revision <= state.revision) continue;
+      if (txn.revision !== state.revision + 1) throw new StoreCorruptError(path, offset, `revision ${txn.revision} follows revision ${state.revision}`);
+      for (const op of txn.ops) {
+        if ('delete' in op) {
+          state.entries.delete(op.delete);
+          continue;
+        }
+        const entry: FileEntry = { value: op.value, modRevision: txn.revision };
+        if (op.lease !== undefined) {
+          entry.lease = op.lease;
+          const ttlMs = record.leases[op.lease];
+          if (ttlMs !== undefined) state.leaseTtls.set(op.lease, ttlMs);
+        }
+        state.entries.set(op.put, entry);
+      }
+      state.revision = txn.revision;
+    }
+  }
 }
 
 /**

@@ -79,6 +79,12 @@ describe('parseBenchOptions', () => {
     assert.equal(parseBenchOptions([], '/out').cpDeadlineSeconds, undefined);
   });
 
+  it('takes --cp-sidecars as the control-plane sizes to run', () => {
+    assert.deepEqual(parseBenchOptions(['--cp-sidecars', '1000,5000'], '/out').sizes.controlPlaneSidecars, [1000, 5000]);
+    assert.deepEqual(parseBenchOptions([], '/out').sizes.controlPlaneSidecars, [1_000, 5_000, 10_000]);
+    assert.throws(() => parseBenchOptions(['--cp-sidecars', '1000,x'], '/out'), /--cp-sidecars must be a whole number/);
+  });
+
   it('refuses rounds without --long-lived, bad counts, and workloads a long-lived round does not run', () => {
     assert.throws(() => parseBenchOptions(['--rounds', '2'], '/out'), /--rounds goes with --long-lived/);
     assert.throws(() => parseBenchOptions(['--long-lived', '--rounds', '0'], '/out'), /--rounds must be a whole number/);

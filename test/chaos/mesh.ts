@@ -93,6 +93,9 @@ interface RoleSpec {
   readonly ready: RegExp;
 }
 
+/** How long a read-only remount waits for the control plane to close the files it writes. */
+const REMOUNT_BUSY_TIMEOUT_MS = 10_000;
+
 /** A tmpfs mounted on a fresh directory; unmounted and removed by {@link TmpfsDir.remove}, also at exit. */
 class TmpfsDir {
   readonly path: string;
@@ -110,10 +113,19 @@ class TmpfsDir {
     process.on('exit', this.#onExit);
   }
 
-  /** `ro` or `rw`: the whole file system, seen from every namespace. */
-  remount(mode: 'ro' | 'rw'): void {
-    const result = spawnSync('mount', ['-o', `remount,${mode}`, this.path], { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`chaos: remount ${mode} of ${this.path} failed: ${result.stderr}`);
+  /**
+   * `ro` or `rw`: the whole file system, seen from every namespace. Linux refuses `ro` while a
+   * file is open for writing ("busy"), as the file store's journal is for a second after each
+   * append: tried again until it is idle, for up to {@link REMOUNT_BUSY_TIMEOUT_MS}.
+   */
+  async remount(mode: 'ro' | 'rw'): Promise<void> {
+    const deadline = Date.now() + REMOUNT_BUSY_TIMEOUT_MS;
+    for (;;) {
+      const result = spawnSync('mount', ['-o', `remount,${mode}`, this.path], { encoding: 'utf8' });
+      if (result.status === 0) return;
+      if (!/busy/.test(result.stderr) || Date.now() > deadline) throw new Error(`chaos: remount ${mode} of ${this.path} failed: ${result.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   remove(): void {

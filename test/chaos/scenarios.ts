@@ -167,7 +167,7 @@ function diskFault(kind: 'full' | 'read-only'): Scenario {
       const faults: FaultEvent[] = [];
       await delay(1_000);
       const at = Date.now();
-      const undo = kind === 'full' ? await fillDisk(mesh) : (mesh.cpData.remount('ro'), () => Promise.resolve(mesh.cpData.remount('rw')));
+      const undo = kind === 'full' ? await fillDisk(mesh) : (await mesh.cpData.remount('ro'), () => mesh.cpData.remount('rw'));
       let endsAt = at;
       try {
         const push = await mesh.trellisInCp(['policy', 'deny', '--from', `probe-${Date.now()}`, '--to', 'echo-a']);

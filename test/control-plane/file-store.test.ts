@@ -12,10 +12,12 @@ import { tempDir } from './helpers.js';
 import { WatchRecorder } from './store-suite.js';
 
 const CRASH_RUNS = 50;
+/** Small enough that the writer compacts every few transactions, so kills land inside compactions too. */
+const CRASH_COMPACT_JOURNAL_BYTES = 1024 * 1024;
 const crashWriter = fileURLToPath(new URL('./store-crash-writer.js', import.meta.url));
 
 describe('FileStore', () => {
-  it('persists puts and deletes across reopen, with the state file at 0600', async () => {
+  it('persists puts and deletes across reopen, with the journal and the snapshot at 0600', async () => {
     const dir = await tempDir();
     try {
       const store = await FileStore.open(dir.path);
@@ -28,6 +30,8 @@ describe('FileStore', () => {
       const reopened = await FileStore.open(dir.path);
       assert.deepEqual(await reopened.list('a/'), [['a/2', [1, 'two']]]);
       assert.equal(await reopened.get('b/1'), 'x');
+      assert.equal((await stat(join(dir.path, 'state.journal'))).mode & 0o777, 0o600);
+      await reopened.compact();
       assert.equal((await stat(join(dir.path, 'state.json'))).mode & 0o777, 0o600);
       await reopened.close();
       await assert.rejects(reopened.get('b/1'), (err: unknown) => err instanceof StoreError && err.code === StoreErrorCode.CLOSED);
@@ -44,9 +48,12 @@ describe('FileStore', () => {
       await store.put('k', value);
       value.nested.n = 2;
       assert.deepEqual(await store.get('k'), { nested: { n: 1 } });
+      const recordsBefore = store.stats.journalRecords;
       await Promise.all(Array.from({ length: 2000 }, (_, i) => store.put(`burst/${i}`, i)));
       assert.equal((await store.list('burst/')).length, 2000);
-      assert.deepEqual(await readdir(dir.path), ['state.json']);
+      // One append in flight, everything made meanwhile in the next: a handful of records, not 2,000.
+      assert.ok(store.stats.journalRecords - recordsBefore <= 10, `${store.stats.journalRecords - recordsBefore} records for the burst`);
+      assert.deepEqual(await readdir(dir.path), ['state.journal']);
       await store.close();
     } finally {
       await dir.remove();
@@ -68,10 +75,12 @@ describe('FileStore', () => {
     try {
       await writeFile(join(dir.path, 'state.json'), '{"format":1,"entries":{"a":{"n":1}}}');
       await writeFile(join(dir.path, 'state.json.tmp-123-abcd'), '{"format":2,"rev');
+      await writeFile(join(dir.path, 'state.journal.tmp-123-abcd'), '0000');
       const store = await FileStore.open(dir.path);
       assert.deepEqual(await readdir(dir.path), ['state.json']);
       assert.deepEqual(await store.getEntry('a'), { revision: 1, entry: { key: 'a', value: { n: 1 }, modRevision: 1 } });
       assert.equal(await store.put('b', 2), 2);
+      await store.compact();
       await store.close();
       const saved = JSON.parse(await readFile(join(dir.path, 'state.json'), 'utf8')) as { format: number; revision: number };
       assert.equal(saved.format, 2);
@@ -148,11 +157,14 @@ describe('FileStore', () => {
     /** Runs killed with a temporary file on disk, and runs whose last durable write was never acknowledged. */
     let killedInsideWrite = 0;
     let durableBeforeAck = 0;
+    /** Runs killed between a compaction's snapshot and its journal swap, and runs that left a torn record. */
+    let killedInsideCompaction = 0;
+    let tornRecords = 0;
     /** revision → the counter that write acknowledged. */
     const acked = new Map<number, number>();
     try {
       for (let run = 0; run < CRASH_RUNS; run++) {
-        const child = spawn(process.execPath, [crashWriter, dir.path], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [crashWriter, dir.path, String(CRASH_COMPACT_JOURNAL_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'] });
         let out = '';
         let err = '';
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -174,9 +186,11 @@ describe('FileStore', () => {
           lastAcked = Math.max(lastAcked, Number(match[1]));
         }
         if ((await readdir(dir.path)).some((name) => name.includes('.tmp-'))) killedInsideWrite++;
+        if ((await journalBase(dir.path)) < (await snapshotRevision(dir.path))) killedInsideCompaction++;
         const store = await FileStore.open(dir.path);
         const { revision, entries } = await store.listEntries('');
         if (revision > lastAcked) durableBeforeAck++;
+        if (store.stats.tornBytesAtOpen > 0) tornRecords++;
         await store.close();
         const counter = entries.find((e) => e.key === 'counter');
         const mirror = entries.find((e) => e.key === 'mirror')?.value as { n: number; blob: string } | undefined;
@@ -184,14 +198,29 @@ describe('FileStore', () => {
         // Every write is one transaction that bumps the counter: the revision is the counter.
         assert.deepEqual([counter?.value, counter?.modRevision, mirror?.n, mirror?.blob.length], [revision, revision, revision, 256 * 1024]);
         if (acked.has(revision)) assert.equal(acked.get(revision), revision);
-        assert.deepEqual(await readdir(dir.path), ['state.json'], 'open removed what the kill interrupted');
+        const left = await readdir(dir.path);
+        assert.ok(left.includes('state.journal') && left.every((name) => name === 'state.journal' || name === 'state.json'), `open removed what the kill interrupted: ${left.join(', ')}`);
       }
     } finally {
       await dir.remove();
     }
     t.diagnostic(
       `${CRASH_RUNS} kills in ${Date.now() - started} ms: ${acks} acknowledged writes, last revision ${lastAcked}; ` +
-        `${killedInsideWrite} kills inside a file write, ${durableBeforeAck} with a durable write not yet acknowledged`,
+        `${killedInsideWrite} kills inside an atomic file write, ${killedInsideCompaction} between a snapshot and its journal swap, ` +
+        `${tornRecords} leaving a torn last record, ${durableBeforeAck} with a durable write not yet acknowledged`,
     );
   });
 });
+
+/** The revision the journal of `dataDir` follows (its header's), -1 without a journal. */
+async function journalBase(dataDir: string): Promise<number> {
+  const text = await readFile(join(dataDir, 'state.journal'), 'utf8').catch(() => undefined);
+  if (text === undefined) return -1;
+  return (JSON.parse(text.slice(9, text.indexOf('\n'))) as { base: number }).base;
+}
+
+/** The revision of the snapshot of `dataDir`, 0 without one. */
+async function snapshotRevision(dataDir: string): Promise<number> {
+  const text = await readFile(join(dataDir, 'state.json'), 'utf8').catch(() => undefined);
+  return text === undefined ? 0 : (JSON.parse(text) as { revision: number }).revision;
+}
