@@ -3,6 +3,8 @@
  * target for its share of the time, printing inputs per second as it goes. A failing input is
  * written to `test/fuzz/corpus/<target>/` and the run exits 1; bad arguments exit 2.
  */
+import { loadavg } from 'node:os';
+import { relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { readCorpus, writeCorpusFile } from './corpus.js';
@@ -10,22 +12,27 @@ import { checkInput, DEFAULT_SLOW_INPUT_MS, fuzzTarget } from './engine.js';
 import type { FuzzProgress } from './engine.js';
 import type { AnyFuzzTarget } from './fuzz-target.js';
 import { FUZZ_TARGETS } from './targets.js';
+import { writeSection } from '../chaos/report-file.js';
+import type { FuzzTargetResult } from './report.js';
+import { fuzzReport } from './report.js';
 
 const PROGRESS_INTERVAL_MS = 5_000;
 const MIB = 1024 * 1024;
 
-const USAGE = `usage: npm run fuzz -- --minutes N [--target NAME]... [--seed N] [--slow-ms N]
+const USAGE = `usage: npm run fuzz -- --minutes N [--target NAME]... [--seed N] [--slow-ms N] [--report]
   --minutes N   total time, shared equally by the targets (default 1; fractions allowed)
   --target NAME fuzz only NAME (repeatable, or comma-separated); one of:
                 ${FUZZ_TARGETS.map((target) => target.name).join(', ')}
   --seed N      seed of each target's first batch (later batches take fresh seeds)
-  --slow-ms N   an input that takes longer counts as a failure (default ${DEFAULT_SLOW_INPUT_MS})`;
+  --slow-ms N   an input that takes longer counts as a failure (default ${DEFAULT_SLOW_INPUT_MS})
+  --report      write the figures to the fuzzing section of docs/reliability.md`;
 
 interface RunOptions {
   minutes: number;
   targets: AnyFuzzTarget[];
   seed: number | undefined;
   slowInputMs: number;
+  report: boolean;
 }
 
 function parseOptions(argv: string[]): RunOptions {
@@ -36,6 +43,7 @@ function parseOptions(argv: string[]): RunOptions {
       target: { type: 'string', multiple: true },
       seed: { type: 'string' },
       'slow-ms': { type: 'string', default: String(DEFAULT_SLOW_INPUT_MS) },
+      report: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -51,7 +59,7 @@ function parseOptions(argv: string[]): RunOptions {
   const unknown = names.filter((name) => !FUZZ_TARGETS.some((target) => target.name === name));
   if (unknown.length > 0) usageError(`unknown target ${unknown.join(', ')}`);
   const targets = names.length === 0 ? [...FUZZ_TARGETS] : FUZZ_TARGETS.filter((target) => names.includes(target.name));
-  return { minutes, targets, seed, slowInputMs };
+  return { minutes, targets, seed, slowInputMs, report: values.report };
 }
 
 function usageError(message: string): never {
@@ -108,15 +116,21 @@ function main(): void {
   for (const target of options.targets) failed = replay(target, options.slowInputMs) > 0 || failed;
 
   const started = performance.now();
+  const loadAtStart = loadavg()[0] ?? 0;
+  const results: FuzzTargetResult[] = [];
   let totalInputs = 0;
   let sampledRssPeak = 0;
   const summary: string[] = [];
   for (const target of options.targets) {
     let lastPrintMs = 0;
     const cpuStarted = process.cpuUsage();
+    let firstRssBytes = 0;
+    let lastRssBytes = 0;
     const onBatch = (progress: FuzzProgress): void => {
       const rss = process.memoryUsage().rss;
       sampledRssPeak = Math.max(sampledRssPeak, rss);
+      if (firstRssBytes === 0) firstRssBytes = rss;
+      lastRssBytes = rss;
       if (progress.elapsedMs - lastPrintMs < PROGRESS_INTERVAL_MS) return;
       lastPrintMs = progress.elapsedMs;
       const rate = progress.inputs / (progress.elapsedMs / 1000);
@@ -129,6 +143,8 @@ function main(): void {
     const result = fuzzTarget(target, { durationMs: shareMs, onBatch, slowInputMs: options.slowInputMs, ...(options.seed === undefined ? {} : { seed: options.seed }) });
     totalInputs += result.inputs;
     const rate = result.inputs / Math.max(result.elapsedMs / 1000, 1e-3);
+    const targetResult: FuzzTargetResult = { name: target.name, inputs: result.inputs, elapsedMs: result.elapsedMs, cpuSeconds: cpuSeconds(cpuStarted), firstRssBytes, lastRssBytes, failure: undefined };
+    results.push(targetResult);
     let line = `${target.name.padEnd(16)} ${count(result.inputs).padStart(12)} inputs in ${(result.elapsedMs / 1000).toFixed(1)} s (${count(rate)}/s, ${count(result.inputs / cpuSeconds(cpuStarted))} per CPU second)`;
     if (result.finding !== undefined) {
       failed = true;
@@ -137,6 +153,7 @@ function main(): void {
       const path = writeCorpusFile(target, finding.input, note);
       console.log(`${target.name.padEnd(16)} FAILURE after ${count(result.inputs)} inputs, seed ${finding.seed}, path ${finding.path ?? '-'}\n  ${errorReport(finding.error)}\n  input written to ${path}`);
       line += `  FAILED: ${path}`;
+      targetResult.failure = relative(process.cwd(), path);
     } else line += '  ok';
     summary.push(line);
   }
@@ -146,6 +163,11 @@ function main(): void {
     `total: ${count(totalInputs)} inputs in ${elapsedS.toFixed(1)} s (${count(totalInputs / Math.max(elapsedS, 1e-3))}/s); ` +
       `peak RSS ${mib(peakRssBytes())} (sampled ${mib(sampledRssPeak)}), heap used now ${mib(process.memoryUsage().heapUsed)}`,
   );
+  if (options.report) {
+    const command = `npm run fuzz -- ${process.argv.slice(2).join(' ')}`;
+    writeSection('fuzz', fuzzReport({ command, date: new Date(), targets: results, peakRssBytes: peakRssBytes(), loadAverage: [loadAtStart, loadavg()[0] ?? 0] }));
+    console.log('fuzz: wrote docs/reliability.md');
+  }
   console.log(failed ? 'fuzz: FAILED' : 'fuzz: ok');
   process.exitCode = failed ? 1 : 0;
 }
