@@ -3,6 +3,8 @@
  * that travel in RESET and GOAWAY frames. Tests assert codes, never messages.
  */
 
+import type { TrellisErrorCode } from './error-codes.js';
+
 /** Numeric error codes carried on the wire (RESET, GOAWAY). Stable across versions. */
 export const ErrorCode = {
   /** Graceful: no error. */
@@ -49,7 +51,7 @@ export function errorCodeName(code: number): string {
 export class TrellisError extends Error {
   override readonly name: string = 'TrellisError';
   constructor(
-    readonly code: string,
+    readonly code: TrellisErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -84,7 +86,7 @@ export type ProtocolErrorCode =
 /** A control-plane message or external input (flag, token, config) that failed validation. */
 export class ValidationError extends TrellisError {
   override readonly name = 'ValidationError';
-  constructor(message: string, code = 'TRELLIS_ERR_INVALID') {
+  constructor(message: string, code: TrellisErrorCode = 'TRELLIS_ERR_INVALID') {
     super(code, message);
   }
 }

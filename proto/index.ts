@@ -8,3 +8,4 @@ export * from './tokens.js';
 export * from './routes.js';
 export * from './spiffe.js';
 export * from './names.js';
+export * from './error-codes.js';

@@ -1,5 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
+import type { TrellisErrorCode } from '../../proto/error-codes.js';
+import { isTrellisErrorCode } from '../../proto/error-codes.js';
 import { TrellisError } from '../../proto/errors.js';
 import { controlPlaneSpiffeId, uriSansOf } from '../../proto/spiffe.js';
 import type { RootLineageEntry } from '../identity/root-lineage.js';
@@ -14,7 +16,7 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export class ControlPlaneApiError extends TrellisError {
   override readonly name = 'ControlPlaneApiError';
   constructor(
-    code: string,
+    code: TrellisErrorCode,
     message: string,
     readonly status: number,
   ) {
@@ -146,13 +148,11 @@ export function request(
             return;
           }
           const error = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
-          reject(
-            new ControlPlaneApiError(
-              typeof error?.code === 'string' ? error.code : 'TRELLIS_ERR_CONTROL_PLANE',
-              typeof error?.message === 'string' ? error.message : `${method} ${path} failed with HTTP ${status}`,
-              status,
-            ),
-          );
+          const message = typeof error?.message === 'string' ? error.message : `${method} ${path} failed with HTTP ${status}`;
+          // A code this build does not know (a newer control plane) is kept in the message.
+          const known = typeof error?.code === 'string' && isTrellisErrorCode(error.code);
+          const code = known ? (error.code as TrellisErrorCode) : 'TRELLIS_ERR_CONTROL_PLANE';
+          reject(new ControlPlaneApiError(code, known || typeof error?.code !== 'string' ? message : `${message} (${error.code})`, status));
         });
       },
     );
