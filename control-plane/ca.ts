@@ -140,6 +140,14 @@ export async function generateRsaKeyPair(): Promise<forge.pki.rsa.KeyPair> {
   return { privateKey: forgeKey, publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e) };
 }
 
+/** An RSA public key of node:crypto's as node-forge's, for the certificates forge builds. */
+export function forgeRsaPublicKey(key: KeyObject): forge.pki.rsa.PublicKey {
+  const { n, e } = key.export({ format: 'jwk' });
+  if (key.asymmetricKeyType !== 'rsa' || n === undefined || e === undefined) throw new Error('not an RSA public key');
+  const big = (base64url: string): forge.jsbn.BigInteger => new forge.jsbn.BigInteger(Buffer.from(base64url, 'base64url').toString('hex'), 16);
+  return forge.pki.setRsaPublicKey(big(n), big(e));
+}
+
 /** Lowercase hex SHA-256 of a certificate's DER, as carried in tokens. */
 export function certificateFingerprint(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase();

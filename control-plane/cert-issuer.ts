@@ -5,14 +5,10 @@
  */
 import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { ControlErrorCode } from '../proto/control.js';
 import { controlPlaneSpiffeId, gatewaySpiffeId, serviceSpiffeId } from '../proto/spiffe.js';
 import type { CertificateAuthority, IssuedCertificate } from './ca.js';
-import { generateRsaKeyPair } from './ca.js';
-import { ApiError } from './errors.js';
-
-/** Smallest RSA modulus accepted in a CSR. */
-export const MIN_RSA_KEY_BITS = 2048;
+import { forgeRsaPublicKey, generateRsaKeyPair } from './ca.js';
+import { readCsr } from './csr-reader.js';
 
 /** Who a sidecar certificate is for. */
 export interface SidecarIdentity {
@@ -83,28 +79,5 @@ export async function issueServerCertificate(
 }
 
 function verifiedCsrPublicKey(csrPem: string): forge.pki.rsa.PublicKey {
-  let csr: forge.pki.CertificateSigningRequest;
-  try {
-    csr = forge.pki.certificationRequestFromPem(csrPem);
-  } catch (err) {
-    // node-forge reads RSA keys only; an EC CSR lands here too.
-    throw badCsr(`cannot parse the CSR: ${(err as Error).message}`);
-  }
-  let signatureValid: boolean;
-  try {
-    signatureValid = csr.verify();
-  } catch (err) {
-    throw badCsr(`cannot verify the CSR's signature: ${(err as Error).message}`);
-  }
-  if (!signatureValid) throw badCsr("the CSR's signature does not match its key");
-  const publicKey = csr.publicKey as forge.pki.rsa.PublicKey | null;
-  const bits = publicKey?.n?.bitLength() ?? 0;
-  if (publicKey === null || bits < MIN_RSA_KEY_BITS) {
-    throw badCsr(`the CSR's key is ${bits}-bit RSA; at least ${MIN_RSA_KEY_BITS}-bit RSA is required`);
-  }
-  return publicKey;
-}
-
-function badCsr(message: string): ApiError {
-  return new ApiError(ControlErrorCode.BAD_CSR, message, 400);
+  return forgeRsaPublicKey(readCsr(csrPem).publicKey);
 }

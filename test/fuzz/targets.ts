@@ -1,6 +1,7 @@
 /** Every fuzz target, in the order the runner shares its time among them. */
 import type { AnyFuzzTarget } from './fuzz-target.js';
 import { configEntryTarget } from './targets/config-entry.js';
+import { csrTarget } from './targets/csr.js';
 import { frameDecoderTarget } from './targets/frame-decoder.js';
 import { httpHandshakeTarget } from './targets/http-handshake.js';
 import { linkUrlTarget } from './targets/link-url.js';
@@ -16,4 +17,5 @@ export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [
   socks5HandshakeTarget,
   httpHandshakeTarget,
   linkUrlTarget,
+  csrTarget,
 ];
