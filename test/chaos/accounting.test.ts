@@ -86,7 +86,7 @@ describe('chaos accounting', () => {
     assert.equal(result.knownLimit, 1);
   });
 
-  it('recovery runs from the end of each fault to the end of the last failed short connection started before the next fault', () => {
+  it('recovery runs from the end of each fault to the end of the last failed short connection that failed before the next fault', () => {
     const streams = judgeStreams(
       [
         client({ id: 's1', kind: 'short', outcome: 'reset', startedAt: 1_000, endedAt: 1_400 }),
@@ -107,5 +107,18 @@ describe('chaos accounting', () => {
     // A failure that began once the next fault (at 5 000) was under way belongs to it, not to the first.
     const spanning = judgeStreams([client({ id: 's5', kind: 'short', outcome: 'reset', startedAt: 5_050, endedAt: 6_000 })], [server({ id: 's5', outcome: 'error' })]);
     assert.deepEqual(recoveryTimesMs(spanning, [{ at: 1_000, endsAt: 2_000 }, { at: 5_000, endsAt: 5_500 }]), [0, 500]);
+  });
+
+  it('a short connection in flight when the next fault strikes is not counted as a slow recovery from the one before', () => {
+    // Begun 10 ms before the next kill (at 5 000) and reset by it: the first fault had recovered at 2 100.
+    const streams = judgeStreams(
+      [
+        client({ id: 's1', kind: 'short', outcome: 'reset', startedAt: 2_050, endedAt: 2_100 }),
+        client({ id: 's2', kind: 'short', startedAt: 2_200, endedAt: 2_300 }),
+        client({ id: 's3', kind: 'short', outcome: 'reset', startedAt: 4_990, endedAt: 5_020 }),
+      ],
+      ['s1', 's2', 's3'].map((id) => server({ id, outcome: id === 's2' ? 'end' : 'error' })),
+    );
+    assert.deepEqual(recoveryTimesMs(streams, [{ at: 1_000, endsAt: 2_000 }, { at: 5_000, endsAt: 6_000 }]), [100, 0]);
   });
 });

@@ -137,16 +137,18 @@ export function isKnownLimit(verdict: Verdict): boolean {
 /**
  * How long the mesh took to serve new connections again after each fault: from the fault's end
  * (for a kill, the restart issued; for a partition, the heal) to the end of the last short
- * connection that failed after it and started before the next fault began. 0 when none failed.
+ * connection that failed after it and before the next fault began. 0 when none failed.
  */
 export function recoveryTimesMs(streams: readonly JudgedStream[], faults: readonly { at: number; endsAt: number }[]): number[] {
   const sorted = [...faults].sort((a, b) => a.at - b.at);
   const failed = streams.filter((stream) => stream.client.kind === 'short' && stream.verdict !== 'whole');
   return sorted.map((fault, index) => {
     const nextStart = sorted[index + 1]?.at ?? Number.POSITIVE_INFINITY;
-    // A connection that began before the fault ended but failed after it counts for this fault;
-    // one that began once the next fault was under way belongs to that one.
-    const ends = failed.filter((stream) => stream.client.endedAt >= fault.endsAt && stream.client.startedAt < nextStart).map((stream) => stream.client.endedAt - fault.endsAt);
+    // A connection that began before the fault ended but failed after it counts for this fault.
+    // One that failed once the next fault was under way belongs to that one, even if it began
+    // before: a short connection in flight when the next kill strikes fails at that kill, and
+    // counting it here would report the gap between two faults as this one's recovery.
+    const ends = failed.filter((stream) => stream.client.endedAt >= fault.endsAt && stream.client.endedAt < nextStart).map((stream) => stream.client.endedAt - fault.endsAt);
     return Math.max(0, ...ends);
   });
 }
