@@ -35,6 +35,9 @@ describe('security', () => {
 
   it('policy deny closes the caller connection before the app sees it, and counts the denial', async () => {
     const port = caller.upstreams.get('vault')?.port ?? 0;
+    // Vault's endpoint turns healthy only once its first health report is in, which may come
+    // after the caller is ready; until then the caller refuses at once (no healthy endpoint).
+    await eventually(async () => (await sidecarStatus(caller)).upstreams.some((u) => u.service === 'vault' && u.endpoints.length > 0), 'the caller to know a healthy vault endpoint');
     const allowed = await connect(port);
     const echoed = readAll(allowed);
     allowed.end('hello');
