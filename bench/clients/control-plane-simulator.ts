@@ -78,6 +78,8 @@ export interface SimulatorReport {
   joined: number;
   joinSeconds: number;
   certsPerSecond: number;
+  /** Control-plane CPU per join (TLS handshake, token, CSR check, signing, store write), ms. */
+  joinCpuMsPerSidecar: number | null;
   connected: number;
   snapshots: number;
   /** From the first channel to the last snapshot. */
@@ -197,6 +199,7 @@ async function main(): Promise<SimulatorReport> {
   const tokens = new Map<number, string>();
   const joined: Array<SimulatedSidecar & { sidecarId: string }> = [];
   const joinStart = performance.now();
+  const cpuBeforeJoins = await cpuSeconds();
   let nextJoin = 0;
   const joiner = async (): Promise<void> => {
     while (nextJoin < count && Date.now() < joinDeadline) {
@@ -219,6 +222,7 @@ async function main(): Promise<SimulatorReport> {
   await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, () => joiner()));
   if (joined.length < count) timedOut.push('joins');
   const joinSeconds = (performance.now() - joinStart) / 1000;
+  const joinCpuMsPerSidecar = joined.length > 0 ? (((await cpuSeconds()) - cpuBeforeJoins) * 1000) / joined.length : null;
 
   // 2. Channels, spread over the workers.
   const script = fileURLToPath(new URL('./control-plane-sim-worker.js', import.meta.url));
@@ -321,6 +325,7 @@ async function main(): Promise<SimulatorReport> {
     joined: joined.length,
     joinSeconds,
     certsPerSecond: joined.length / joinSeconds,
+    joinCpuMsPerSidecar,
     connected,
     snapshots,
     connectSeconds,

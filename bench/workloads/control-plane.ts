@@ -50,6 +50,7 @@ function rowSpecs(sidecars: number, variant: StoreVariant): RowSpec[] {
     { metric: `${sidecars}.joined`, label: `sidecars joined (of ${sidecars}) within the bound`, unit: 'sidecars', better: 'higher' },
     { metric: `${sidecars}.snapshots`, label: `sidecars with their snapshot (of ${sidecars}) within the bound`, unit: 'sidecars', better: 'higher' },
     { metric: `${sidecars}.certs_per_s`, label: `CA signing, ${sidecars} joins`, unit: 'certs/s', better: 'higher' },
+    { metric: `${sidecars}.join_cpu_ms`, label: `control-plane CPU per join, ${sidecars}`, unit: 'CPU ms', better: 'lower' },
     { metric: `${sidecars}.connect_s`, label: `${sidecars} sidecars connected + snapshot`, unit: 's', better: 'lower' },
     { metric: `${sidecars}.connect_cpu_ms`, label: `control-plane CPU per connecting sidecar, ${sidecars}`, unit: 'CPU ms', better: 'lower' },
     { metric: `${sidecars}.sim_connect_cpu_ms`, label: `simulated sidecars' CPU per connecting sidecar, ${sidecars}`, unit: 'CPU ms', better: 'lower' },
@@ -142,6 +143,7 @@ async function simulate(context: WorkloadContext, sidecars: number, variant: Sto
       [`${variant.prefix}.${sidecars}.snapshots`]: report.snapshots,
       // The rate of the joins made, whether or not all N joined within the bound.
       [`${variant.prefix}.${sidecars}.certs_per_s`]: report.joined > 0 ? report.certsPerSecond : `incomplete: ${partial}`,
+      [`${variant.prefix}.${sidecars}.join_cpu_ms`]: report.joinCpuMsPerSidecar ?? `incomplete: ${partial}`,
       [`${variant.prefix}.${sidecars}.connect_s`]: figure(report.connectSeconds),
       [`${variant.prefix}.${sidecars}.connect_cpu_ms`]: figure(report.connectCpuMsPerSidecar),
       [`${variant.prefix}.${sidecars}.sim_connect_cpu_ms`]: figure(report.simulatorCpuMsPerSidecar),
