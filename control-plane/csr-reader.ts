@@ -23,12 +23,18 @@ const TAG_SEQUENCE = 0x30;
 /** `[0] IMPLICIT` constructed: the request's attributes. */
 const TAG_ATTRIBUTES = 0xa0;
 
-/** The signature algorithms accepted, by their OID's DER contents. */
-const SIGNATURE_DIGESTS = new Map<string, string>([
-  ['2a864886f70d01010b', 'sha256'], // 1.2.840.113549.1.1.11 sha256WithRSAEncryption
-  ['2a864886f70d01010c', 'sha384'], // 1.2.840.113549.1.1.12
-  ['2a864886f70d01010d', 'sha512'], // 1.2.840.113549.1.1.13
+/** The signature algorithms accepted, by their OID's DER contents: the key type each needs, and its digest. */
+const SIGNATURE_ALGORITHMS = new Map<string, { keyType: 'rsa' | 'ec'; digest: string }>([
+  ['2a864886f70d01010b', { keyType: 'rsa', digest: 'sha256' }], // 1.2.840.113549.1.1.11 sha256WithRSAEncryption
+  ['2a864886f70d01010c', { keyType: 'rsa', digest: 'sha384' }], // 1.2.840.113549.1.1.12
+  ['2a864886f70d01010d', { keyType: 'rsa', digest: 'sha512' }], // 1.2.840.113549.1.1.13
+  ['2a8648ce3d040302', { keyType: 'ec', digest: 'sha256' }], // 1.2.840.10045.4.3.2 ecdsa-with-SHA256
+  ['2a8648ce3d040303', { keyType: 'ec', digest: 'sha384' }], // 1.2.840.10045.4.3.3
+  ['2a8648ce3d040304', { keyType: 'ec', digest: 'sha512' }], // 1.2.840.10045.4.3.4
 ]);
+
+/** The EC curves accepted: those every TLS 1.3 peer signs and verifies (RFC 8446 §9.1 asks for P-256). */
+const EC_CURVES: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1']);
 
 /** A refused CSR: `TRELLIS_ERR_BAD_CSR` (400), saying what is wrong with it. */
 function badCsr(message: string): ApiError {
@@ -38,8 +44,8 @@ function badCsr(message: string): ApiError {
 /** A CSR whose self-signature is valid: its subject's key. */
 export interface VerifiedCsr {
   publicKey: KeyObject;
-  /** RSA modulus length. */
-  keyBits: number;
+  /** `rsa-2048`, `ec-prime256v1` and the like. */
+  keyName: string;
 }
 
 /** One DER element inside `der`: its tag and where its contents and the whole element lie. */
@@ -104,8 +110,8 @@ function derOfPem(pem: string): Buffer {
 }
 
 /**
- * Parses `csrPem`, checks its self-signature with the key it carries, and that the key is RSA of
- * at least {@link MIN_RSA_KEY_BITS} bits.
+ * Parses `csrPem`, checks its self-signature with the key it carries, and that the key is EC
+ * P-256 or P-384, or RSA of at least {@link MIN_RSA_KEY_BITS} bits.
  * @throws ApiError `TRELLIS_ERR_BAD_CSR` (400) saying what is wrong with it
  */
 export function readCsr(csrPem: string): VerifiedCsr {
@@ -116,12 +122,13 @@ export function readCsr(csrPem: string): VerifiedCsr {
   const [version, , spki] = children(der, info!, [TAG_INTEGER, TAG_SEQUENCE, TAG_SEQUENCE, TAG_ATTRIBUTES], 'request info');
   if (version!.end - version!.contentStart !== 1 || der[version!.contentStart] !== 0) throw badCsr('the CSR is not PKCS#10 version 1');
 
-  // AlgorithmIdentifier: the OID, then NULL parameters or none (RFC 4055 allows both).
+  // AlgorithmIdentifier: the OID, then NULL parameters or none (RFC 4055 allows both for RSA;
+  // ECDSA's has none, RFC 5758, but a NULL there harms nothing).
   const [oid, ...parameters] = elementsOf(der, algorithm!);
   const nullOrNone = parameters.length === 0 || (parameters.length === 1 && parameters[0]!.tag === TAG_NULL && parameters[0]!.end === parameters[0]!.contentStart);
   if (oid?.tag !== TAG_OID || !nullOrNone) throw badCsr("the CSR's signature algorithm is not what PKCS#10 describes");
-  const digest = SIGNATURE_DIGESTS.get(der.subarray(oid.contentStart, oid.end).toString('hex'));
-  if (digest === undefined) throw badCsr('the CSR is not signed with SHA-256, SHA-384 or SHA-512 with RSA');
+  const scheme = SIGNATURE_ALGORITHMS.get(der.subarray(oid.contentStart, oid.end).toString('hex'));
+  if (scheme === undefined) throw badCsr('the CSR is not signed with SHA-256, SHA-384 or SHA-512 with RSA or ECDSA');
   if (signature!.end - signature!.contentStart < 2 || der[signature!.contentStart] !== 0) throw badCsr("the CSR's signature is not a whole number of bytes");
 
   let publicKey: KeyObject;
@@ -130,18 +137,24 @@ export function readCsr(csrPem: string): VerifiedCsr {
   } catch (err) {
     throw badCsr(`cannot read the CSR's public key: ${(err as Error).message}`);
   }
-  const keyBits = publicKey.asymmetricKeyType === 'rsa' ? (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) : 0;
-  if (keyBits < MIN_RSA_KEY_BITS) {
-    const kind = publicKey.asymmetricKeyType === 'rsa' ? `${keyBits}-bit RSA` : `${publicKey.asymmetricKeyType ?? 'unknown'}`;
-    throw badCsr(`the CSR's key is ${kind}; at least ${MIN_RSA_KEY_BITS}-bit RSA is required`);
-  }
+  const keyName = acceptedKeyName(publicKey);
+  if (publicKey.asymmetricKeyType !== scheme.keyType) throw badCsr(`the CSR's key is ${keyName}, but its signature algorithm is for ${scheme.keyType.toUpperCase()} keys`);
   const signed = der.subarray(info!.start, info!.end);
   let valid: boolean;
   try {
-    valid = verify(digest, signed, publicKey, der.subarray(signature!.contentStart + 1, signature!.end));
+    valid = verify(scheme.digest, signed, publicKey, der.subarray(signature!.contentStart + 1, signature!.end));
   } catch (err) {
     throw badCsr(`cannot verify the CSR's signature: ${(err as Error).message}`);
   }
   if (!valid) throw badCsr("the CSR's signature does not match its key");
-  return { publicKey, keyBits };
+  return { publicKey, keyName };
+}
+
+/** The key's name when it is one the CA certifies. @throws ApiError `TRELLIS_ERR_BAD_CSR` for any other */
+function acceptedKeyName(key: KeyObject): string {
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= MIN_RSA_KEY_BITS) return `rsa-${details.modulusLength}`;
+  if (key.asymmetricKeyType === 'ec' && EC_CURVES.has(details.namedCurve ?? '')) return `ec-${details.namedCurve}`;
+  const name = key.asymmetricKeyType === 'rsa' ? `${details.modulusLength ?? 0}-bit RSA` : key.asymmetricKeyType === 'ec' ? `EC ${details.namedCurve ?? 'on an unnamed curve'}` : (key.asymmetricKeyType ?? 'of an unknown type');
+  throw badCsr(`the CSR's key is ${name}; EC P-256 or P-384, or RSA of at least ${MIN_RSA_KEY_BITS} bits, is required`);
 }

@@ -1,6 +1,6 @@
 /**
- * A PKCS#10 certification request (RFC 2986) for an RSA key, in DER built here and signed with
- * node:crypto. The CA parses CSRs with node-forge; a sidecar only needs to write one, and these
+ * A PKCS#10 certification request (RFC 2986) for an EC P-256 or RSA key, in DER built here and
+ * signed with node:crypto. The CA parses CSRs with node-forge; a sidecar only needs to write one, and these
  * few lines keep forge's 40-odd modules (2 MB of heap) out of every sidecar.
  */
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
@@ -22,6 +22,8 @@ const TAG = {
 const OID_COMMON_NAME = Buffer.from([0x55, 0x04, 0x03]);
 /** 1.2.840.113549.1.1.11, sha256WithRSAEncryption. */
 const OID_SHA256_WITH_RSA = Buffer.from([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]);
+/** 1.2.840.10045.4.3.2, ecdsa-with-SHA256. */
+const OID_ECDSA_WITH_SHA256 = Buffer.from([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]);
 
 /** One DER element: tag, definite length (short or long form), contents. */
 export function derElement(tag: number, contents: Buffer): Buffer {
@@ -42,11 +44,11 @@ function sequence(...elements: Buffer[]): Buffer {
 }
 
 /**
- * A PEM CSR for the RSA key pair of `privateKeyPem`, signed with it (SHA-256), subject
+ * A PEM CSR for the key pair of `privateKeyPem` (EC or RSA), signed with it (SHA-256), subject
  * `CN=commonName`, no attributes. The control plane decides the identity in the certificate;
  * the subject here is informational.
  */
-export function createRsaCsrPem(privateKeyPem: string, commonName: string): string {
+export function createCsrPemFor(privateKeyPem: string, commonName: string): string {
   const privateKey = createPrivateKey(privateKeyPem);
   const subjectPublicKeyInfo = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
   const subject = sequence(
@@ -58,10 +60,16 @@ export function createRsaCsrPem(privateKeyPem: string, commonName: string): stri
     subjectPublicKeyInfo,
     derElement(TAG.contextConstructed0, Buffer.alloc(0)),
   );
-  const signature = sign('sha256', requestInfo, privateKey); // RSASSA-PKCS1-v1_5 for an RSA key
+  // RSASSA-PKCS1-v1_5 for an RSA key, whose AlgorithmIdentifier has NULL parameters; ECDSA's
+  // has none (RFC 5758), and its signature is the DER (r, s) that node:crypto writes by default.
+  const signature = sign('sha256', requestInfo, privateKey);
+  const algorithm =
+    privateKey.asymmetricKeyType === 'ec'
+      ? sequence(derElement(TAG.objectIdentifier, OID_ECDSA_WITH_SHA256))
+      : sequence(derElement(TAG.objectIdentifier, OID_SHA256_WITH_RSA), derElement(TAG.null, Buffer.alloc(0)));
   const request = sequence(
     requestInfo,
-    sequence(derElement(TAG.objectIdentifier, OID_SHA256_WITH_RSA), derElement(TAG.null, Buffer.alloc(0))),
+    algorithm,
     derElement(TAG.bitString, Buffer.concat([Buffer.from([0]), signature])), // 0 unused bits
   );
   const base64Lines = request.toString('base64').match(/.{1,64}/g) ?? [];

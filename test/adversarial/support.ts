@@ -3,13 +3,14 @@
 // mesh CA's own key, and a raw TLS peer that counts what the sidecar answers.
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import forge from 'node-forge';
 import { pino } from 'pino';
-import { CertificateAuthority, generateRsaKeyPair } from '../../control-plane/ca.js';
+import { CertificateAuthority } from '../../control-plane/ca.js';
+import { generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
 import type { Frame } from '../../proto/index.js';
 import { FrameDecoder, FrameEncoder, FrameType } from '../../proto/index.js';
 
@@ -136,9 +137,9 @@ export async function forgeWithMeshCa(cpDataDir: string, trustDomain: string, le
   // expired leaf also started in the past.
   const issueAtMs = Math.min(nowMs, notAfterMs - 3_600_000);
   const ca = await CertificateAuthority.loadOrCreate({ dataDir: cpDataDir, trustDomain, logger: pino({ level: 'silent' }), now: () => issueAtMs });
-  const keys = await generateRsaKeyPair();
-  const issued = ca.issue(keys.publicKey, { commonName: 'sc-forged00000', uriSans: leaf.uriSans, extKeyUsage: { serverAuth: true, clientAuth: true } }, notAfterMs - issueAtMs);
-  return { key: forge.pki.privateKeyToPem(keys.privateKey), cert: issued.certPem };
+  const keys = await generateSidecarKeyPair();
+  const issued = ca.issue(createPublicKey(keys.publicKeyPem), { commonName: 'sc-forged00000', uriSans: leaf.uriSans, extKeyUsage: { serverAuth: true, clientAuth: true } }, notAfterMs - issueAtMs);
+  return { key: keys.privateKeyPem, cert: issued.certPem };
 }
 
 /** What became of a TLS client the link listener should refuse. */

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { readCsr } from '../../control-plane/csr-reader.js';
 import { ApiError } from '../../control-plane/errors.js';
 import { ControlErrorCode } from '../../proto/control.js';
-import { createRsaCsrPem, derElement } from '../../sidecar/identity/csr.js';
+import { createCsrPemFor, derElement } from '../../sidecar/identity/csr.js';
 import { makeCsr, tempDir } from './helpers.js';
 
 const run = promisify(execFile);
@@ -62,28 +62,42 @@ describe('CSR reader', () => {
 
   it("reads the sidecar's, node-forge's and openssl's requests, with the key they carry", async () => {
     const expected = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
-    const sidecar = readCsr(createRsaCsrPem(keyPem, 'web'));
+    const sidecar = readCsr(createCsrPemFor(keyPem, 'web'));
     assert.deepEqual(sidecar.publicKey.export({ type: 'spki', format: 'der' }), expected);
-    assert.equal(sidecar.keyBits, 2048);
-    assert.equal(readCsr(makeCsr(3072).csrPem).keyBits, 3072); // forge writes CRLF lines
+    assert.equal(sidecar.keyName, 'rsa-2048');
+    assert.equal(readCsr(makeCsr(3072).csrPem).keyName, 'rsa-3072'); // forge writes CRLF lines
     const keyFile = join(dir.path, 'key.pem');
     await run('openssl', ['genrsa', '-out', keyFile, '2048']);
     for (const digest of ['-sha256', '-sha384', '-sha512']) {
       const out = join(dir.path, `req${digest}.csr`);
       await run('openssl', ['req', '-new', '-key', keyFile, '-subj', '/CN=web/O=acme', '-addext', 'subjectAltName=DNS:web', digest, '-out', out]);
-      assert.equal(readCsr(await readFile(out, 'utf8')).keyBits, 2048, digest);
+      assert.equal(readCsr(await readFile(out, 'utf8')).keyName, 'rsa-2048', digest);
     }
     // NULL parameters are optional in an AlgorithmIdentifier.
-    assert.equal(readCsr(pemOf(assembled(requestOf(keyPem, { algorithm: seq(derElement(0x06, SHA256_WITH_RSA)) })))).keyBits, 2048);
+    assert.equal(readCsr(pemOf(assembled(requestOf(keyPem, { algorithm: seq(derElement(0x06, SHA256_WITH_RSA)) })))).keyName, 'rsa-2048');
   });
 
-  it('refuses weak and non-RSA keys', async () => {
+  it('reads EC P-256 and P-384 requests; refuses weak RSA, other curves and other key types', async () => {
+    const ecKeyPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    assert.equal(readCsr(createCsrPemFor(ecKeyPem, 'web')).keyName, 'ec-prime256v1');
+    const opensslCsr = async (curve: string): Promise<string> => {
+      const key = join(dir.path, `${curve}.pem`);
+      const csr = join(dir.path, `${curve}.csr`);
+      await run('openssl', ['ecparam', '-name', curve, '-genkey', '-noout', '-out', key]);
+      await run('openssl', ['req', '-new', '-key', key, '-subj', '/CN=web', '-sha384', '-out', csr]);
+      return readFile(csr, 'utf8');
+    };
+    assert.equal(readCsr(await opensslCsr('prime256v1')).keyName, 'ec-prime256v1');
+    assert.equal(readCsr(await opensslCsr('secp384r1')).keyName, 'ec-secp384r1');
+    assertBadCsr(await opensslCsr('secp256k1'));
     assertBadCsr(makeCsr(1024).csrPem);
-    const ecKey = join(dir.path, 'ec.pem');
-    const ecCsr = join(dir.path, 'ec.csr');
-    await run('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', ecKey]);
-    await run('openssl', ['req', '-new', '-key', ecKey, '-subj', '/CN=web', '-out', ecCsr]);
-    assertBadCsr(await readFile(ecCsr, 'utf8'));
+    const edKey = join(dir.path, 'ed.pem');
+    const edCsr = join(dir.path, 'ed.csr');
+    await run('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', edKey]);
+    await run('openssl', ['req', '-new', '-key', edKey, '-subj', '/CN=web', '-out', edCsr]);
+    assertBadCsr(await readFile(edCsr, 'utf8'));
+    // An EC key under an RSA signature algorithm: refused before any verification.
+    assertBadCsr(pemOf(assembled(requestOf(ecKeyPem))));
   });
 
   it('refuses a request changed after signing, or signed with another key or digest', () => {
@@ -109,7 +123,7 @@ describe('CSR reader', () => {
 
   it('refuses malformed DER and PEM', () => {
     const good = assembled(requestOf(keyPem));
-    assert.equal(readCsr(pemOf(good)).keyBits, 2048);
+    assert.equal(readCsr(pemOf(good)).keyName, 'rsa-2048');
     assertBadCsr(pemOf(good.subarray(0, good.length - 1))); // truncated
     assertBadCsr(pemOf(Buffer.concat([good, Buffer.from([0])]))); // a byte after the request
     assertBadCsr(pemOf(Buffer.concat([Buffer.from([0x30, 0x80]), good.subarray(4), Buffer.from([0, 0])]))); // indefinite length (BER)

@@ -11,7 +11,7 @@ import { CertificateAuthority } from '../../control-plane/ca.js';
 import { signSidecarCsr } from '../../control-plane/cert-issuer.js';
 import { ApiError } from '../../control-plane/errors.js';
 import { ControlErrorCode } from '../../proto/control.js';
-import { createRsaCsrPem, derElement } from '../../sidecar/identity/csr.js';
+import { createCsrPemFor, derElement } from '../../sidecar/identity/csr.js';
 import { generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
 import type { KeyPairPem } from '../../sidecar/identity/keys.js';
 import { silentLogger, tempDir } from '../control-plane/helpers.js';
@@ -45,7 +45,7 @@ describe('sidecar CSR (DER written with node:crypto)', () => {
   after(() => dir.remove());
 
   it('is accepted by the CA, which certifies the sidecar key for the identity it chose', () => {
-    const issued = signSidecarCsr(ca, createRsaCsrPem(keys.privateKeyPem, 'asks-for-anything'), IDENTITY, TTL_MS);
+    const issued = signSidecarCsr(ca, createCsrPemFor(keys.privateKeyPem, 'asks-for-anything'), IDENTITY, TTL_MS);
     const cert = new X509Certificate(issued.certPem);
     const expectedKey = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
     assert.deepEqual(cert.publicKey.export({ type: 'spki', format: 'der' }), expectedKey);
@@ -54,14 +54,14 @@ describe('sidecar CSR (DER written with node:crypto)', () => {
 
   it('verifies with openssl, subject and all', async () => {
     const file = join(dir.path, 'request.csr');
-    await writeFile(file, createRsaCsrPem(keys.privateKeyPem, 'web-ü'));
+    await writeFile(file, createCsrPemFor(keys.privateKeyPem, 'web-ü'));
     const { stdout, stderr } = await promisify(execFile)('openssl', ['req', '-in', file, '-noout', '-verify', '-subject', '-nameopt', 'utf8']);
     assert.match(`${stdout}${stderr}`, /verify OK/i);
     assert.match(stdout, /subject=CN\s?=\s?web-ü/);
   });
 
   it('is refused once a signed byte changes (subject or signature)', () => {
-    const der = derOf(createRsaCsrPem(keys.privateKeyPem, 'web'));
+    const der = derOf(createCsrPemFor(keys.privateKeyPem, 'web'));
     const subjectAt = der.indexOf(Buffer.from('web'));
     assert.ok(subjectAt > 0);
     const renamed = Buffer.from(der);

@@ -3,7 +3,7 @@
  * bytes (lengths that lie, cut elements, changed tags) and on mutated PEM text around it.
  *
  * Properties: only ApiError `TRELLIS_ERR_BAD_CSR`; an accepted request carries an RSA key of at
- * least 2048 bits; a request whose signed bytes changed is never accepted.
+ * least 2048 bits or an EC P-256 or P-384 key; a request whose signed bytes changed is never accepted.
  */
 import fc from 'fast-check';
 import { MIN_RSA_KEY_BITS, readCsr } from '../../../control-plane/csr-reader.js';
@@ -20,7 +20,7 @@ export interface CsrInput {
 
 const CONTRACT: ErrorContract = { errorClass: ApiError, codes: new Set(['TRELLIS_ERR_BAD_CSR']) };
 
-/** A request written by the sidecar's own writer (`createRsaCsrPem`) for a key made once for this target. */
+/** A request written by the sidecar's own writer (`createCsrPemFor`) for a key made once for this target. */
 const BASE_CSR = Buffer.from(
   'MIICVDCCATwCAQAwDzENMAsGA1UEAwwEZnV6ejCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAKedYkROLl+bwh69BbBQB9JTpAJiEzFb5AGP+MOjPNuvLgel/NKIQjv3Z+cknE+UTLINJhh64yQF49MgH+ulztCerekmLB+IdHD+qw7NNXvNDHi2hlbU741NFujycAVXS0gNx0wI7wbwqFykDcZdmYyVl8HxjnYOaEUUAISAN4paz8sAkRpGkZkuc1gAnUXG56KNCWRqtpl5ePLWP5/2qFLGDEXhsiNNfqvMKtwIvIExfq/Y58WGMUwXlNSDYzwp22WruFwLuLeUS/V1w0FLD+8aDnpebHOUJIxAJxDTx9Xv+D6B6mawmH1waAAPoMU81jWSNGB5b9QM8snb+IC22bMCAwEAAaAAMA0GCSqGSIb3DQEBCwUAA4IBAQCXFF1tyEWGDcQ3nJcaRyp+BklVWE/DSYAxFs0uHR7JpwNwUxR3g1WZc5lIYrrNZSMRLBykz8M5Pvbz6xi7tSXYZzNwsGWjSrde6wPzivqKf5+/jm/AbhFxO6wdJBuwThBfEuTXuxa7KApKRSW2lRNnBml0iQtlGyb4rEjJ5Zx16BUNicnIHc75zqgH3JTnGJeWo8FFjwDTQ1451w0MWThqAYnFVBskecd1zMFNmJ6WU0dP4KG8diJQusoXg5APb9gFgN+FvThzKtbHH/MvddRpo0gOXzpUepwy/XcMBxgV5JklIPDATNQTCH71ig1r+JvP9baMLQLRcl9NVn5Qp2bw',
   'base64',
@@ -41,7 +41,9 @@ const arbitrary = fc
 function check(input: CsrInput): void {
   const read = expectTyped(CONTRACT, 'readCsr', () => readCsr(input.text));
   if (!read.ok) return;
-  ensure(read.value.keyBits >= MIN_RSA_KEY_BITS, () => `accepted a ${read.value.keyBits}-bit key`);
+  const { keyName } = read.value;
+  const rsaBits = /^rsa-(\d+)$/.exec(keyName)?.[1];
+  ensure(rsaBits === undefined ? keyName === 'ec-prime256v1' || keyName === 'ec-secp384r1' : Number(rsaBits) >= MIN_RSA_KEY_BITS, () => `accepted a key ${keyName}`);
   // The base's signature covers its request info: changed bytes there must not verify.
   const der = Buffer.from(input.text.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
   const infoLength = 4 + BASE_CSR.readUInt16BE(6);
