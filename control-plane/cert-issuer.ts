@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import { controlPlaneSpiffeId, gatewaySpiffeId, serviceSpiffeId } from '../proto/spiffe.js';
 import type { CertificateAuthority, IssuedCertificate } from './ca.js';
+import { leafKeyOf } from './ca.js';
 import { readCsr } from './csr-reader.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -47,7 +48,8 @@ export function signGatewayCsr(ca: CertificateAuthority, csrPem: string, identit
 
 /** A leaf with exactly one URI SAN: peers refuse certificates with several (see PROTOCOL.md). */
 function signMeshLeaf(ca: CertificateAuthority, csrPem: string, commonName: string, spiffeId: string, ttlMs: number): IssuedCertificate {
-  return ca.issue(readCsr(csrPem).publicKey, { commonName, uriSans: [spiffeId], extKeyUsage: { serverAuth: true, clientAuth: true } }, ttlMs);
+  const csr = readCsr(csrPem);
+  return ca.issue({ spki: csr.spki, type: csr.publicKey.asymmetricKeyType }, { commonName, uriSans: [spiffeId], extKeyUsage: { serverAuth: true, clientAuth: true } }, ttlMs);
 }
 
 /**
@@ -68,7 +70,7 @@ export async function issueServerCertificate(
   if (isIP(listenHost) !== 0 && listenHost !== '0.0.0.0' && listenHost !== '::') ipSans.add(listenHost);
   else if (isIP(listenHost) === 0 && listenHost !== '') dnsSans.add(listenHost);
   const issued = ca.issue(
-    keys.publicKey,
+    leafKeyOf(keys.publicKey),
     {
       commonName: 'control-plane',
       uriSans: [controlPlaneSpiffeId(ca.trustDomain)],

@@ -44,6 +44,8 @@ function badCsr(message: string): ApiError {
 /** A CSR whose self-signature is valid: its subject's key. */
 export interface VerifiedCsr {
   publicKey: KeyObject;
+  /** The key's SubjectPublicKeyInfo as the CSR has it: what the leaf carries. */
+  spki: Buffer;
   /** `rsa-2048`, `ec-prime256v1` and the like. */
   keyName: string;
 }
@@ -131,9 +133,10 @@ export function readCsr(csrPem: string): VerifiedCsr {
   if (scheme === undefined) throw badCsr('the CSR is not signed with SHA-256, SHA-384 or SHA-512 with RSA or ECDSA');
   if (signature!.end - signature!.contentStart < 2 || der[signature!.contentStart] !== 0) throw badCsr("the CSR's signature is not a whole number of bytes");
 
+  const spkiDer = Buffer.from(der.subarray(spki!.start, spki!.end));
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: der.subarray(spki!.start, spki!.end), format: 'der', type: 'spki' });
+    publicKey = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
   } catch (err) {
     throw badCsr(`cannot read the CSR's public key: ${(err as Error).message}`);
   }
@@ -147,7 +150,7 @@ export function readCsr(csrPem: string): VerifiedCsr {
     throw badCsr(`cannot verify the CSR's signature: ${(err as Error).message}`);
   }
   if (!valid) throw badCsr("the CSR's signature does not match its key");
-  return { publicKey, keyName };
+  return { publicKey, spki: spkiDer, keyName };
 }
 
 /** The key's name when it is one the CA certifies. @throws ApiError `TRELLIS_ERR_BAD_CSR` for any other */

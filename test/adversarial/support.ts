@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { CertificateAuthority } from '../../control-plane/ca.js';
+import { CertificateAuthority, leafKeyOf } from '../../control-plane/ca.js';
 import { generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
 import type { Frame } from '../../proto/index.js';
 import { FrameDecoder, FrameEncoder, FrameType } from '../../proto/index.js';
@@ -138,7 +138,7 @@ export async function forgeWithMeshCa(cpDataDir: string, trustDomain: string, le
   const issueAtMs = Math.min(nowMs, notAfterMs - 3_600_000);
   const ca = await CertificateAuthority.loadOrCreate({ dataDir: cpDataDir, trustDomain, logger: pino({ level: 'silent' }), now: () => issueAtMs });
   const keys = await generateSidecarKeyPair();
-  const issued = ca.issue(createPublicKey(keys.publicKeyPem), { commonName: 'sc-forged00000', uriSans: leaf.uriSans, extKeyUsage: { serverAuth: true, clientAuth: true } }, notAfterMs - issueAtMs);
+  const issued = ca.issue(leafKeyOf(createPublicKey(keys.publicKeyPem)), { commonName: 'sc-forged00000', uriSans: leaf.uriSans, extKeyUsage: { serverAuth: true, clientAuth: true } }, notAfterMs - issueAtMs);
   return { key: keys.privateKeyPem, cert: issued.certPem };
 }
 

@@ -5,6 +5,7 @@ import { createPublicKey } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { leafKeyOf } from '../../control-plane/ca.js';
 import { peerIdentityOf } from '../../proto/spiffe.js';
 import { Credentials } from '../../sidecar/identity/credentials.js';
 import { generateSidecarKeyPair } from '../../sidecar/identity/keys.js';
@@ -40,7 +41,7 @@ describe('certificates with two URI SANs', () => {
   it('are refused by a link listener, although they chain to the mesh CA', async () => {
     const keys = await generateSidecarKeyPair();
     const issued = testCa.ca.issue(
-      createPublicKey(keys.privateKeyPem),
+      leafKeyOf(createPublicKey(keys.privateKeyPem)),
       { commonName: 'sc-twosans0000', uriSans: [`spiffe://${TD}/svc/web`, `spiffe://${TD}/svc/admin`], extKeyUsage: { serverAuth: true, clientAuth: true } },
       3_600_000,
     );
