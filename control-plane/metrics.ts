@@ -23,37 +23,37 @@ export interface GaugeSource {
 export class ControlPlaneMetrics {
   /** The prom-client registry that `/metrics` serves. */
   readonly registry = new Registry();
-  private source: GaugeSource | undefined;
-  private readonly joins: Counter<'result'>;
-  private readonly certsIssued: Counter<'reason'>;
-  private readonly pushMessages: Counter<'type'>;
-  private readonly pushBytes: Counter<'type'>;
-  private readonly pushLatency: Histogram;
-  private readonly httpRequests: Counter<'route' | 'status'>;
-  private readonly adminRefusals: Counter<'route' | 'reason'>;
-  private readonly pushEvents: Counter<'event'>;
+  #source: GaugeSource | undefined;
+  readonly #joins: Counter<'result'>;
+  readonly #certsIssued: Counter<'reason'>;
+  readonly #pushMessages: Counter<'type'>;
+  readonly #pushBytes: Counter<'type'>;
+  readonly #pushLatency: Histogram;
+  readonly #httpRequests: Counter<'route' | 'status'>;
+  readonly #adminRefusals: Counter<'route' | 'reason'>;
+  readonly #pushEvents: Counter<'event'>;
 
   constructor() {
     const registers = [this.registry];
-    const metrics = (): GaugeSource | undefined => this.source;
-    this.joins = new Counter({ name: 'trellis_cp_joins_total', help: 'Join attempts, by result.', labelNames: ['result'], registers });
-    this.certsIssued = new Counter({ name: 'trellis_cp_certs_issued_total', help: 'Leaf certificates signed, by reason (join, renew).', labelNames: ['reason'], registers });
-    this.pushMessages = new Counter({ name: 'trellis_cp_push_messages_total', help: 'Config messages sent to sidecars, by type.', labelNames: ['type'], registers });
-    this.pushBytes = new Counter({ name: 'trellis_cp_push_bytes_total', help: 'Bytes of config messages sent to sidecars, by type.', labelNames: ['type'], registers });
-    this.pushLatency = new Histogram({
+    const metrics = (): GaugeSource | undefined => this.#source;
+    this.#joins = new Counter({ name: 'trellis_cp_joins_total', help: 'Join attempts, by result.', labelNames: ['result'], registers });
+    this.#certsIssued = new Counter({ name: 'trellis_cp_certs_issued_total', help: 'Leaf certificates signed, by reason (join, renew).', labelNames: ['reason'], registers });
+    this.#pushMessages = new Counter({ name: 'trellis_cp_push_messages_total', help: 'Config messages sent to sidecars, by type.', labelNames: ['type'], registers });
+    this.#pushBytes = new Counter({ name: 'trellis_cp_push_bytes_total', help: 'Bytes of config messages sent to sidecars, by type.', labelNames: ['type'], registers });
+    this.#pushLatency = new Histogram({
       name: 'trellis_cp_push_latency_seconds',
       help: 'Time from a config change to its delta being handed to every session.',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.pushEvents = new Counter({
+    this.#pushEvents = new Counter({
       name: 'trellis_cp_push_events_total',
       help: 'Push events: nacks received, resumes answered with a delta or a snapshot, changes coalesced for sessions that were behind.',
       labelNames: ['event'],
       registers,
     });
-    this.httpRequests = new Counter({ name: 'trellis_cp_http_requests_total', help: 'REST requests, by route and status.', labelNames: ['route', 'status'], registers });
-    this.adminRefusals = new Counter({
+    this.#httpRequests = new Counter({ name: 'trellis_cp_http_requests_total', help: 'REST requests, by route and status.', labelNames: ['route', 'status'], registers });
+    this.#adminRefusals = new Counter({
       name: 'trellis_cp_admin_refusals_total',
       help: 'Admin API calls refused for their credentials, by route and reason (missing, malformed, join_token, unknown).',
       labelNames: ['route', 'reason'],
@@ -113,38 +113,38 @@ export class ControlPlaneMetrics {
 
   /** Connects the scrape-time gauges to the live state, once the wiring has built it. */
   setGaugeSource(source: GaugeSource): void {
-    this.source = source;
+    this.#source = source;
   }
 
   joinCompleted(result: JoinResult): void {
-    this.joins.inc({ result });
+    this.#joins.inc({ result });
   }
 
   certificateIssued(reason: 'join' | 'renew'): void {
-    this.certsIssued.inc({ reason });
+    this.#certsIssued.inc({ reason });
   }
 
   /** One encoded config message sent to `sessions` sessions. */
   configPushed(type: 'snapshot' | 'delta', bytes: number, sessions: number): void {
-    this.pushMessages.inc({ type }, sessions);
-    this.pushBytes.inc({ type }, bytes * sessions);
+    this.#pushMessages.inc({ type }, sessions);
+    this.#pushBytes.inc({ type }, bytes * sessions);
   }
 
   /** `count` push events of one kind. */
   pushEvent(event: PushEvent, count = 1): void {
-    this.pushEvents.inc({ event }, count);
+    this.#pushEvents.inc({ event }, count);
   }
 
   pushLatencyObserved(latencyMs: number): void {
-    this.pushLatency.observe(latencyMs / 1000);
+    this.#pushLatency.observe(latencyMs / 1000);
   }
 
   httpRequest(route: string, status: number): void {
-    this.httpRequests.inc({ route, status: String(status) });
+    this.#httpRequests.inc({ route, status: String(status) });
   }
 
   adminRefused(route: string, reason: string): void {
-    this.adminRefusals.inc({ route, reason });
+    this.#adminRefusals.inc({ route, reason });
   }
 
   /** The metrics in Prometheus text format, and its content type. */

@@ -10,16 +10,20 @@ import { ApiError } from './errors.js';
 
 /** Reads and changes the policy entries of the config. */
 export class PolicyService {
-  constructor(private readonly config: ConfigState) {}
+  readonly #config: ConfigState;
+
+  constructor(config: ConfigState) {
+    this.#config = config;
+  }
 
   /** The default action and every rule, sorted by source then destination. */
   view(): PoliciesView {
-    const defaultValue = this.config.get(POLICY_DEFAULT_KEY) as PolicyDefaultValue | undefined;
-    const rules = this.config
+    const defaultValue = this.#config.get(POLICY_DEFAULT_KEY) as PolicyDefaultValue | undefined;
+    const rules = this.#config
       .list(POLICY_RULE_KEY_PREFIX)
       .map(([, value]) => value as PolicyRuleValue)
       .sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
-    return { defaultAction: defaultValue?.action ?? 'allow', rules, version: this.config.version };
+    return { defaultAction: defaultValue?.action ?? 'allow', rules, version: this.#config.version };
   }
 
   /**
@@ -27,7 +31,7 @@ export class PolicyService {
    * @throws ValidationError `TRELLIS_ERR_INVALID` for `closeExisting` with allow.
    */
   async setDefault(action: PolicyAction, closeExisting = false): Promise<PoliciesView> {
-    await this.config.apply([[POLICY_DEFAULT_KEY, { action, ...closeExistingFlag(action, closeExisting) }]]);
+    await this.#config.apply([[POLICY_DEFAULT_KEY, { action, ...closeExistingFlag(action, closeExisting) }]]);
     return this.view();
   }
 
@@ -37,17 +41,17 @@ export class PolicyService {
    */
   async putRule(rule: PolicyRuleValue): Promise<PoliciesView> {
     const value: PolicyRuleValue = { from: rule.from, to: rule.to, action: rule.action, ...closeExistingFlag(rule.action, rule.closeExisting ?? false) };
-    await this.config.apply([[policyRuleKey(rule.from, rule.to), value]]);
+    await this.#config.apply([[policyRuleKey(rule.from, rule.to), value]]);
     return this.view();
   }
 
   /** @throws ApiError `TRELLIS_ERR_NOT_FOUND` (404) when there is no such rule. */
   async deleteRule(from: string, to: string): Promise<PoliciesView> {
     const key = policyRuleKey(from, to);
-    if (this.config.get(key) === undefined) {
+    if (this.#config.get(key) === undefined) {
       throw new ApiError(ControlErrorCode.NOT_FOUND, `no policy rule from ${from} to ${to}`, 404);
     }
-    await this.config.apply([[key, null]]);
+    await this.#config.apply([[key, null]]);
     return this.view();
   }
 }

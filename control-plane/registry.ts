@@ -17,15 +17,17 @@ export type EndpointRegistration = Omit<EndpointValue, 'healthy'> & { healthy?: 
 
 /** Endpoints and their leases, on top of the config map. */
 export class Registry {
-  private readonly leases: LeasedEntries;
+  readonly #leases: LeasedEntries;
+  readonly #config: ConfigState;
 
   constructor(
-    private readonly config: ConfigState,
+    config: ConfigState,
     lease: ReplicaLease,
     leaseTtlMs: number,
     logger: Logger,
   ) {
-    this.leases = new LeasedEntries({ config, lease, leaseTtlMs, logger, what: 'endpoint' });
+    this.#config = config;
+    this.#leases = new LeasedEntries({ config, lease, leaseTtlMs, logger, what: 'endpoint' });
   }
 
   /**
@@ -34,33 +36,33 @@ export class Registry {
    */
   register(holder: object, registration: EndpointRegistration): Promise<number> {
     const endpoint: EndpointValue = { ...registration, healthy: registration.healthy ?? true };
-    return this.leases.put(holder, endpointKey(endpoint.service, endpoint.sidecarId), endpoint);
+    return this.#leases.put(holder, endpointKey(endpoint.service, endpoint.sidecarId), endpoint);
   }
 
   /** Records the health a sidecar reports. Ignored unless `holder` holds the lease. */
   setHealthy(holder: object, service: string, sidecarId: string, healthy: boolean): Promise<number> {
-    return this.leases.update<EndpointValue>(holder, endpointKey(service, sidecarId), (current) => ({ ...current, healthy }));
+    return this.#leases.update<EndpointValue>(holder, endpointKey(service, sidecarId), (current) => ({ ...current, healthy }));
   }
 
   /** The sidecar is draining: its endpoint goes now. Ignored unless `holder` holds the lease. */
   deregister(holder: object, service: string, sidecarId: string): Promise<number> {
-    return this.leases.remove(holder, endpointKey(service, sidecarId));
+    return this.#leases.remove(holder, endpointKey(service, sidecarId));
   }
 
   /** `holder`'s session ended: its endpoint now lives for the lease time unless it registers again. */
   release(holder: object, service: string, sidecarId: string): void {
-    this.leases.release(holder, endpointKey(service, sidecarId));
+    this.#leases.release(holder, endpointKey(service, sidecarId));
   }
 
   /** Whether a session of this replica holds the sidecar's endpoint. */
   isConnected(service: string, sidecarId: string): boolean {
-    return this.leases.isHeld(endpointKey(service, sidecarId));
+    return this.#leases.isHeld(endpointKey(service, sidecarId));
   }
 
   /** Endpoints grouped by service, for the admin API. */
   servicesView(): ServicesView {
     const services: ServicesView['services'] = {};
-    for (const [, value] of this.config.list(ENDPOINT_KEY_PREFIX)) {
+    for (const [, value] of this.#config.list(ENDPOINT_KEY_PREFIX)) {
       const { service, ...endpoint } = value as EndpointValue;
       (services[service] ??= []).push({ ...endpoint, connected: this.isConnected(service, endpoint.sidecarId) });
     }
@@ -70,7 +72,7 @@ export class Registry {
   /** Number of endpoints per service, for metrics. */
   endpointCounts(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const [, value] of this.config.list(ENDPOINT_KEY_PREFIX)) {
+    for (const [, value] of this.#config.list(ENDPOINT_KEY_PREFIX)) {
       const { service } = value as EndpointValue;
       counts.set(service, (counts.get(service) ?? 0) + 1);
     }
@@ -79,6 +81,6 @@ export class Registry {
 
   /** Stops every timer; endpoints stay stored for the next start. */
   close(): void {
-    this.leases.close();
+    this.#leases.close();
   }
 }

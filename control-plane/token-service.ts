@@ -75,25 +75,33 @@ export class AdminAuthorizationError extends ApiError {
 
 /** Issues and checks tokens. */
 export class TokenService {
+  readonly #store: Store;
+  readonly #authority: { fingerprint: string; trustDomain: string };
+  readonly #now: () => number;
+
   constructor(
-    private readonly store: Store,
-    private readonly authority: { fingerprint: string; trustDomain: string },
-    private readonly now: () => number,
-  ) {}
+    store: Store,
+    authority: { fingerprint: string; trustDomain: string },
+    now: () => number,
+  ) {
+    this.#store = store;
+    this.#authority = authority;
+    this.#now = now;
+  }
 
   /** Issues a join token for `service`, valid for `ttlMs`. */
   async createJoinToken(service: string, ttlMs: number, options: NewTokenOptions = {}): Promise<{ token: string; expiresAt: number }> {
-    const createdAt = this.now();
-    const token: JoinToken = { ...this.newCredentials(), service, expiresAt: createdAt + ttlMs };
-    await this.putJoinToken(token.id, { kind: 'service', service, ...this.lifecycle(token.secret, createdAt, token.expiresAt, options) });
+    const createdAt = this.#now();
+    const token: JoinToken = { ...this.#newCredentials(), service, expiresAt: createdAt + ttlMs };
+    await this.#putJoinToken(token.id, { kind: 'service', service, ...this.#lifecycle(token.secret, createdAt, token.expiresAt, options) });
     return { token: encodeJoinToken(token), expiresAt: token.expiresAt };
   }
 
   /** Issues a token that lets one gateway, `gateway` of `zone`, join; valid for `ttlMs`. */
   async createGatewayToken(zone: string, gateway: string, ttlMs: number, options: NewTokenOptions = {}): Promise<{ token: string; expiresAt: number }> {
-    const createdAt = this.now();
-    const token: GatewayToken = { ...this.newCredentials(), zone, gateway, expiresAt: createdAt + ttlMs };
-    await this.putJoinToken(token.id, { kind: 'gateway', zone, gateway, ...this.lifecycle(token.secret, createdAt, token.expiresAt, options) });
+    const createdAt = this.#now();
+    const token: GatewayToken = { ...this.#newCredentials(), zone, gateway, expiresAt: createdAt + ttlMs };
+    await this.#putJoinToken(token.id, { kind: 'gateway', zone, gateway, ...this.#lifecycle(token.secret, createdAt, token.expiresAt, options) });
     return { token: encodeGatewayToken(token), expiresAt: token.expiresAt };
   }
 
@@ -105,7 +113,7 @@ export class TokenService {
    *   `TRELLIS_ERR_TOKEN_WRONG_KIND` (403, a gateway token) or `TRELLIS_ERR_TOKEN_WRONG_SERVICE` (403).
    */
   async verifyJoinToken(text: string, service: string): Promise<JoinToken> {
-    return (await this.checkJoinToken(text, service)).token;
+    return (await this.#checkJoinToken(text, service)).token;
   }
 
   /**
@@ -116,7 +124,7 @@ export class TokenService {
    *   token) or `TRELLIS_ERR_TOKEN_WRONG_SERVICE` (403, another zone or name).
    */
   async verifyGatewayToken(text: string, zone: string, gateway: string): Promise<GatewayToken> {
-    return (await this.checkGatewayToken(text, zone, gateway)).token;
+    return (await this.#checkGatewayToken(text, zone, gateway)).token;
   }
 
   /**
@@ -126,24 +134,24 @@ export class TokenService {
    * `TRELLIS_ERR_TOKEN_USED` and its result is dropped.
    */
   async redeemJoinToken<T>(text: string, service: string, issue: (token: JoinToken) => T | Promise<T>): Promise<T> {
-    const { token, read } = await this.checkJoinToken(text, service);
+    const { token, read } = await this.#checkJoinToken(text, service);
     const result = await issue(token);
-    await this.consume(read, 'service', 'join');
+    await this.#consume(read, 'service', 'join');
     return result;
   }
 
   /** Starts a gateway with a gateway token: as {@link redeemJoinToken}, for {@link verifyGatewayToken}. */
   async redeemGatewayToken<T>(text: string, zone: string, gateway: string, issue: (token: GatewayToken) => T | Promise<T>): Promise<T> {
-    const { token, read } = await this.checkGatewayToken(text, zone, gateway);
+    const { token, read } = await this.#checkGatewayToken(text, zone, gateway);
     const result = await issue(token);
-    await this.consume(read, 'gateway', 'gateway');
+    await this.#consume(read, 'gateway', 'gateway');
     return result;
   }
 
   /** Every join and gateway token the store holds (until pruned), oldest first. */
   async listTokens(): Promise<TokenInfo[]> {
     const tokens: TokenInfo[] = [];
-    for (const [key, value] of await this.store.list(JOIN_TOKEN_KEY_PREFIX)) {
+    for (const [key, value] of await this.#store.list(JOIN_TOKEN_KEY_PREFIX)) {
       const stored = asStoredJoinToken(value);
       if (stored !== undefined) tokens.push(tokenInfo(key.slice(JOIN_TOKEN_KEY_PREFIX.length), stored));
     }
@@ -157,11 +165,11 @@ export class TokenService {
    */
   async revokeToken(id: string): Promise<TokenInfo> {
     for (let attempt = 0; attempt < MAX_SWAP_ATTEMPTS; attempt++) {
-      const read = await this.readToken(id);
+      const read = await this.#readToken(id);
       if (read === undefined) throw new ApiError(ControlErrorCode.NOT_FOUND, `no token ${id} (it may have expired and been pruned)`, 404);
       if (read.stored.revokedAt !== undefined) return tokenInfo(id, read.stored);
-      const revoked: StoredJoinToken = { ...read.stored, revokedAt: this.now() };
-      if (await this.swap(read, revoked)) return tokenInfo(id, revoked);
+      const revoked: StoredJoinToken = { ...read.stored, revokedAt: this.#now() };
+      if (await this.#swap(read, revoked)) return tokenInfo(id, revoked);
     }
     throw new ApiError(ControlErrorCode.INTERNAL, `token ${id} kept changing while it was being revoked`, 500);
   }
@@ -171,11 +179,11 @@ export class TokenService {
    * they could not join anyway). Safe to run on several replicas at once. Returns how many went.
    */
   async pruneExpired(): Promise<number> {
-    const nowMs = this.now();
+    const nowMs = this.#now();
     let pruned = 0;
-    for (const [key, value] of await this.store.list(JOIN_TOKEN_KEY_PREFIX)) {
+    for (const [key, value] of await this.#store.list(JOIN_TOKEN_KEY_PREFIX)) {
       const stored = asStoredJoinToken(value);
-      if (stored !== undefined && stored.expiresAt <= nowMs && (await this.store.delete(key))) pruned++;
+      if (stored !== undefined && stored.expiresAt <= nowMs && (await this.#store.delete(key))) pruned++;
     }
     return pruned;
   }
@@ -195,13 +203,13 @@ export class TokenService {
       } catch (err) {
         throw new DataDirError(path, (err as ValidationError).message, { cause: err });
       }
-      if (token.caFingerprint !== this.authority.fingerprint) {
+      if (token.caFingerprint !== this.#authority.fingerprint) {
         logger.warn({ path }, 'admin token was made for another CA; issuing a new one');
         token = undefined;
       }
     }
     if (token === undefined) {
-      token = this.newCredentials();
+      token = this.#newCredentials();
       await writeFileAtomic(path, `${encodeAdminToken(token)}\n`, 0o600);
       logger.info({ path }, 'wrote a new admin token');
     }
@@ -209,8 +217,8 @@ export class TokenService {
     // lost the hash (a fresh state file) learns it again.
     const key = ADMIN_TOKEN_KEY_PREFIX + token.id;
     const secretSha256 = sha256Hex(token.secret);
-    const stored = await this.store.get(key);
-    if (!isRecord(stored) || stored.secretSha256 !== secretSha256) await this.store.put(key, { secretSha256 });
+    const stored = await this.#store.get(key);
+    if (!isRecord(stored) || stored.secretSha256 !== secretSha256) await this.#store.put(key, { secretSha256 });
     return path;
   }
 
@@ -232,15 +240,15 @@ export class TokenService {
     } catch (err) {
       throw new AdminAuthorizationError('malformed', (err as ValidationError).message);
     }
-    const stored = await this.store.get(ADMIN_TOKEN_KEY_PREFIX + token.id);
+    const stored = await this.#store.get(ADMIN_TOKEN_KEY_PREFIX + token.id);
     if (!isRecord(stored) || typeof stored.secretSha256 !== 'string' || !secretMatches(token.secret, stored.secretSha256)) {
       throw new AdminAuthorizationError('unknown', 'admin token is unknown or its secret is wrong');
     }
   }
 
-  private async checkJoinToken(text: string, service: string): Promise<{ token: JoinToken; read: ReadToken }> {
+  async #checkJoinToken(text: string, service: string): Promise<{ token: JoinToken; read: ReadToken }> {
     const token = withKindAsForbidden(() => parseJoinToken(text));
-    const read = await this.liveToken(token.id, token.secret, 'service', 'join');
+    const read = await this.#liveToken(token.id, token.secret, 'service', 'join');
     const { stored } = read;
     if (stored.kind !== 'service') throw wrongKind('a gateway token cannot join a sidecar');
     if (stored.service !== service) {
@@ -249,9 +257,9 @@ export class TokenService {
     return { token: { ...token, service: stored.service, expiresAt: stored.expiresAt }, read };
   }
 
-  private async checkGatewayToken(text: string, zone: string, gateway: string): Promise<{ token: GatewayToken; read: ReadToken }> {
+  async #checkGatewayToken(text: string, zone: string, gateway: string): Promise<{ token: GatewayToken; read: ReadToken }> {
     const token = withKindAsForbidden(() => parseGatewayToken(text));
-    const read = await this.liveToken(token.id, token.secret, 'gateway', 'gateway');
+    const read = await this.#liveToken(token.id, token.secret, 'gateway', 'gateway');
     const { stored } = read;
     if (stored.kind !== 'gateway') throw wrongKind('a service join token cannot start a gateway');
     if (stored.zone !== zone || stored.gateway !== gateway) {
@@ -264,24 +272,24 @@ export class TokenService {
    * The stored record of token `id`, once the secret matches and it can still be used. The
    * kind is checked first: a token of the wrong kind would never work, so say that first.
    */
-  private async liveToken(id: string, secret: string, wantedKind: StoredJoinToken['kind'], what: string): Promise<ReadToken> {
-    const read = await this.readToken(id);
+  async #liveToken(id: string, secret: string, wantedKind: StoredJoinToken['kind'], what: string): Promise<ReadToken> {
+    const read = await this.#readToken(id);
     if (read === undefined || !secretMatches(secret, read.stored.secretSha256)) {
       throw new ApiError(ControlErrorCode.TOKEN_UNKNOWN, `${what} token ${id} is unknown or its secret is wrong`, 401);
     }
-    if (read.stored.kind === wantedKind) this.refuseUnusable(id, read.stored, what);
+    if (read.stored.kind === wantedKind) this.#refuseUnusable(id, read.stored, what);
     return read;
   }
 
   /** Refuses a token that was revoked, consumed or has expired, in that order. */
-  private refuseUnusable(id: string, stored: StoredJoinToken, what: string): void {
+  #refuseUnusable(id: string, stored: StoredJoinToken, what: string): void {
     if (stored.revokedAt !== undefined) {
       throw new ApiError(ControlErrorCode.TOKEN_REVOKED, `${what} token ${id} was revoked at ${new Date(stored.revokedAt).toISOString()}`, 401);
     }
     if (stored.once && stored.usedAt !== undefined) {
       throw new ApiError(ControlErrorCode.TOKEN_USED, `${what} token ${id} was for one use and was used at ${new Date(stored.usedAt).toISOString()}`, 401);
     }
-    if (stored.expiresAt <= this.now()) {
+    if (stored.expiresAt <= this.#now()) {
       throw new ApiError(ControlErrorCode.TOKEN_EXPIRED, `${what} token ${id} expired at ${new Date(stored.expiresAt).toISOString()}`, 401);
     }
   }
@@ -290,47 +298,47 @@ export class TokenService {
    * Marks a single-use token used, if nothing changed it since `read`; after a lost swap,
    * reads it again and refuses with what it is now (used by the winner, revoked, pruned).
    */
-  private async consume(read: ReadToken, kind: StoredJoinToken['kind'], what: string): Promise<void> {
+  async #consume(read: ReadToken, kind: StoredJoinToken['kind'], what: string): Promise<void> {
     let current: ReadToken | undefined = read;
     for (let attempt = 0; attempt < MAX_SWAP_ATTEMPTS; attempt++) {
       if (current === undefined || current.stored.kind !== kind || current.stored.secretSha256 !== read.stored.secretSha256) {
         throw new ApiError(ControlErrorCode.TOKEN_UNKNOWN, `${what} token ${read.id} is unknown`, 401);
       }
-      this.refuseUnusable(read.id, current.stored, what);
+      this.#refuseUnusable(read.id, current.stored, what);
       if (!current.stored.once) return;
-      if (await this.swap(current, { ...current.stored, usedAt: this.now() })) return;
-      current = await this.readToken(read.id);
+      if (await this.#swap(current, { ...current.stored, usedAt: this.#now() })) return;
+      current = await this.#readToken(read.id);
     }
     throw new ApiError(ControlErrorCode.TOKEN_USED, `${what} token ${read.id} was used by a concurrent join`, 401);
   }
 
   /** Writes `next` over the record in `read` only if the record has not changed since. */
-  private async swap(read: ReadToken, next: StoredJoinToken): Promise<boolean> {
+  async #swap(read: ReadToken, next: StoredJoinToken): Promise<boolean> {
     const key = JOIN_TOKEN_KEY_PREFIX + read.id;
-    const { ok } = await this.store.transaction([{ type: 'put', key, value: toStoreValue(next) }], { ifRevision: { key, revision: read.modRevision } });
+    const { ok } = await this.#store.transaction([{ type: 'put', key, value: toStoreValue(next) }], { ifRevision: { key, revision: read.modRevision } });
     return ok;
   }
 
-  private async readToken(id: string): Promise<ReadToken | undefined> {
-    const { entry } = await this.store.getEntry(JOIN_TOKEN_KEY_PREFIX + id);
+  async #readToken(id: string): Promise<ReadToken | undefined> {
+    const { entry } = await this.#store.getEntry(JOIN_TOKEN_KEY_PREFIX + id);
     const stored = asStoredJoinToken(entry?.value);
     return entry === undefined || stored === undefined ? undefined : { id, stored, modRevision: entry.modRevision };
   }
 
-  private async putJoinToken(id: string, stored: StoredJoinToken): Promise<void> {
-    await this.store.put(JOIN_TOKEN_KEY_PREFIX + id, toStoreValue(stored));
+  async #putJoinToken(id: string, stored: StoredJoinToken): Promise<void> {
+    await this.#store.put(JOIN_TOKEN_KEY_PREFIX + id, toStoreValue(stored));
   }
 
-  private lifecycle(secret: string, createdAt: number, expiresAt: number, options: NewTokenOptions): Omit<StoredJoinToken, keyof TokenBinding> {
+  #lifecycle(secret: string, createdAt: number, expiresAt: number, options: NewTokenOptions): Omit<StoredJoinToken, keyof TokenBinding> {
     return { secretSha256: sha256Hex(secret), createdAt, expiresAt, once: options.once ?? false };
   }
 
-  private newCredentials(): AdminToken {
+  #newCredentials(): AdminToken {
     return {
       id: randomBytes(8).toString('hex'),
       secret: randomBytes(32).toString('base64url'),
-      caFingerprint: this.authority.fingerprint,
-      trustDomain: this.authority.trustDomain,
+      caFingerprint: this.#authority.fingerprint,
+      trustDomain: this.#authority.trustDomain,
     };
   }
 }

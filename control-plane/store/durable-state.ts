@@ -57,33 +57,39 @@ export interface DurableStateStats {
 
 /** The snapshot and journal of one data directory. Create with {@link DurableState.open}. */
 export class DurableState {
-  private journal: JournalFile | undefined;
+  #journal: JournalFile | undefined;
   /** Appends and journal swaps, one at a time. */
-  private exclusive: Promise<void> = Promise.resolve();
-  private compacting: Promise<void> | undefined;
+  #exclusive: Promise<void> = Promise.resolve();
+  #compacting: Promise<void> | undefined;
   /** A failed compaction is tried again once the journal has grown by another bound. */
-  private compactAfterBytes: number;
-  private snapshotBytes: number;
-  private compactions = 0;
-  private readonly maxRecords: number;
-  private readonly maxBytes: number;
+  #compactAfterBytes: number;
+  #snapshotBytes: number;
+  #compactions = 0;
+  readonly #maxRecords: number;
+  readonly #maxBytes: number;
+  readonly #journalPath: string;
+  /** Revision of the snapshot on disk: a journal created from scratch follows it. */
+  #snapshotRevision: number;
+  readonly #tornBytesAtOpen: number;
 
   private constructor(
     /** Path of the snapshot. */
     readonly path: string,
-    private readonly journalPath: string,
-    /** Revision of the snapshot on disk: a journal created from scratch follows it. */
-    private snapshotRevision: number,
+    journalPath: string,
+    snapshotRevision: number,
     snapshotBytes: number,
     loaded: JournalFile | undefined,
-    private readonly tornBytesAtOpen: number,
+    tornBytesAtOpen: number,
     init: DurableStateInit,
   ) {
-    this.journal = loaded;
-    this.snapshotBytes = snapshotBytes;
-    this.maxBytes = init.compactJournalBytes ?? DEFAULT_COMPACT_JOURNAL_BYTES;
-    this.maxRecords = init.compactJournalRecords ?? DEFAULT_COMPACT_JOURNAL_RECORDS;
-    this.compactAfterBytes = Math.max(this.maxBytes, snapshotBytes);
+    this.#journalPath = journalPath;
+    this.#snapshotRevision = snapshotRevision;
+    this.#tornBytesAtOpen = tornBytesAtOpen;
+    this.#journal = loaded;
+    this.#snapshotBytes = snapshotBytes;
+    this.#maxBytes = init.compactJournalBytes ?? DEFAULT_COMPACT_JOURNAL_BYTES;
+    this.#maxRecords = init.compactJournalRecords ?? DEFAULT_COMPACT_JOURNAL_RECORDS;
+    this.#compactAfterBytes = Math.max(this.#maxBytes, snapshotBytes);
   }
 
   /**
@@ -115,10 +121,10 @@ export class DurableState {
 
   get stats(): DurableStateStats {
     return {
-      journalBytes: this.journal?.bytes ?? 0,
-      journalRecords: this.journal?.records ?? 0,
-      compactions: this.compactions,
-      tornBytesAtOpen: this.tornBytesAtOpen,
+      journalBytes: this.#journal?.bytes ?? 0,
+      journalRecords: this.#journal?.records ?? 0,
+      compactions: this.#compactions,
+      tornBytesAtOpen: this.#tornBytesAtOpen,
     };
   }
 
@@ -129,12 +135,12 @@ export class DurableState {
    * @throws DataDirError naming the file; nothing of the record then counts.
    */
   append(line: Buffer, takeSnapshot: () => Snapshot): Promise<void> {
-    return this.runExclusive(async () => {
-      this.journal ??= await JournalFile.create(this.journalPath, this.snapshotRevision, FILE_MODE);
-      await this.journal.append(line);
-      if (this.compacting === undefined && (this.journal.bytes >= this.compactAfterBytes || this.journal.records >= this.maxRecords)) {
+    return this.#runExclusive(async () => {
+      this.#journal ??= await JournalFile.create(this.#journalPath, this.#snapshotRevision, FILE_MODE);
+      await this.#journal.append(line);
+      if (this.#compacting === undefined && (this.#journal.bytes >= this.#compactAfterBytes || this.#journal.records >= this.#maxRecords)) {
         // Its failure is handled in startCompaction: the write itself is durable.
-        void this.startCompaction(takeSnapshot());
+        void this.#startCompaction(takeSnapshot());
       }
     });
   }
@@ -146,11 +152,11 @@ export class DurableState {
   async compact(takeSnapshot: () => Snapshot): Promise<void> {
     let mine: Promise<void> | undefined;
     while (mine === undefined) {
-      await this.compacting;
-      await this.runExclusive(async () => {
-        if (this.compacting !== undefined) return;
-        this.journal ??= await JournalFile.create(this.journalPath, this.snapshotRevision, FILE_MODE);
-        mine = this.startCompaction(takeSnapshot());
+      await this.#compacting;
+      await this.#runExclusive(async () => {
+        if (this.#compacting !== undefined) return;
+        this.#journal ??= await JournalFile.create(this.#journalPath, this.#snapshotRevision, FILE_MODE);
+        mine = this.#startCompaction(takeSnapshot());
       });
     }
     await mine;
@@ -158,10 +164,10 @@ export class DurableState {
 
   /** Waits for the write and the compaction under way, then closes the journal. */
   async close(): Promise<void> {
-    await this.compacting;
-    await this.exclusive;
-    await this.journal?.close();
-    this.journal = undefined;
+    await this.#compacting;
+    await this.#exclusive;
+    await this.#journal?.close();
+    this.#journal = undefined;
   }
 
   /**
@@ -170,37 +176,37 @@ export class DurableState {
    * new journal (those at or below the snapshot's revision are skipped at replay). Returns the
    * compaction, which rejects when it failed; {@link compacting} never rejects.
    */
-  private startCompaction(snapshot: Snapshot): Promise<void> | undefined {
-    const journal = this.journal;
+  #startCompaction(snapshot: Snapshot): Promise<void> | undefined {
+    const journal = this.#journal;
     if (journal === undefined) return undefined;
     const tailStart = journal.bytes;
     const recordsBefore = journal.records;
     const run = (async () => {
       await writeFileAtomic(this.path, snapshot.text, FILE_MODE);
-      this.snapshotRevision = snapshot.revision;
-      this.snapshotBytes = Buffer.byteLength(snapshot.text);
-      await this.runExclusive(async () => {
+      this.#snapshotRevision = snapshot.revision;
+      this.#snapshotBytes = Buffer.byteLength(snapshot.text);
+      await this.#runExclusive(async () => {
         const tail = await journal.readFrom(tailStart);
         await journal.replace(snapshot.revision, tail, journal.records - recordsBefore);
       });
-      this.compactions++;
-      this.compactAfterBytes = Math.max(this.maxBytes, this.snapshotBytes);
+      this.#compactions++;
+      this.#compactAfterBytes = Math.max(this.#maxBytes, this.#snapshotBytes);
     })();
-    this.compacting = run
+    this.#compacting = run
       .catch(() => {
         // The snapshot and journal on disk still agree (a new snapshot beside the old journal
         // is a state the replay reads): go on with a longer journal, try again later.
-        this.compactAfterBytes = journal.bytes + Math.max(this.maxBytes, this.snapshotBytes);
+        this.#compactAfterBytes = journal.bytes + Math.max(this.#maxBytes, this.#snapshotBytes);
       })
       .finally(() => {
-        this.compacting = undefined;
+        this.#compacting = undefined;
       });
     return run;
   }
 
-  private runExclusive(run: () => Promise<void>): Promise<void> {
-    const result = this.exclusive.then(run);
-    this.exclusive = result.catch(() => undefined);
+  #runExclusive(run: () => Promise<void>): Promise<void> {
+    const result = this.#exclusive.then(run);
+    this.#exclusive = result.catch(() => undefined);
     return result;
   }
 }

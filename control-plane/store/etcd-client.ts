@@ -53,13 +53,17 @@ const passThroughPolicy = {
 
 /** Doubles from `durationMs` up to `maxMs`; etcd3 restarts it after each good response. */
 class CappedBackoff implements Backoff {
+  readonly #maxMs: number;
+
   constructor(
     readonly duration: number,
-    private readonly maxMs: number,
-  ) {}
+    maxMs: number,
+  ) {
+    this.#maxMs = maxMs;
+  }
 
   next(): Backoff {
-    return new CappedBackoff(Math.min(this.duration * 2, this.maxMs), this.maxMs);
+    return new CappedBackoff(Math.min(this.duration * 2, this.#maxMs), this.#maxMs);
   }
 }
 

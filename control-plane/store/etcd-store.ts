@@ -35,15 +35,20 @@ export interface EtcdStoreInit {
 
 /** A {@link Store} in etcd. Create with {@link EtcdStore.connect}. */
 export class EtcdStore implements Store {
-  private readonly watches = new Set<EtcdWatch>();
-  private closed = false;
+  readonly #watches = new Set<EtcdWatch>();
+  #closed = false;
+  readonly #client: Etcd3;
+  readonly #callTimeoutMs: number;
 
   private constructor(
-    private readonly client: Etcd3,
+    client: Etcd3,
     /** Every key of this store lives under it. */
     readonly prefix: string,
-    private readonly callTimeoutMs: number,
-  ) {}
+    callTimeoutMs: number,
+  ) {
+    this.#client = client;
+    this.#callTimeoutMs = callTimeoutMs;
+  }
 
   /**
    * Connects to etcd and checks that it answers.
@@ -54,7 +59,7 @@ export class EtcdStore implements Store {
     const client = new Etcd3(etcdClientOptions(init.hosts, callTimeoutMs, init.maxReconnectDelayMs ?? 1000));
     const store = new EtcdStore(client, init.prefix ?? DEFAULT_ETCD_PREFIX, callTimeoutMs);
     try {
-      await store.listPage(Buffer.from(store.prefix), 1, undefined);
+      await store.#listPage(Buffer.from(store.prefix), 1, undefined);
     } catch (err) {
       client.close();
       throw toStoreError(err, `connect to etcd at ${init.hosts.join(',')}`);
@@ -67,18 +72,18 @@ export class EtcdStore implements Store {
   }
 
   async getEntry(key: string): Promise<{ revision: number; entry: StoreEntry | undefined }> {
-    const res = await this.call(`get ${key}`, () => this.client.kv.range({ key: this.fullKey(key) }));
+    const res = await this.#call(`get ${key}`, () => this.#client.kv.range({ key: this.#fullKey(key) }));
     const kv = res.kvs[0];
-    return { revision: Number(res.header.revision), entry: kv === undefined ? undefined : this.toEntry(kv) };
+    return { revision: Number(res.header.revision), entry: kv === undefined ? undefined : this.#toEntry(kv) };
   }
 
   async put(key: string, value: StoreValue, options: PutOptions = {}): Promise<number> {
-    const res = await this.call(`put ${key}`, () => this.client.kv.put(this.putRequest(key, value, options.lease)));
+    const res = await this.#call(`put ${key}`, () => this.#client.kv.put(this.#putRequest(key, value, options.lease)));
     return Number(res.header.revision);
   }
 
   async delete(key: string): Promise<boolean> {
-    const res = await this.call(`delete ${key}`, () => this.client.kv.deleteRange({ key: this.fullKey(key) }));
+    const res = await this.#call(`delete ${key}`, () => this.#client.kv.deleteRange({ key: this.#fullKey(key) }));
     return res.deleted !== '0';
   }
 
@@ -89,13 +94,13 @@ export class EtcdStore implements Store {
 
   async listEntries(prefix: string): Promise<{ revision: number; entries: StoreEntry[] }> {
     const entries: StoreEntry[] = [];
-    let from = this.fullKey(prefix);
+    let from = this.#fullKey(prefix);
     let revision: number | undefined;
     for (;;) {
-      const page = await this.call(`list ${prefix}`, () => this.listPage(from, LIST_PAGE_KEYS, revision, this.fullKey(prefix)));
+      const page = await this.#call(`list ${prefix}`, () => this.#listPage(from, LIST_PAGE_KEYS, revision, this.#fullKey(prefix)));
       // Later pages read at the first page's revision, so the whole list is one state.
       revision ??= Number(page.header.revision);
-      for (const kv of page.kvs) entries.push(this.toEntry(kv));
+      for (const kv of page.kvs) entries.push(this.#toEntry(kv));
       const last = page.kvs[page.kvs.length - 1];
       if (!page.more || last === undefined) return { revision, entries };
       from = Buffer.concat([last.key, Buffer.from([0])]);
@@ -103,77 +108,77 @@ export class EtcdStore implements Store {
   }
 
   async transaction(ops: readonly StoreOp[], options: TransactionOptions = {}): Promise<{ ok: boolean; revision: number }> {
-    if (this.closed) throw this.closedError();
+    if (this.#closed) throw this.#closedError();
     if (new Set(ops.map((op) => op.key)).size !== ops.length) throw new StoreError('a transaction names the same key twice');
     const success: IRequestOp[] = ops.map((op) =>
-      op.type === 'put' ? { request_put: this.putRequest(op.key, op.value, op.lease) } : { request_delete_range: { key: this.fullKey(op.key) } },
+      op.type === 'put' ? { request_put: this.#putRequest(op.key, op.value, op.lease) } : { request_delete_range: { key: this.#fullKey(op.key) } },
     );
     const check = options.ifRevision;
-    const compare = check === undefined ? [] : [{ key: this.fullKey(check.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: String(check.revision) }];
-    const res = await this.call('transaction', () => this.client.kv.txn({ compare, success, failure: [] }));
+    const compare = check === undefined ? [] : [{ key: this.#fullKey(check.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: String(check.revision) }];
+    const res = await this.#call('transaction', () => this.#client.kv.txn({ compare, success, failure: [] }));
     return { ok: res.succeeded, revision: Number(res.header.revision) };
   }
 
   watch(prefix: string, fromRevision: number, listener: StoreWatchListener): StoreWatch {
-    if (this.closed) throw this.closedError();
+    if (this.#closed) throw this.#closedError();
     const watch = new EtcdWatch({
-      client: this.client,
+      client: this.#client,
       storePrefix: this.prefix,
       prefix,
       fromRevision,
       listener,
-      callTimeoutMs: this.callTimeoutMs,
-      onEnd: (w) => this.watches.delete(w),
+      callTimeoutMs: this.#callTimeoutMs,
+      onEnd: (w) => this.#watches.delete(w),
     });
-    this.watches.add(watch);
+    this.#watches.add(watch);
     return watch;
   }
 
   async grantLease(ttlMs: number): Promise<StoreLease> {
-    if (this.closed) throw this.closedError();
+    if (this.#closed) throw this.#closedError();
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new StoreError(`a lease needs a positive time to live, not ${ttlMs} ms`);
     // etcd counts whole seconds (and raises anything below its minimum, 1.5 × election timeout).
     const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
-    const lease = this.client.lease(ttlSeconds, { autoKeepAlive: false });
-    const id = await this.call('grant lease', () => lease.grant());
+    const lease = this.#client.lease(ttlSeconds, { autoKeepAlive: false });
+    const id = await this.#call('grant lease', () => lease.grant());
     return {
       id,
       ttlMs: ttlSeconds * 1000,
-      keepAlive: () => this.call(`keep lease ${id} alive`, () => withDeadline(lease.keepaliveOnce(), this.callTimeoutMs, 'keepalive')).then(() => undefined),
-      revoke: () => this.call(`revoke lease ${id}`, () => lease.revoke()),
+      keepAlive: () => this.#call(`keep lease ${id} alive`, () => withDeadline(lease.keepaliveOnce(), this.#callTimeoutMs, 'keepalive')).then(() => undefined),
+      revoke: () => this.#call(`revoke lease ${id}`, () => lease.revoke()),
     };
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all([...this.watches].map((watch) => watch.close()));
-    this.client.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#watches].map((watch) => watch.close()));
+    this.#client.close();
   }
 
   /** Runs an etcd call, refusing it after close and turning its failure into a StoreError. */
-  private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    if (this.closed) throw this.closedError();
+  async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw this.#closedError();
     try {
       return await run();
     } catch (err) {
-      throw this.closed ? this.closedError() : toStoreError(err, what);
+      throw this.#closed ? this.#closedError() : toStoreError(err, what);
     }
   }
 
-  private listPage(from: Buffer, limit: number, revision: number | undefined, prefix = from) {
-    return this.client.kv.range({ key: from, range_end: prefixRangeEnd(prefix), limit, ...(revision === undefined ? {} : { revision: String(revision) }) });
+  #listPage(from: Buffer, limit: number, revision: number | undefined, prefix = from) {
+    return this.#client.kv.range({ key: from, range_end: prefixRangeEnd(prefix), limit, ...(revision === undefined ? {} : { revision: String(revision) }) });
   }
 
-  private putRequest(key: string, value: StoreValue, lease: StoreLease | undefined) {
-    return { key: this.fullKey(key), value: Buffer.from(JSON.stringify(value), 'utf8'), ...(lease === undefined ? {} : { lease: lease.id }) };
+  #putRequest(key: string, value: StoreValue, lease: StoreLease | undefined) {
+    return { key: this.#fullKey(key), value: Buffer.from(JSON.stringify(value), 'utf8'), ...(lease === undefined ? {} : { lease: lease.id }) };
   }
 
-  private fullKey(key: string): Buffer {
+  #fullKey(key: string): Buffer {
     return Buffer.from(this.prefix + key, 'utf8');
   }
 
-  private toEntry(kv: IKeyValue): StoreEntry {
+  #toEntry(kv: IKeyValue): StoreEntry {
     const key = kv.key.toString('utf8').slice(this.prefix.length);
     let value: StoreValue;
     try {
@@ -186,7 +191,7 @@ export class EtcdStore implements Store {
     return entry;
   }
 
-  private closedError(): StoreClosedError {
+  #closedError(): StoreClosedError {
     return new StoreClosedError(`etcd store ${this.prefix} is closed`);
   }
 }

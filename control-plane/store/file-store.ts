@@ -44,37 +44,39 @@ interface LiveLease {
 
 /** A {@link Store} kept in memory and persisted to `<dataDir>/state.json` and `<dataDir>/state.journal`. */
 export class FileStore implements Store {
-  private readonly entries: Map<string, FileEntry>;
-  private revision: number;
-  private readonly leases = new Map<string, LiveLease>();
-  private readonly hub: WatchHub;
+  readonly #entries: Map<string, FileEntry>;
+  #revision: number;
+  readonly #leases = new Map<string, LiveLease>();
+  readonly #hub: WatchHub;
   /** Changes made since the last write started; watches get them once a write holding them is durable. */
-  private unwrittenEvents: StoreEvent[] = [];
+  #unwrittenEvents: StoreEvent[] = [];
   /** The same changes as the journal records them, and the time to live of the leases they name. */
-  private unwrittenTxns: JournalTxn[] = [];
-  private unwrittenLeaseTtls = new Map<string, number>();
+  #unwrittenTxns: JournalTxn[] = [];
+  #unwrittenLeaseTtls = new Map<string, number>();
   /** Callers waiting for a write that has not started yet. */
-  private waiters: Waiter[] = [];
-  private writeInFlight: Promise<void> | undefined;
-  private closed = false;
+  #waiters: Waiter[] = [];
+  #writeInFlight: Promise<void> | undefined;
+  #closed = false;
+  readonly #durable: DurableState;
 
   private constructor(
-    private readonly durable: DurableState,
+    durable: DurableState,
     state: PersistedState,
     init: FileStoreInit,
   ) {
-    this.entries = state.entries;
-    this.revision = state.revision;
-    this.hub = new WatchHub(state.revision, init.watchHistoryEvents);
-    for (const [key, entry] of this.entries) {
+    this.#durable = durable;
+    this.#entries = state.entries;
+    this.#revision = state.revision;
+    this.#hub = new WatchHub(state.revision, init.watchHistoryEvents);
+    for (const [key, entry] of this.#entries) {
       if (entry.lease === undefined) continue;
       const ttlMs = state.leaseTtls.get(entry.lease);
       if (ttlMs === undefined) {
         delete entry.lease;
         continue;
       }
-      if (!this.leases.has(entry.lease)) this.startLease(entry.lease, ttlMs);
-      this.leases.get(entry.lease)?.keys.add(key);
+      if (!this.#leases.has(entry.lease)) this.#startLease(entry.lease, ttlMs);
+      this.#leases.get(entry.lease)?.keys.add(key);
     }
   }
 
@@ -92,12 +94,12 @@ export class FileStore implements Store {
 
   /** Path of the snapshot (the state file). */
   get path(): string {
-    return this.durable.path;
+    return this.#durable.path;
   }
 
   /** Sizes of the journal and compactions so far. */
   get stats(): DurableStateStats {
-    return this.durable.stats;
+    return this.#durable.stats;
   }
 
   /**
@@ -106,20 +108,20 @@ export class FileStore implements Store {
    * @throws DataDirError naming the file that could not be written.
    */
   compact(): Promise<void> {
-    if (this.closed) return this.rejectClosed();
-    return this.durable.compact(() => this.snapshot());
+    if (this.#closed) return this.#rejectClosed();
+    return this.#durable.compact(() => this.#snapshot());
   }
 
   get(key: string): Promise<StoreValue | undefined> {
-    if (this.closed) return this.rejectClosed();
-    const entry = this.entries.get(key);
+    if (this.#closed) return this.#rejectClosed();
+    const entry = this.#entries.get(key);
     return Promise.resolve(entry === undefined ? undefined : structuredClone(entry.value));
   }
 
   getEntry(key: string): Promise<{ revision: number; entry: StoreEntry | undefined }> {
-    if (this.closed) return this.rejectClosed();
-    const entry = this.entries.get(key);
-    return Promise.resolve({ revision: this.revision, entry: entry === undefined ? undefined : toStoreEntry(key, entry) });
+    if (this.#closed) return this.#rejectClosed();
+    const entry = this.#entries.get(key);
+    return Promise.resolve({ revision: this.#revision, entry: entry === undefined ? undefined : toStoreEntry(key, entry) });
   }
 
   put(key: string, value: StoreValue, options: PutOptions = {}): Promise<number> {
@@ -127,8 +129,8 @@ export class FileStore implements Store {
   }
 
   delete(key: string): Promise<boolean> {
-    if (this.closed) return this.rejectClosed();
-    if (!this.entries.has(key)) return Promise.resolve(false);
+    if (this.#closed) return this.#rejectClosed();
+    if (!this.#entries.has(key)) return Promise.resolve(false);
     return this.transaction([{ type: 'delete', key }]).then(() => true);
   }
 
@@ -137,74 +139,74 @@ export class FileStore implements Store {
   }
 
   listEntries(prefix: string): Promise<{ revision: number; entries: StoreEntry[] }> {
-    if (this.closed) return this.rejectClosed();
+    if (this.#closed) return this.#rejectClosed();
     const found: StoreEntry[] = [];
-    for (const [key, entry] of this.entries) if (key.startsWith(prefix)) found.push(toStoreEntry(key, entry));
+    for (const [key, entry] of this.#entries) if (key.startsWith(prefix)) found.push(toStoreEntry(key, entry));
     found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return Promise.resolve({ revision: this.revision, entries: found });
+    return Promise.resolve({ revision: this.#revision, entries: found });
   }
 
   transaction(ops: readonly StoreOp[], options: TransactionOptions = {}): Promise<{ ok: boolean; revision: number }> {
-    if (this.closed) return this.rejectClosed();
+    if (this.#closed) return this.#rejectClosed();
     const keys = new Set(ops.map((op) => op.key));
     if (keys.size !== ops.length) return Promise.reject(new StoreError('a transaction names the same key twice'));
     for (const op of ops) {
-      if (op.type === 'put' && op.lease !== undefined && !this.leases.has(op.lease.id)) {
+      if (op.type === 'put' && op.lease !== undefined && !this.#leases.has(op.lease.id)) {
         return Promise.reject(new StoreLeaseLostError(`lease ${op.lease.id} expired or was revoked`));
       }
     }
     const check = options.ifRevision;
-    if (check !== undefined && (this.entries.get(check.key)?.modRevision ?? 0) !== check.revision) {
-      return Promise.resolve({ ok: false, revision: this.revision });
+    if (check !== undefined && (this.#entries.get(check.key)?.modRevision ?? 0) !== check.revision) {
+      return Promise.resolve({ ok: false, revision: this.#revision });
     }
-    const revision = this.apply(ops);
-    return revision === undefined ? Promise.resolve({ ok: true, revision: this.revision }) : this.persist().then(() => ({ ok: true, revision }));
+    const revision = this.#apply(ops);
+    return revision === undefined ? Promise.resolve({ ok: true, revision: this.#revision }) : this.#persist().then(() => ({ ok: true, revision }));
   }
 
   watch(prefix: string, fromRevision: number, listener: StoreWatchListener): StoreWatch {
-    if (this.closed) throw new StoreClosedError(`store ${this.path} is closed`);
-    return this.hub.watch(prefix, fromRevision, listener);
+    if (this.#closed) throw new StoreClosedError(`store ${this.path} is closed`);
+    return this.#hub.watch(prefix, fromRevision, listener);
   }
 
   grantLease(ttlMs: number): Promise<StoreLease> {
-    if (this.closed) return this.rejectClosed();
+    if (this.#closed) return this.#rejectClosed();
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) return Promise.reject(new StoreError(`a lease needs a positive time to live, not ${ttlMs} ms`));
     const id = randomBytes(8).toString('hex');
-    this.startLease(id, ttlMs);
+    this.#startLease(id, ttlMs);
     const lease: StoreLease = {
       id,
       ttlMs,
       keepAlive: () => {
-        if (this.closed) return this.rejectClosed();
-        const live = this.leases.get(id);
+        if (this.#closed) return this.#rejectClosed();
+        const live = this.#leases.get(id);
         if (live === undefined) return Promise.reject(new StoreLeaseLostError(`lease ${id} expired or was revoked`));
         live.timer.refresh();
         return Promise.resolve();
       },
-      revoke: () => (this.closed ? this.rejectClosed() : this.endLease(id)),
+      revoke: () => (this.#closed ? this.#rejectClosed() : this.#endLease(id)),
     };
     return Promise.resolve(lease);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    for (const lease of this.leases.values()) clearTimeout(lease.timer);
-    this.hub.closeAll();
-    while (this.writeInFlight !== undefined) await this.writeInFlight.catch(() => undefined);
-    await this.durable.close();
+    this.#closed = true;
+    for (const lease of this.#leases.values()) clearTimeout(lease.timer);
+    this.#hub.closeAll();
+    while (this.#writeInFlight !== undefined) await this.#writeInFlight.catch(() => undefined);
+    await this.#durable.close();
   }
 
   /** Applies `ops` in memory as one revision; returns it, or undefined when nothing changed. */
-  private apply(ops: readonly StoreOp[]): number | undefined {
-    const revision = this.revision + 1;
+  #apply(ops: readonly StoreOp[]): number | undefined {
+    const revision = this.#revision + 1;
     const events: StoreEvent[] = [];
     const journalOps: JournalOp[] = [];
     for (const op of ops) {
-      const previous = this.entries.get(op.key);
-      if (previous?.lease !== undefined) this.leases.get(previous.lease)?.keys.delete(op.key);
+      const previous = this.#entries.get(op.key);
+      if (previous?.lease !== undefined) this.#leases.get(previous.lease)?.keys.delete(op.key);
       if (op.type === 'delete') {
         if (previous === undefined) continue;
-        this.entries.delete(op.key);
+        this.#entries.delete(op.key);
         events.push({ type: 'delete', key: op.key, revision });
         journalOps.push({ delete: op.key });
         continue;
@@ -213,89 +215,89 @@ export class FileStore implements Store {
       const entry: FileEntry = { value, modRevision: revision };
       if (op.lease !== undefined) {
         entry.lease = op.lease.id;
-        this.leases.get(op.lease.id)?.keys.add(op.key);
-        this.unwrittenLeaseTtls.set(op.lease.id, op.lease.ttlMs);
+        this.#leases.get(op.lease.id)?.keys.add(op.key);
+        this.#unwrittenLeaseTtls.set(op.lease.id, op.lease.ttlMs);
         journalOps.push({ put: op.key, value, lease: op.lease.id });
       } else {
         journalOps.push({ put: op.key, value });
       }
-      this.entries.set(op.key, entry);
+      this.#entries.set(op.key, entry);
       events.push({ type: 'put', key: op.key, value, revision });
     }
     if (events.length === 0) return undefined;
-    this.revision = revision;
-    this.unwrittenEvents.push(...events);
-    this.unwrittenTxns.push({ revision, ops: journalOps });
+    this.#revision = revision;
+    this.#unwrittenEvents.push(...events);
+    this.#unwrittenTxns.push({ revision, ops: journalOps });
     return revision;
   }
 
-  private startLease(id: string, ttlMs: number): void {
+  #startLease(id: string, ttlMs: number): void {
     const timer = setTimeout(() => {
-      this.endLease(id).catch(() => undefined);
+      this.#endLease(id).catch(() => undefined);
     }, ttlMs);
     // Lease timers must not keep a closing process alive.
     timer.unref();
-    this.leases.set(id, { ttlMs, timer, keys: new Set() });
+    this.#leases.set(id, { ttlMs, timer, keys: new Set() });
   }
 
   /** Ends lease `id` (expired or revoked), deleting its keys as one revision. */
-  private endLease(id: string): Promise<void> {
-    const lease = this.leases.get(id);
+  #endLease(id: string): Promise<void> {
+    const lease = this.#leases.get(id);
     if (lease === undefined) return Promise.resolve();
     clearTimeout(lease.timer);
-    this.leases.delete(id);
+    this.#leases.delete(id);
     // A failed write leaves the deletes in memory; the next write persists them.
-    return this.apply([...lease.keys].map((key) => ({ type: 'delete', key }))) === undefined ? Promise.resolve() : this.persist();
+    return this.#apply([...lease.keys].map((key) => ({ type: 'delete', key }))) === undefined ? Promise.resolve() : this.#persist();
   }
 
   /** Resolves once a write that includes every change made so far is durable. */
-  private persist(): Promise<void> {
+  #persist(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      if (this.writeInFlight === undefined) this.startWrite();
+      this.#waiters.push({ resolve, reject });
+      if (this.#writeInFlight === undefined) this.#startWrite();
     });
   }
 
-  private startWrite(): void {
-    const waiters = this.waiters;
-    const events = this.unwrittenEvents;
-    const txns = this.unwrittenTxns;
-    const leaseTtls = this.unwrittenLeaseTtls;
-    this.waiters = [];
-    this.unwrittenEvents = [];
-    this.unwrittenTxns = [];
-    this.unwrittenLeaseTtls = new Map();
+  #startWrite(): void {
+    const waiters = this.#waiters;
+    const events = this.#unwrittenEvents;
+    const txns = this.#unwrittenTxns;
+    const leaseTtls = this.#unwrittenLeaseTtls;
+    this.#waiters = [];
+    this.#unwrittenEvents = [];
+    this.#unwrittenTxns = [];
+    this.#unwrittenLeaseTtls = new Map();
     // Encode now: changes made while this write is in flight belong to the next one.
     const line = encodeRecord({ txns, leases: Object.fromEntries(leaseTtls) });
-    this.writeInFlight = this.durable
-      .append(line, () => this.snapshot())
+    this.#writeInFlight = this.#durable
+      .append(line, () => this.#snapshot())
       .then(
         () => {
-          this.hub.publish(events);
+          this.#hub.publish(events);
           waiters.forEach((w) => w.resolve());
         },
         (err: unknown) => {
           // The changes stay in memory, so the next write carries them and their events.
-          this.unwrittenEvents = [...events, ...this.unwrittenEvents];
-          this.unwrittenTxns = [...txns, ...this.unwrittenTxns];
-          this.unwrittenLeaseTtls = new Map([...leaseTtls, ...this.unwrittenLeaseTtls]);
+          this.#unwrittenEvents = [...events, ...this.#unwrittenEvents];
+          this.#unwrittenTxns = [...txns, ...this.#unwrittenTxns];
+          this.#unwrittenLeaseTtls = new Map([...leaseTtls, ...this.#unwrittenLeaseTtls]);
           const failure = new StoreError(`cannot persist ${(err as Error).message}`, { cause: err });
           waiters.forEach((w) => w.reject(failure));
         },
       )
       .finally(() => {
-        this.writeInFlight = undefined;
-        if (this.waiters.length > 0) this.startWrite();
+        this.#writeInFlight = undefined;
+        if (this.#waiters.length > 0) this.#startWrite();
       });
   }
 
   /** The whole state now, for a compaction. */
-  private snapshot(): Snapshot {
-    const leaseTtls = new Map([...this.leases].map(([id, lease]) => [id, lease.ttlMs]));
-    return { text: serializeState({ revision: this.revision, entries: this.entries, leaseTtls }), revision: this.revision };
+  #snapshot(): Snapshot {
+    const leaseTtls = new Map([...this.#leases].map(([id, lease]) => [id, lease.ttlMs]));
+    return { text: serializeState({ revision: this.#revision, entries: this.#entries, leaseTtls }), revision: this.#revision };
   }
 
-  private rejectClosed(): Promise<never> {
+  #rejectClosed(): Promise<never> {
     return Promise.reject(new StoreClosedError(`store ${this.path} is closed`));
   }
 }

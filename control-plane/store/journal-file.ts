@@ -27,27 +27,34 @@ export interface LoadedJournal {
 
 /** A journal. One append, read or replace at a time (the caller serialises them). */
 export class JournalFile {
-  private handle: FileHandle | undefined;
+  #handle: FileHandle | undefined;
   /** The close of an idle handle, which the next use waits for. */
-  private closing: Promise<void> | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #mode: number;
+  /** Length of the durable part; a failed append leaves nothing beyond it that counts. */
+  #size: number;
+  #count: number;
 
   private constructor(
     readonly path: string,
-    private readonly mode: number,
-    /** Length of the durable part; a failed append leaves nothing beyond it that counts. */
-    private size: number,
-    private count: number,
-  ) {}
+    mode: number,
+    size: number,
+    count: number,
+  ) {
+    this.#mode = mode;
+    this.#size = size;
+    this.#count = count;
+  }
 
   /** Bytes of the journal, header included. */
   get bytes(): number {
-    return this.size;
+    return this.#size;
   }
 
   /** Records after the header. */
   get records(): number {
-    return this.count;
+    return this.#count;
   }
 
   /**
@@ -99,39 +106,39 @@ export class JournalFile {
    * @throws DataDirError naming the file.
    */
   async append(line: Buffer): Promise<void> {
-    const handle = await this.open();
+    const handle = await this.#open();
     try {
       let written = 0;
       while (written < line.length) {
-        const { bytesWritten } = await handle.write(line, written, line.length - written, this.size + written);
+        const { bytesWritten } = await handle.write(line, written, line.length - written, this.#size + written);
         written += bytesWritten;
       }
       await handle.datasync();
     } catch (err) {
       // Best effort: a part left behind is a torn tail until the next append overwrites it.
-      await handle.truncate(this.size).catch(() => undefined);
+      await handle.truncate(this.#size).catch(() => undefined);
       throw new DataDirError(this.path, `cannot write: ${(err as Error).message}`, { cause: err });
     } finally {
-      this.closeWhenIdle();
+      this.#closeWhenIdle();
     }
-    this.size += line.length;
-    this.count++;
+    this.#size += line.length;
+    this.#count++;
   }
 
   /** The records appended at or after byte `offset`, as they are on disk. */
   async readFrom(offset: number): Promise<Buffer> {
-    const handle = await this.open();
+    const handle = await this.#open();
     try {
-      const tail = Buffer.allocUnsafe(this.size - offset);
+      const tail = Buffer.allocUnsafe(this.#size - offset);
       let read = 0;
       while (read < tail.length) {
         const { bytesRead } = await handle.read(tail, read, tail.length - read, offset + read);
-        if (bytesRead === 0) throw new DataDirError(this.path, `ends before byte ${this.size}`);
+        if (bytesRead === 0) throw new DataDirError(this.path, `ends before byte ${this.#size}`);
         read += bytesRead;
       }
       return tail;
     } finally {
-      this.closeWhenIdle();
+      this.#closeWhenIdle();
     }
   }
 
@@ -142,44 +149,44 @@ export class JournalFile {
    */
   async replace(base: number, tail: Buffer, tailRecords: number): Promise<void> {
     const header = encodeHeader(base);
-    await writeFileAtomic(this.path, Buffer.concat([header, tail]), this.mode);
+    await writeFileAtomic(this.path, Buffer.concat([header, tail]), this.#mode);
     // The handle is of the file just renamed over; the next append opens the new one.
-    await this.closeNow();
-    this.size = header.length + tail.length;
-    this.count = tailRecords;
+    await this.#closeNow();
+    this.#size = header.length + tail.length;
+    this.#count = tailRecords;
   }
 
   async close(): Promise<void> {
-    await this.closeNow();
+    await this.#closeNow();
   }
 
-  private async open(): Promise<FileHandle> {
-    clearTimeout(this.idleTimer);
-    await this.closing;
-    this.handle ??= await openForAppend(this.path);
-    return this.handle;
+  async #open(): Promise<FileHandle> {
+    clearTimeout(this.#idleTimer);
+    await this.#closing;
+    this.#handle ??= await openForAppend(this.path);
+    return this.#handle;
   }
 
-  private closeWhenIdle(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => void this.closeNow(), JOURNAL_IDLE_CLOSE_MS);
+  #closeWhenIdle(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => void this.#closeNow(), JOURNAL_IDLE_CLOSE_MS);
     // An open journal must not keep a closing process alive.
-    this.idleTimer.unref();
+    this.#idleTimer.unref();
   }
 
-  private closeNow(): Promise<void> {
-    clearTimeout(this.idleTimer);
-    const handle = this.handle;
-    this.handle = undefined;
+  #closeNow(): Promise<void> {
+    clearTimeout(this.#idleTimer);
+    const handle = this.#handle;
+    this.#handle = undefined;
     if (handle !== undefined) {
-      this.closing = handle
+      this.#closing = handle
         .close()
         .catch(() => undefined)
         .finally(() => {
-          this.closing = undefined;
+          this.#closing = undefined;
         });
     }
-    return this.closing ?? Promise.resolve();
+    return this.#closing ?? Promise.resolve();
   }
 }
 

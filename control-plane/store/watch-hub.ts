@@ -12,107 +12,115 @@ export const DEFAULT_WATCH_HISTORY_EVENTS = 10_000;
 /** Watches of one store, and the history they can start from. */
 export class WatchHub {
   /** Events with revisions above {@link floor}, oldest first. */
-  private readonly history: StoreEvent[] = [];
+  readonly #history: StoreEvent[] = [];
   /** Every change after this revision is in {@link history}; older ones are compacted. */
-  private floor: number;
-  private readonly watches = new Set<HubWatch>();
+  #floor: number;
+  readonly #watches = new Set<HubWatch>();
+  readonly #historyLimit: number;
 
   constructor(
     startRevision: number,
-    private readonly historyLimit = DEFAULT_WATCH_HISTORY_EVENTS,
+    historyLimit = DEFAULT_WATCH_HISTORY_EVENTS,
   ) {
-    this.floor = startRevision;
+    this.#historyLimit = historyLimit;
+    this.#floor = startRevision;
   }
 
   /** Records changes that are now durable, in revision order, and hands them to the watches. */
   publish(events: readonly StoreEvent[]): void {
     if (events.length === 0) return;
-    this.history.push(...events);
+    this.#history.push(...events);
     // Drop whole revisions, so that a revision is either fully in the history or not at all.
-    while (this.history.length > this.historyLimit) {
-      const oldest = (this.history[0] as StoreEvent).revision;
-      while (this.history[0]?.revision === oldest) this.history.shift();
-      this.floor = oldest;
+    while (this.#history.length > this.#historyLimit) {
+      const oldest = (this.#history[0] as StoreEvent).revision;
+      while (this.#history[0]?.revision === oldest) this.#history.shift();
+      this.#floor = oldest;
     }
-    for (const watch of this.watches) watch.offer(events);
+    for (const watch of this.#watches) watch.offer(events);
   }
 
   watch(prefix: string, fromRevision: number, listener: StoreWatchListener): StoreWatch {
-    const watch = new HubWatch(prefix, fromRevision, listener, (w) => this.watches.delete(w));
-    if (fromRevision < this.floor) {
-      watch.relist(new StoreCompactedError(fromRevision, `cannot watch from revision ${fromRevision}: history starts after revision ${this.floor}`));
+    const watch = new HubWatch(prefix, fromRevision, listener, (w) => this.#watches.delete(w));
+    if (fromRevision < this.#floor) {
+      watch.relist(new StoreCompactedError(fromRevision, `cannot watch from revision ${fromRevision}: history starts after revision ${this.#floor}`));
       return watch;
     }
-    watch.offer(this.history);
-    this.watches.add(watch);
+    watch.offer(this.#history);
+    this.#watches.add(watch);
     return watch;
   }
 
   /** Stops every watch without telling its listener. */
   closeAll(): void {
-    for (const watch of [...this.watches]) void watch.close();
+    for (const watch of [...this.#watches]) void watch.close();
   }
 }
 
 class HubWatch implements StoreWatch {
-  private delivered: number;
+  #delivered: number;
   /** Highest revision queued so far; later offers skip what is at or below it. */
-  private queuedThrough: number;
-  private queue: StoreEvent[] = [];
-  private flushScheduled = false;
+  #queuedThrough: number;
+  #queue: StoreEvent[] = [];
+  #flushScheduled = false;
   /** Set by close(), or once the watch stopped for a relist. */
-  private closed = false;
-  private closedByCaller = false;
+  #closed = false;
+  #closedByCaller = false;
+  readonly #prefix: string;
+  readonly #listener: StoreWatchListener;
+  readonly #onClose: (watch: HubWatch) => void;
 
   constructor(
-    private readonly prefix: string,
+    prefix: string,
     fromRevision: number,
-    private readonly listener: StoreWatchListener,
-    private readonly onClose: (watch: HubWatch) => void,
+    listener: StoreWatchListener,
+    onClose: (watch: HubWatch) => void,
   ) {
-    this.delivered = fromRevision;
-    this.queuedThrough = fromRevision;
+    this.#prefix = prefix;
+    this.#listener = listener;
+    this.#onClose = onClose;
+    this.#delivered = fromRevision;
+    this.#queuedThrough = fromRevision;
   }
 
   get revision(): number {
-    return this.delivered;
+    return this.#delivered;
   }
 
   offer(events: readonly StoreEvent[]): void {
     for (const event of events) {
-      if (event.revision <= this.queuedThrough || !event.key.startsWith(this.prefix)) continue;
-      this.queue.push(event);
+      if (event.revision <= this.#queuedThrough || !event.key.startsWith(this.#prefix)) continue;
+      this.#queue.push(event);
     }
     const last = events[events.length - 1];
-    if (last !== undefined && last.revision > this.queuedThrough) this.queuedThrough = last.revision;
-    if (this.queue.length > 0 && !this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => this.flush());
+    if (last !== undefined && last.revision > this.#queuedThrough) this.#queuedThrough = last.revision;
+    if (this.#queue.length > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
     }
   }
 
   relist(err: StoreCompactedError): void {
-    this.closed = true;
+    this.#closed = true;
     queueMicrotask(() => {
-      if (!this.closedByCaller) this.listener.onRelist(err);
+      if (!this.#closedByCaller) this.#listener.onRelist(err);
     });
   }
 
   close(): Promise<void> {
-    this.closed = true;
-    this.closedByCaller = true;
-    this.queue = [];
-    this.onClose(this);
+    this.#closed = true;
+    this.#closedByCaller = true;
+    this.#queue = [];
+    this.#onClose(this);
     return Promise.resolve();
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.closed || this.queue.length === 0) return;
-    const events = this.queue;
-    this.queue = [];
-    this.delivered = (events[events.length - 1] as StoreEvent).revision;
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed || this.#queue.length === 0) return;
+    const events = this.#queue;
+    this.#queue = [];
+    this.#delivered = (events[events.length - 1] as StoreEvent).revision;
     // Each listener gets its own copies: one must not see another's mutations.
-    this.listener.onEvents(events.map((event) => structuredClone(event)));
+    this.#listener.onEvents(events.map((event) => structuredClone(event)));
   }
 }

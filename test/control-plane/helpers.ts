@@ -198,7 +198,7 @@ export async function joinAsGateway(cp: ControlPlane, dataDir: string, zone: str
 export class ChannelClient {
   readonly messages: ControlPlaneMessage[] = [];
   readonly ws: WebSocket;
-  private readonly waiters = new Set<() => void>();
+  readonly #waiters = new Set<() => void>();
   closeCode: number | undefined;
   readonly opened: Promise<void>;
   readonly closed: Promise<number>;
@@ -215,7 +215,7 @@ export class ChannelClient {
     this.ws = new WebSocket(`${cp.url.replace('https:', 'wss:')}/v1/sidecar`, tlsOptions);
     this.ws.on('message', (data: Buffer) => {
       this.messages.push(decodeControlPlaneMessage(data));
-      for (const wake of this.waiters) wake();
+      for (const wake of this.#waiters) wake();
     });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
@@ -239,11 +239,11 @@ export class ChannelClient {
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           clearTimeout(timer);
-          this.waiters.delete(wake);
+          this.#waiters.delete(wake);
           resolve();
         };
         const timer = setTimeout(wake, Math.max(1, deadline - Date.now()));
-        this.waiters.add(wake);
+        this.#waiters.add(wake);
       });
     }
   }

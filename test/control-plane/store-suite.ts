@@ -28,22 +28,22 @@ export class WatchRecorder implements StoreWatchListener {
   readonly batches: StoreEvent[][] = [];
   readonly relists: StoreError[] = [];
   readonly errors: StoreError[] = [];
-  private wake: (() => void) | undefined;
+  #wake: (() => void) | undefined;
 
   onEvents(events: readonly StoreEvent[]): void {
     this.batches.push([...events]);
     this.events.push(...events);
-    this.wake?.();
+    this.#wake?.();
   }
 
   onRelist(err: StoreError): void {
     this.relists.push(err);
-    this.wake?.();
+    this.#wake?.();
   }
 
   onError(err: StoreError): void {
     this.errors.push(err);
-    this.wake?.();
+    this.#wake?.();
   }
 
   /** Resolves once `done()` holds; fails after `timeoutMs` saying what was awaited. */
@@ -54,7 +54,7 @@ export class WatchRecorder implements StoreWatchListener {
       if (left <= 0) assert.fail(`timed out waiting for ${what}; events: ${JSON.stringify(this.events)}; errors: ${this.errors.map((e) => e.code).join(',')}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 200));
-        this.wake = () => {
+        this.#wake = () => {
           clearTimeout(timer);
           resolve();
         };

@@ -15,7 +15,11 @@ const HANDSHAKE_TIMEOUT_MS = 300;
 /** Sends `service` "up" to the echo app as the outbound path would; "down" has no route. */
 class EchoForwarder implements ConnectionForwarder {
   readonly calls: { service: string; key: string }[] = [];
-  constructor(private readonly echoPort: number) {}
+  readonly #echoPort: number;
+
+  constructor(echoPort: number) {
+    this.#echoPort = echoPort;
+  }
 
   forwardConnection(service: string, socket: net.Socket, options: ForwardConnectionOptions): void {
     this.calls.push({ service, key: options.key });
@@ -23,7 +27,7 @@ class EchoForwarder implements ConnectionForwarder {
       options.onNoRoute?.(new Error(`service "${service}" has no healthy endpoint`));
       return;
     }
-    const app = net.connect({ port: this.echoPort, host: '127.0.0.1', allowHalfOpen: true }, () => {
+    const app = net.connect({ port: this.#echoPort, host: '127.0.0.1', allowHalfOpen: true }, () => {
       options.onOpen?.();
       if (options.initialBytes !== undefined) app.write(options.initialBytes);
       socket.pipe(app);
