@@ -4,7 +4,7 @@ import { parseDurationMs, parseFlags, required, UsageError } from '../args.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { controlPlaneConfigFile } from '../config-schemas.js';
-import { exitOnNextSignal, untilSignal } from '../signals.js';
+import { watchStopSignals } from '../signals.js';
 
 export const controlPlaneHelp = `Usage: trellis control-plane --data-dir DIR [--listen HOST:PORT] [--trust-domain NAME]
                              [--cert-ttl DURATION] [--lease-ttl DURATION]
@@ -66,11 +66,10 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     logger,
   });
   // Caught before the lines that tell a supervisor (or a test) it may signal us now.
-  const signalled = untilSignal();
+  const signals = watchStopSignals(logger);
   process.stdout.write(`control plane listening on ${controlPlane.url}\nadmin token written to ${controlPlane.adminTokenPath}\n`);
-  const signal = await signalled;
+  const signal = await signals.first;
   logger.info({ signal }, 'shutting down');
-  exitOnNextSignal(logger);
   await controlPlane.close();
   return 0;
 }

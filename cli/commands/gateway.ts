@@ -10,7 +10,7 @@ import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { gatewayConfigFile } from '../config-schemas.js';
-import { exitOnNextSignal, untilSignal } from '../signals.js';
+import { watchStopSignals } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
 
@@ -109,10 +109,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const lines = [`gateway ${zone}/${name} ready: links on ${gateway.listenUrls.join(', ')}`];
   if (gateway.adminAddress !== undefined) lines.push(`  admin on http://${gateway.adminAddress}`);
   // Caught before the ready lines, which tell a supervisor it may signal us now.
-  const signalled = untilSignal();
+  const signals = watchStopSignals(logger);
   process.stdout.write(`${lines.join('\n')}\n`);
-  await signalled;
-  exitOnNextSignal(logger);
+  await signals.first;
   await gateway.close();
   return 0;
 }

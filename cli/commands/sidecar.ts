@@ -12,7 +12,7 @@ import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
 import { sidecarConfigFile } from '../config-schemas.js';
-import { exitOnNextSignal, untilSignal } from '../signals.js';
+import { watchStopSignals } from '../signals.js';
 import { joinTokenInput } from '../token-file.js';
 import { parseWorkers, workerPlan, workersHelp, workersOption } from '../workers-flag.js';
 import { checkAdminAddress, checkAdvertisable, checkDataDir, checkListenAddresses } from '../startup-checks.js';
@@ -155,11 +155,11 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   if (sidecar.proxyAddress !== undefined) lines.push(`  proxy on ${sidecar.proxyAddress} (SOCKS5 and HTTP, for <service>.mesh)`);
   if (sidecar.adminAddress !== undefined) lines.push(`  admin on http://${sidecar.adminAddress}`);
   // Caught before the ready lines, which tell a supervisor it may signal us now.
-  const signalled = untilSignal();
+  const signals = watchStopSignals(logger);
   process.stdout.write(`${lines.join('\n')}\n`);
-  await signalled;
+  await signals.first;
   // A second signal while draining means "now".
-  exitOnNextSignal(logger, () => sidecar.close());
+  signals.onSecond(() => sidecar.close());
   await sidecar.drain({ deadlineMs: drainDeadlineMs, propagationMs: drainPropagationMs });
   return 0;
 }

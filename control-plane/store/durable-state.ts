@@ -174,7 +174,7 @@ export class DurableState {
    * Writes `snapshot` beside the journal, then swaps in a journal that follows it. Called
    * between appends, so that every record from the current end of the journal on goes to the
    * new journal (those at or below the snapshot's revision are skipped at replay). Returns the
-   * compaction, which rejects when it failed; {@link compacting} never rejects.
+   * compaction, which rejects when it failed; `#compacting` never rejects.
    */
   #startCompaction(snapshot: Snapshot): Promise<void> | undefined {
     const journal = this.#journal;

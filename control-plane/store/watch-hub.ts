@@ -11,9 +11,9 @@ export const DEFAULT_WATCH_HISTORY_EVENTS = 10_000;
 
 /** Watches of one store, and the history they can start from. */
 export class WatchHub {
-  /** Events with revisions above {@link floor}, oldest first. */
+  /** Events with revisions above `#floor`, oldest first. */
   readonly #history: StoreEvent[] = [];
-  /** Every change after this revision is in {@link history}; older ones are compacted. */
+  /** Every change after this revision is in `#history`; older ones are compacted. */
   #floor: number;
   readonly #watches = new Set<HubWatch>();
   readonly #historyLimit: number;
