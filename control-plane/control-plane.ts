@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { ControlErrorCode, DEFAULT_TRUST_DOMAIN } from '../proto/control.js';
-import { MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS } from '../proto/control.js';
+import { MAX_RECONNECT_DELAY_MS, MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS } from '../proto/control.js';
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { adminRoutes } from './api/admin-routes.js';
 import { meshViewRoutes, withDashboard } from './api/dashboard-routes.js';
@@ -149,7 +149,11 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
   let store: Store | undefined;
   try {
     const box = init.etcd === undefined ? undefined : await SecretBox.fromKeyFile(init.etcd.encryptionKeyFile);
-    store = init.store ?? (init.etcd === undefined ? await FileStore.open(init.dataDir) : await connectEtcd(init.etcd));
+    // The leases restored from the files wait until the channel serves (startRestoredLeases below).
+    let fileStore: FileStore | undefined;
+    if (init.store !== undefined) store = init.store;
+    else if (init.etcd !== undefined) store = await connectEtcd(init.etcd);
+    else store = fileStore = await FileStore.open(init.dataDir, { holdRestoredLeases: true });
     const { ca, tokens, adminTokenPath } = await loadSecrets({ store, box, dataDir: init.dataDir, trustDomain: requestedTrustDomain, replicaId, logger, now });
     const config = await ConfigState.load(store, logger);
     const replicaLease = await ReplicaLease.grant(store, leaseTtlMs, logger);
@@ -227,6 +231,12 @@ export async function startControlPlane(init: ControlPlaneInit): Promise<Control
       renewServerCert().catch((err: unknown) => logger.error({ err }, 'cannot renew the control plane certificate'));
     }, SERVER_CERT_RENEW_MS);
     renewTimer.unref();
+    // The endpoints and gateways of the previous run stay a lease time from now, not from the
+    // store's opening, plus the longest back-off of their owners: a sidecar that lost its session
+    // while the control plane was down retries up to MAX_RECONNECT_DELAY_MS apart, and removing
+    // its entry before it can be back would have every caller refuse new connections to a live
+    // endpoint (TRELLIS_ERR_NO_ENDPOINT; across zones, gateways and their routes).
+    fileStore?.startRestoredLeases(MAX_RECONNECT_DELAY_MS);
     const host = isIP(init.listenHost) === 6 ? `[${init.listenHost}]` : init.listenHost;
     const url = `https://${host}:${port}`;
     logger.info({ url, replicaId, store: init.etcd === undefined ? 'file' : 'etcd', trustDomain: ca.trustDomain, caFingerprint: ca.fingerprint, configVersion: config.version }, 'control plane listening');

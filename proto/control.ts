@@ -24,6 +24,12 @@ export const MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
  * upgrade answer (`Trellis-Channel-Version`).
  */
 export const CHANNEL_VERSION = 2;
+/**
+ * The longest a sidecar or gateway waits between two attempts to reach the control plane (its
+ * back-off, jittered between half of it and all of it). A restarted control plane counts on its
+ * peers coming back within this much of its start, and holds their entries at least that long.
+ */
+export const MAX_RECONNECT_DELAY_MS = 5000;
 /** Most services one session may subscribe to. */
 export const MAX_SUBSCRIPTIONS = 1024;
 /** Most services named in one `subscribe` or `unsubscribe`. */

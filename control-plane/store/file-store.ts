@@ -10,7 +10,9 @@
  * in-process timers; the files record which keys each lease holds and its time to live, and
  * after a restart every such lease starts afresh with a full time to live — the registry's
  * rule that "after a control-plane restart every stored endpoint gets a fresh lease": owners
- * that come back in time (and put their key again) keep it, the others' keys go.
+ * that come back in time (and put their key again) keep it, the others' keys go. With
+ * `holdRestoredLeases` that time starts only at {@link FileStore.startRestoredLeases}, once
+ * the owners can come back at all.
  */
 import { randomBytes } from 'node:crypto';
 import type { DurableStateInit, DurableStateStats, Snapshot } from './durable-state.js';
@@ -29,6 +31,12 @@ export { JOURNAL_FILE_NAME, STATE_FILE_NAME } from './durable-state.js';
 export interface FileStoreInit extends DurableStateInit {
   /** Past events kept for watches that start behind; older starts are told to relist. @default 10 000 */
   watchHistoryEvents?: number;
+  /**
+   * Leases restored from the files hold their keys without a running clock until
+   * {@link FileStore.startRestoredLeases}: a control plane opens its store seconds before it
+   * serves the sessions that renew them (more on a loaded machine). @default false
+   */
+  holdRestoredLeases?: boolean;
 }
 
 interface Waiter {
@@ -38,7 +46,8 @@ interface Waiter {
 
 interface LiveLease {
   ttlMs: number;
-  timer: NodeJS.Timeout;
+  /** Undefined while a restored lease waits for {@link FileStore.startRestoredLeases}. */
+  timer: NodeJS.Timeout | undefined;
   keys: Set<string>;
 }
 
@@ -47,6 +56,8 @@ export class FileStore implements Store {
   readonly #entries: Map<string, FileEntry>;
   #revision: number;
   readonly #leases = new Map<string, LiveLease>();
+  /** Restored leases whose clock has not started (`holdRestoredLeases`). */
+  readonly #heldLeases = new Set<string>();
   readonly #hub: WatchHub;
   /** Changes made since the last write started; watches get them once a write holding them is durable. */
   #unwrittenEvents: StoreEvent[] = [];
@@ -75,7 +86,12 @@ export class FileStore implements Store {
         delete entry.lease;
         continue;
       }
-      if (!this.#leases.has(entry.lease)) this.#startLease(entry.lease, ttlMs);
+      if (!this.#leases.has(entry.lease)) {
+        if (init.holdRestoredLeases === true) {
+          this.#leases.set(entry.lease, { ttlMs, timer: undefined, keys: new Set() });
+          this.#heldLeases.add(entry.lease);
+        } else this.#startLease(entry.lease, ttlMs);
+      }
       this.#leases.get(entry.lease)?.keys.add(key);
     }
   }
@@ -90,6 +106,19 @@ export class FileStore implements Store {
   static async open(dataDir: string, init: FileStoreInit = {}): Promise<FileStore> {
     const { durable, state } = await DurableState.open(dataDir, init);
     return new FileStore(durable, state, init);
+  }
+
+  /**
+   * Starts the clock of every lease restored from the files and held since the open
+   * (`holdRestoredLeases`): each ends after its time to live plus `extraMs`, unless its keys
+   * are put again under other leases meanwhile. Leases already running are left alone.
+   */
+  startRestoredLeases(extraMs = 0): void {
+    for (const id of this.#heldLeases) {
+      const lease = this.#leases.get(id);
+      if (lease !== undefined) this.#startLease(id, lease.ttlMs + extraMs, lease.keys, lease.ttlMs);
+    }
+    this.#heldLeases.clear();
   }
 
   /** Path of the snapshot (the state file). */
@@ -180,7 +209,7 @@ export class FileStore implements Store {
         if (this.#closed) return this.#rejectClosed();
         const live = this.#leases.get(id);
         if (live === undefined) return Promise.reject(new StoreLeaseLostError(`lease ${id} expired or was revoked`));
-        live.timer.refresh();
+        live.timer?.refresh();
         return Promise.resolve();
       },
       revoke: () => (this.#closed ? this.#rejectClosed() : this.#endLease(id)),
@@ -231,13 +260,14 @@ export class FileStore implements Store {
     return revision;
   }
 
-  #startLease(id: string, ttlMs: number): void {
+  /** Runs lease `id` for `runMs`; `ttlMs` is what the files record of it (and a keepAlive renews for). */
+  #startLease(id: string, runMs: number, keys = new Set<string>(), ttlMs = runMs): void {
     const timer = setTimeout(() => {
       this.#endLease(id).catch(() => undefined);
-    }, ttlMs);
+    }, runMs);
     // Lease timers must not keep a closing process alive.
     timer.unref();
-    this.#leases.set(id, { ttlMs, timer, keys: new Set() });
+    this.#leases.set(id, { ttlMs, timer, keys });
   }
 
   /** Ends lease `id` (expired or revoked), deleting its keys as one revision. */

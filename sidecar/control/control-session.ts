@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { ControlPlaneMessage, DeltaMessage, SidecarMessage, SnapshotMessage } from '../../proto/control.js';
-import { CHANNEL_VERSION, decodeControlPlaneMessage, encodeControlMessage, MAX_CONTROL_MESSAGE_BYTES, MAX_SERVICES_PER_SUBSCRIBE, reportIntervalFromHeaders, SIDECAR_CHANNEL_PATH } from '../../proto/control.js';
+import { CHANNEL_VERSION, decodeControlPlaneMessage, encodeControlMessage, MAX_CONTROL_MESSAGE_BYTES, MAX_RECONNECT_DELAY_MS, MAX_SERVICES_PER_SUBSCRIBE, reportIntervalFromHeaders, SIDECAR_CHANNEL_PATH } from '../../proto/control.js';
 import { TrellisError } from '../../proto/errors.js';
 import { controlPlaneSpiffeId, uriSansOf } from '../../proto/spiffe.js';
 import type { MeshConfig } from '../config/mesh-config.js';
@@ -13,7 +13,6 @@ import type { Credentials } from '../identity/credentials.js';
 import { leafRefusalAt } from '../identity/leaf-validity.js';
 
 const MIN_RECONNECT_DELAY_MS = 200;
-const MAX_RECONNECT_DELAY_MS = 5000;
 
 export interface ControlSessionInit {
   /** Control-plane URLs (`https://…`), tried in turn. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,7 +72,10 @@ export interface ChaosMeshOptions {
   readonly gateways: boolean;
   /** The control plane's `--cert-ttl`. @default 24h */
   readonly certTtl?: string;
+  /** TRELLIS_LOG_LEVEL of the trellis processes. @default the runner's own TRELLIS_LOG_LEVEL, else `warn` */
   readonly logLevel?: string;
+  /** A directory to write every process's stdout and stderr into when the mesh stops (one file per process, numbered by start). */
+  readonly logDir?: string;
   /**
    * Two control-plane replicas (`cp` on its tmpfs, `cp2`) on one etcd (`etcd`), all in host cp;
    * sidecars and gateways are given both replicas' URLs.
@@ -149,6 +152,8 @@ export class ChaosMesh {
   readonly #running = new Map<Role, NsProcess>();
   readonly #apps = new Map<string, NsProcess>();
   readonly #others: NsProcess[] = [];
+  /** Every process started, in order, with a name for its log file. */
+  readonly #started: { readonly name: string; readonly proc: NsProcess }[] = [];
   /** libfaketime's timestamp file for the control plane, with `fakeClock`. */
   #clockFile: string | undefined;
   // The sidecars' and gateways' data directories go at exit too, if the run never got to stop().
@@ -225,7 +230,7 @@ export class ChaosMesh {
   }
 
   async #startAll(): Promise<void> {
-    const level = this.options.logLevel ?? 'warn';
+    const level = this.#logLevel();
     const cpArgs = (dataDir: string, port: number): string[] => {
       const args = ['control-plane', '--data-dir', dataDir, '--listen', `0.0.0.0:${port}`, '--lease-ttl', '5s'];
       if (this.options.certTtl !== undefined) args.push('--cert-ttl', this.options.certTtl);
@@ -295,7 +300,11 @@ export class ChaosMesh {
     return dir;
   }
 
-  async #spawn(role: Role, logLevel = this.options.logLevel ?? 'warn'): Promise<NsProcess> {
+  #logLevel(): string {
+    return this.options.logLevel ?? process.env.TRELLIS_LOG_LEVEL ?? 'warn';
+  }
+
+  async #spawn(role: Role, logLevel = this.#logLevel()): Promise<NsProcess> {
     const spec = this.#roles.get(role);
     if (spec === undefined) throw new Error(`chaos: no role ${role}`);
     const [command, args] = spec.command === undefined ? [process.execPath, [trellisBin, ...spec.args]] : [spec.command, spec.args];
@@ -305,6 +314,7 @@ export class ChaosMesh {
       spec.label,
     );
     this.#running.set(role, proc);
+    this.#started.push({ name: role, proc });
     await proc.waitForOutput(spec.ready, READY_TIMEOUT_MS);
     return proc;
   }
@@ -312,6 +322,7 @@ export class ChaosMesh {
   async #startApp(host: string): Promise<void> {
     const proc = new NsProcess(this.topology.spawn(host, process.execPath, [trafficScript, 'server', JSON.stringify({ port: APP_PORT })]), host, 'traffic app');
     this.#apps.set(host, proc);
+    this.#started.push({ name: `app-${host}`, proc });
     await proc.waitForOutput(/"listening"/, 10_000);
   }
 
@@ -332,6 +343,7 @@ export class ChaosMesh {
   startTraffic(service: EchoService, plan: Omit<TrafficPlan, 'port'>): NsProcess {
     const proc = new NsProcess(this.topology.spawn('a1', process.execPath, [trafficScript, 'client', JSON.stringify({ ...plan, port: UPSTREAM_PORTS[service] })]), 'a1', `traffic to ${service}`);
     this.#others.push(proc);
+    this.#started.push({ name: `traffic-${service}`, proc });
     return proc;
   }
 
@@ -374,9 +386,18 @@ export class ChaosMesh {
     );
   }
 
+  /** One file per process started, `NNN-name.log`: its stdout, then its stderr. */
+  #writeLogs(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    this.#started.forEach(({ name, proc }, index) => {
+      writeFileSync(join(dir, `${String(index).padStart(3, '0')}-${name}.log`), `${proc.stdout()}\n--- stderr ---\n${proc.stderr()}`);
+    });
+  }
+
   /** Kills every process, deletes the namespaces, unmounts the control plane's tmpfs, removes the directories. */
   async stop(): Promise<void> {
     await Promise.all([...this.#running.values(), ...this.#apps.values(), ...this.#others].map((proc) => proc.kill()));
+    if (this.options.logDir !== undefined) this.#writeLogs(this.options.logDir);
     await this.topology.destroy().catch((error: unknown) => process.stderr.write(`${String(error)}\n`));
     this.cpData.remove();
     process.off('exit', this.#onExit);

@@ -2,6 +2,7 @@
 // live mesh in network namespaces, the figures written to docs/reliability.md. Exits 1 if any
 // scenario broke a promise (a byte lost, a reset one end never heard of, a hang).
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ChaosMesh } from './mesh.js';
 import { writeSection } from './report-file.js';
@@ -10,13 +11,15 @@ import type { ScenarioResult } from './runner.js';
 import { runScenario } from './runner.js';
 import { SCENARIOS } from './scenarios.js';
 
-const USAGE = `Usage: npm run chaos -- [--quick] [--only NAME,...] [--no-report]
+const USAGE = `Usage: npm run chaos -- [--quick] [--only NAME,...] [--no-report] [--logs DIR]
   --quick       one fault per scenario, short traffic, zone a only (no gateways)
   --only NAMES  run only these scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}
-  --no-report   do not rewrite docs/reliability.md`;
+  --no-report   do not rewrite docs/reliability.md
+  --logs DIR    write every process's output into DIR (one directory per mesh) when its mesh stops;
+                TRELLIS_LOG_LEVEL (default warn) sets the trellis processes' log level`;
 
-function parse(): { quick: boolean; only: string[] | undefined; report: boolean } {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'no-report': { type: 'boolean' }, help: { type: 'boolean' } } });
+function parse(): { quick: boolean; only: string[] | undefined; report: boolean; logs: string | undefined } {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'no-report': { type: 'boolean' }, logs: { type: 'string' }, help: { type: 'boolean' } } });
   if (values.help === true) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
@@ -25,7 +28,7 @@ function parse(): { quick: boolean; only: string[] | undefined; report: boolean 
   for (const name of only ?? []) {
     if (!SCENARIOS.some((scenario) => scenario.name === name)) throw new Error(`chaos: no scenario ${JSON.stringify(name)}\n${USAGE}`);
   }
-  return { quick: values.quick === true, only, report: values['no-report'] !== true };
+  return { quick: values.quick === true, only, report: values['no-report'] !== true, logs: values.logs };
 }
 
 /** Facts about the machine that shape what a scenario can do. */
@@ -37,7 +40,7 @@ function environment(): string[] {
 }
 
 async function main(): Promise<void> {
-  const { quick, only, report } = parse();
+  const { quick, only, report, logs } = parse();
   const startedAt = new Date();
   const withGateways = !quick;
   const scenarios = SCENARIOS.filter((scenario) => (only === undefined || only.includes(scenario.name)) && (withGateways || !scenario.needsGateways));
@@ -46,9 +49,10 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   // One mesh per shape (one control plane, replicas on etcd, a fake clock), in the order the scenarios come.
   const shapes = [...new Map(scenarios.map((scenario) => [JSON.stringify(scenario.mesh ?? {}), scenario.mesh ?? {}])).entries()];
-  for (const [key, shape] of shapes) {
+  for (const [index, [key, shape]] of shapes.entries()) {
     process.stdout.write(`chaos: starting the mesh ${key}\n`);
-    const mesh = await ChaosMesh.start({ gateways: withGateways, ...shape });
+    const logDir = logs === undefined ? undefined : join(logs, `mesh-${index + 1}`);
+    const mesh = await ChaosMesh.start({ gateways: withGateways, ...shape, logDir });
     try {
       for (const scenario of scenarios.filter((entry) => JSON.stringify(entry.mesh ?? {}) === key)) {
         process.stdout.write(`chaos: ${scenario.name} …\n`);

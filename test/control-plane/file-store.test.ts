@@ -149,6 +149,33 @@ describe('FileStore', () => {
     }
   });
 
+  it('with holdRestoredLeases, keeps restored leased keys until startRestoredLeases, then for their time to live plus the extra', async () => {
+    const dir = await tempDir();
+    const ttlMs = 300;
+    const extraMs = 400;
+    try {
+      const store = await FileStore.open(dir.path);
+      const lease = await store.grantLease(ttlMs);
+      await store.put('e/held', 1, { lease });
+      await store.close();
+      const reopened = await FileStore.open(dir.path, { holdRestoredLeases: true });
+      const { revision } = await reopened.listEntries('e/');
+      const recorder = new WatchRecorder();
+      reopened.watch('e/', revision, recorder);
+      // Twice the time to live with the clock held: a lease counted from the open would have ended.
+      await new Promise((resolve) => setTimeout(resolve, ttlMs * 2));
+      assert.deepEqual(await reopened.list('e/'), [['e/held', 1]]);
+      const startedAt = performance.now();
+      reopened.startRestoredLeases(extraMs);
+      await recorder.until('the expiry', () => recorder.events.some((e) => e.type === 'delete'), (ttlMs + extraMs) * 10);
+      assert.ok(performance.now() - startedAt >= ttlMs + extraMs - 5, 'not before its time to live plus the extra');
+      assert.deepEqual(await reopened.list('e/'), []);
+      await reopened.close();
+    } finally {
+      await dir.remove();
+    }
+  });
+
   it(`survives SIGKILL at any moment: ${CRASH_RUNS} kills, each state read back whole and at or after the last acknowledged one`, async (t) => {
     const dir = await tempDir();
     const started = Date.now();

@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/index.js';
 import type { JoinResponse } from '../../proto/control.js';
+import { MAX_RECONNECT_DELAY_MS } from '../../proto/control.js';
 import {
   ChannelClient,
   adminTokenOf,
@@ -154,10 +155,11 @@ describe('sidecar channel', () => {
     });
   });
 
-  it('after a restart, endpoints of the previous run go a lease time after it stopped unless their sidecar returns', async () => {
+  it('after a restart, endpoints of the previous run go a lease time plus the sidecars\' longest back-off after it serves, unless their sidecar returns', async () => {
     const dir = await tempDir();
     // Long enough that a loaded machine restarts, joins and subscribes well within it.
-    const first = await startTestControlPlane(dir.path, { leaseTtlMs: 2500 });
+    const leaseTtlMs = 2500;
+    const first = await startTestControlPlane(dir.path, { leaseTtlMs });
     const caPem = await caPemOf(dir.path);
     const db = await joinAs(first, dir.path, 'db');
     const web = await joinAs(first, dir.path, 'web');
@@ -167,12 +169,16 @@ describe('sidecar channel', () => {
     await first.close();
     await client.closed;
 
-    const second = await startTestControlPlane(dir.path, { leaseTtlMs: 2500 });
+    const second = await startTestControlPlane(dir.path, { leaseTtlMs });
+    const servingAt = performance.now();
     try {
       const watcher = await connectRegistered(second, caPem, web, '127.0.0.1:7402');
       const snapshot = await watcher.waitFor(isSnapshot);
       assert.ok(new Map(snapshot.entries).has(key), 'the stored endpoint survives the restart');
-      await watcher.waitFor((m): m is Extract<typeof m, { type: 'delta' }> => isDelta(m) && m.changes.some(([k, v]) => k === key && v === null));
+      const holdMs = leaseTtlMs + MAX_RECONNECT_DELAY_MS;
+      await watcher.waitFor((m): m is Extract<typeof m, { type: 'delta' }> => isDelta(m) && m.changes.some(([k, v]) => k === key && v === null), 0, holdMs * 3);
+      // Timers may fire a little early against performance.now(); never by a whole back-off.
+      assert.ok(performance.now() - servingAt >= holdMs - 50, 'the sidecar had its back-off and a lease time to come back');
       await watcher.close();
     } finally {
       await second.close();
