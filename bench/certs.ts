@@ -1,7 +1,7 @@
 /**
  * A throwaway PKI for the peer proxies (stunnel, HAProxy): one CA, a server and a client leaf,
- * all RSA 2048 like Trellis's own certificates, so that every contender pays the same
- * handshake cost.
+ * shaped like Trellis's own (an RSA-2048 root, EC P-256 leaves), so that every contender pays
+ * the same handshake cost.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,8 +34,8 @@ export async function createBenchPki(supervisor: ProcessSupervisor, openssl: str
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   const leaf = async (name: string, usage: string): Promise<void> => {
-    await run(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=bench-${name}`]);
-    await writeFile(file(`${name}.ext`), `subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=${usage}\nkeyUsage=critical,digitalSignature,keyEncipherment\n`);
+    await run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-sha256', '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=bench-${name}`]);
+    await writeFile(file(`${name}.ext`), `subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=${usage}\nkeyUsage=critical,digitalSignature\n`);
     await run([
       'x509', '-req', '-sha256', '-days', VALIDITY_DAYS, '-in', file(`${name}.csr`), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
       '-CAcreateserial', '-out', file(`${name}.crt`), '-extfile', file(`${name}.ext`),
