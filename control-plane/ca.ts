@@ -5,7 +5,7 @@
  * is behind {@link CaPersistence}: the data directory with the file store (ca-files.ts), the
  * shared store with replicas (ca-store.ts), where other replicas may change it at any time.
  */
-import { X509Certificate, createHash, createPrivateKey, generateKeyPair, randomBytes, sign } from 'node:crypto';
+import { X509Certificate, createPrivateKey, generateKeyPair, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import forge from 'node-forge';
@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { CaPhase, RootLineage } from '../proto/control.js';
 import { ControlErrorCode } from '../proto/control.js';
 import { DataDirCaPersistence } from './ca-files.js';
+import { KEY_STAND_IN, signLeaf, subjectKeyIdentifier } from './leaf-signing.js';
 import { ApiError } from './errors.js';
 
 /** The signing root's files in the data directory, where they always were. */
@@ -503,57 +504,6 @@ function signWithNativeKey(cert: forge.pki.Certificate, key: KeyObject): void {
     },
   };
   cert.sign(signer as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-}
-
-/** What node-forge encodes where a leaf's key goes, before {@link signLeaf} puts the key there. */
-const KEY_STAND_IN = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('3'), new forge.jsbn.BigInteger('3'));
-/** A TBSCertificate's fields in order: version, serial, signature, issuer, validity, subject, key. */
-const TBS_SUBJECT_PUBLIC_KEY_INFO = 6;
-/** sha256WithRSAEncryption, the only signature the CA's RSA roots make. */
-const SHA256_WITH_RSA_OID = '1.2.840.113549.1.1.11';
-
-/** `der` as node-forge's ASN.1, BIT STRINGs kept as bytes (forge would parse into them). */
-function asn1OfDer(der: Buffer): forge.asn1.Asn1 {
-  // forge's typings omit the options argument that its fromDer takes.
-  const fromDer = forge.asn1.fromDer as unknown as (bytes: string, options: { decodeBitStrings: boolean }) => forge.asn1.Asn1;
-  return fromDer(der.toString('binary'), { decodeBitStrings: false });
-}
-
-/**
- * RFC 5280's method 1: SHA-1 of the subjectPublicKey BIT STRING's bytes (as node-forge computes it
- * for RSA keys), for any key type. Returns forge's binary string.
- */
-function subjectKeyIdentifier(spki: Buffer): string {
-  const info = asn1OfDer(spki);
-  const bits = (info.value as forge.asn1.Asn1[])[1];
-  if (bits === undefined || typeof bits.value !== 'string') throw new Error('SubjectPublicKeyInfo without a key');
-  // forge keeps the BIT STRING's leading unused-bits byte in its value.
-  return createHash('sha1').update(Buffer.from(bits.value.slice(1), 'binary')).digest().toString('binary');
-}
-
-/**
- * The PEM of `cert` with `spki` as its key, signed by `key` (SHA-256 with RSA, in node:crypto).
- * node-forge writes the fields; the signature and the outer Certificate are assembled here,
- * because forge's own signing would encode its stand-in key.
- */
-function signLeaf(cert: forge.pki.Certificate, spki: Buffer, key: KeyObject): string {
-  const { asn1 } = forge;
-  cert.siginfo.algorithmOid = SHA256_WITH_RSA_OID;
-  cert.signatureOid = SHA256_WITH_RSA_OID;
-  const tbs = (forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
-  (tbs.value as forge.asn1.Asn1[])[TBS_SUBJECT_PUBLIC_KEY_INFO] = asn1OfDer(spki);
-  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
-  const signature = sign('sha256', tbsDer, key);
-  const algorithm = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(SHA256_WITH_RSA_OID).getBytes()),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
-  ]);
-  const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
-    tbs,
-    algorithm,
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\x00${signature.toString('binary')}`),
-  ]);
-  return forge.pem.encode({ type: 'CERTIFICATE', body: asn1.toDer(certificate).getBytes() });
 }
 
 /** Fresh objects each time: node-forge writes the computed values into the ones it is given. */
