@@ -53,9 +53,9 @@ function signMeshLeaf(ca: CertificateAuthority, csrPem: string, commonName: stri
 }
 
 /**
- * Issues the certificate of the control plane's HTTPS listener, with a fresh EC P-256 key (its
- * TLS handshakes sign with it: ~35× cheaper than RSA-2048 on the one thread that serves every
- * join and channel): URI SAN
+ * Issues the certificate of the control plane's HTTPS listener, with a fresh EC P-256 key (an
+ * ECDSA signature is ~35× cheaper than an RSA-2048 one, though a whole Node TLS handshake only
+ * ~10 %, bench/NOTES.md): URI SAN
  * `spiffe://<td>/control-plane`, DNS `localhost`, the loopback addresses, and the listen host.
  */
 export async function issueServerCertificate(

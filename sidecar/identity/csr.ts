@@ -1,7 +1,7 @@
 /**
  * A PKCS#10 certification request (RFC 2986) for an EC P-256 or RSA key, in DER built here and
- * signed with node:crypto. The CA parses CSRs with node-forge; a sidecar only needs to write one, and these
- * few lines keep forge's 40-odd modules (2 MB of heap) out of every sidecar.
+ * signed with node:crypto. The CA reads them with control-plane/csr-reader.ts; these few lines
+ * keep node-forge's 40-odd modules (2 MB of heap) out of every sidecar.
  */
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
 

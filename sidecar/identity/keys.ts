@@ -13,7 +13,7 @@ export interface KeyPairPem {
 /**
  * Makes a fresh EC P-256 key pair with Node's native generator (off the main thread). P-256,
  * not RSA: every link handshake signs with this key, and an ECDSA P-256 signature costs ~35×
- * less CPU than an RSA-2048 one (bench/NOTES.md). A key of an older sidecar (RSA, in its data
+ * less CPU than an RSA-2048 one (the whole handshake, measured in Node, ~10 % less; bench/NOTES.md). A key of an older sidecar (RSA, in its data
  * directory) keeps working: CSRs are written for either.
  */
 export async function generateSidecarKeyPair(): Promise<KeyPairPem> {

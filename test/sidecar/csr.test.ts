@@ -1,4 +1,4 @@
-// The sidecar's PKCS#10 request, written without node-forge, read by the CA (node-forge) and
+// The sidecar's PKCS#10 request, written without node-forge, read by the CA and
 // by openssl; a request changed after signing is refused.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
