@@ -12,7 +12,7 @@ const MAX_UINT16 = 0xffff;
 const MAX_UINT32 = 0xffffffff;
 
 /** Header array lengths, indexed by frame type. */
-const HEADER_ARITY: readonly number[] = [4, 2, 2, 3, 3, 3, 3, 2, 4, 5];
+const HEADER_ARITY: readonly number[] = [4, 2, 2, 3, 3, 3, 3, 2, 4, 5, 3];
 
 /** Throws the error of a field that breaks its rule. */
 function badField(what: string): never {
@@ -160,6 +160,8 @@ export function controlFrameFromHeader(header: readonly unknown[], type: Exclude
         target: checkTunnelName(header[4], SIDECAR_ID_PATTERN, 'tunnel target'),
       };
     }
+    case FrameType.TUNNEL_DRAIN:
+      return { type, streamId: checkStreamId(header[1]), gateway: checkTunnelName(header[2], GATEWAY_KEY_PATTERN, 'draining gateway') };
   }
 }
 
@@ -193,6 +195,8 @@ export function headerOfFrame(frame: Frame): unknown[] {
       return checked([frame.type, frame.streamId, frame.code, frame.message]);
     case FrameType.TUNNEL:
       return checked([frame.type, frame.streamId, frame.path, frame.hop, frame.target]);
+    case FrameType.TUNNEL_DRAIN:
+      return checked([frame.type, frame.streamId, frame.gateway]);
     default:
       throw new ProtocolError('TRELLIS_ERR_UNKNOWN_FRAME_TYPE', 'unknown frame type');
   }

@@ -18,6 +18,8 @@ export const FrameType = {
   RESET: 8,
   /** Protocol version 2: opens a tunnel stream along a path of gateways (see PROTOCOL.md). */
   TUNNEL: 9,
+  /** Protocol version 3: the gateway named is draining; the tunnel on this stream should move (see PROTOCOL.md). */
+  TUNNEL_DRAIN: 10,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -104,6 +106,18 @@ export interface TunnelFrame {
   target: string;
 }
 
+/**
+ * Sent on a tunnel stream (version 3) by a gateway that is draining, on both segments of each
+ * tunnel it splices, and passed on by every gateway in between: the end sidecars move their
+ * end-to-end link to another tunnel, letting its open streams finish on this one.
+ */
+export interface TunnelDrainFrame {
+  type: typeof FrameType.TUNNEL_DRAIN;
+  streamId: number;
+  /** The key (`<zone>/<name>`) of the gateway that is draining. */
+  gateway: string;
+}
+
 export type Frame =
   | HelloFrame
   | PingFrame
@@ -114,13 +128,16 @@ export type Frame =
   | WindowFrame
   | FinFrame
   | ResetFrame
-  | TunnelFrame;
+  | TunnelFrame
+  | TunnelDrainFrame;
 
 /** Protocol versions this build speaks. */
 export const PROTOCOL_MIN_VERSION = 1;
-export const PROTOCOL_MAX_VERSION = 2;
+export const PROTOCOL_MAX_VERSION = 3;
 /** The first version with TUNNEL frames and gateway peers. */
 export const TUNNEL_PROTOCOL_VERSION = 2;
+/** The first version with TUNNEL_DRAIN frames: gateways that drain. */
+export const TUNNEL_DRAIN_PROTOCOL_VERSION = 3;
 
 /** Limits checked by the decoder before anything is buffered. */
 export const Limits = {

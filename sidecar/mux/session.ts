@@ -6,8 +6,8 @@
 
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, errorCodeName, FrameDecoder, FrameType, ProtocolError, TUNNEL_PROTOCOL_VERSION } from '../../proto/index.js';
-import type { Frame, GoAwayFrame, HelloFrame, OpenFrame, TrellisError, TunnelFrame } from '../../proto/index.js';
+import { ErrorCode, errorCodeName, FrameDecoder, FrameType, ProtocolError, TUNNEL_DRAIN_PROTOCOL_VERSION, TUNNEL_PROTOCOL_VERSION } from '../../proto/index.js';
+import type { Frame, GoAwayFrame, HelloFrame, OpenFrame, TrellisError, TunnelDrainFrame, TunnelFrame } from '../../proto/index.js';
 import { MuxError } from './errors.js';
 import { FrameWriter, PEER_NOT_READING_BUDGET_FACTOR } from './frame-writer.js';
 import { localHello, negotiateVersion } from './handshake.js';
@@ -84,6 +84,11 @@ export class Session extends EventEmitter {
       sendData: (streamId, pieces, payloadBytes) => writer.sendData(streamId, pieces, payloadBytes),
       waitForLink: (stream) => writer.flushOnDrain(stream),
       streamClosed: (stream, resetHere) => this.#onStreamClosed(stream, resetHere),
+      sendTunnelDrain: (streamId, gateway) => {
+        if (this.#phase === 'closed' || (this.#negotiatedVersion ?? 0) < TUNNEL_DRAIN_PROTOCOL_VERSION) return false;
+        writer.send({ type: FrameType.TUNNEL_DRAIN, streamId, gateway });
+        return true;
+      },
     };
 
     socket.on('data', this.#onSocketData);
@@ -118,10 +123,10 @@ export class Session extends EventEmitter {
     if (this.#phase === 'active' && (this.#negotiatedVersion ?? 0) < TUNNEL_PROTOCOL_VERSION) {
       throw new MuxError('TRELLIS_ERR_TUNNEL_UNSUPPORTED', `the link speaks protocol version ${this.#negotiatedVersion ?? '(not negotiated yet)'}; tunnels need ${TUNNEL_PROTOCOL_VERSION}`);
     }
-    return this.#openLocal(`tunnel:${target}`, (streamId) => ({ type: FrameType.TUNNEL, streamId, path: [...path], hop, target }));
+    return this.#openLocal(`tunnel:${target}`, (streamId) => ({ type: FrameType.TUNNEL, streamId, path: [...path], hop, target }), true);
   }
 
-  #openLocal(label: string, openFrame: (streamId: number) => Frame): MuxStream {
+  #openLocal(label: string, openFrame: (streamId: number) => Frame, tunnel = false): MuxStream {
     if (this.#phase === 'closed') throw new MuxError('TRELLIS_ERR_SESSION_CLOSED', 'the session is closed');
     if (this.#phase === 'draining') throw new MuxError('TRELLIS_ERR_GOING_AWAY', 'the link is going away');
     const streamId = this.#streams.peekLocalStreamId();
@@ -132,7 +137,7 @@ export class Session extends EventEmitter {
     // Sent first: an invalid field throws before any state changes.
     this.#writer.send(openFrame(streamId));
     const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
-    const stream = new MuxStream(streamId, label, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    const stream = new MuxStream(streamId, label, this.#link, sendCreditBytes, this.#init.initialWindowBytes, tunnel);
     this.#streams.addLocal(stream);
     return stream;
   }
@@ -153,6 +158,11 @@ export class Session extends EventEmitter {
       this.once('ready', onReady);
       this.once('close', onClose);
     });
+  }
+
+  /** Whether new streams may be opened here: no GOAWAY either way yet, and not closed. */
+  get accepting(): boolean {
+    return this.#phase === 'active';
   }
 
   /** The protocol version agreed in HELLO, once the exchange is done. */
@@ -259,6 +269,9 @@ export class Session extends EventEmitter {
       case FrameType.TUNNEL:
         this.#onTunnel(frame);
         return;
+      case FrameType.TUNNEL_DRAIN:
+        this.#onTunnelDrain(frame);
+        return;
       case FrameType.PING:
         this.#writer.send({ type: FrameType.PONG, nonce: frame.nonce });
         return;
@@ -300,9 +313,16 @@ export class Session extends EventEmitter {
       throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `TUNNEL on a link of protocol version ${this.#negotiatedVersion}`);
     }
     const refusal = this.#init.onTunnel === undefined ? 'this end takes no tunnels' : undefined;
-    const stream = this.#acceptPeerStream(tunnel.streamId, `tunnel:${tunnel.target}`, refusal, ErrorCode.ROUTE_REFUSED);
+    const stream = this.#acceptPeerStream(tunnel.streamId, `tunnel:${tunnel.target}`, refusal, ErrorCode.ROUTE_REFUSED, true);
     if (stream !== undefined) this.#init.onTunnel?.(stream, tunnel);
     this.#spendIfRefused(stream);
+  }
+
+  #onTunnelDrain(frame: TunnelDrainFrame): void {
+    if ((this.#negotiatedVersion ?? 0) < TUNNEL_DRAIN_PROTOCOL_VERSION) {
+      throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `TUNNEL_DRAIN on a link of protocol version ${this.#negotiatedVersion}`);
+    }
+    this.#streams.routeTunnelDrain(frame);
   }
 
   /**
@@ -310,7 +330,7 @@ export class Session extends EventEmitter {
    * handler to take it): the new stream, or undefined once it was refused with RESET.
    * @throws ProtocolError `TRELLIS_ERR_STREAM_ID` for a bad or reused id.
    */
-  #acceptPeerStream(streamId: number, label: string, noHandler: string | undefined, noHandlerCode: ErrorCode): MuxStream | undefined {
+  #acceptPeerStream(streamId: number, label: string, noHandler: string | undefined, noHandlerCode: ErrorCode, tunnel = false): MuxStream | undefined {
     this.#streams.acceptPeerStreamId(streamId);
     if (this.#phase !== 'active') return void this.#refuse(streamId, ErrorCode.GOING_AWAY, 'the link is going away');
     if (this.#streams.peerStreamsActive >= this.#init.maxConcurrentStreams) {
@@ -318,7 +338,7 @@ export class Session extends EventEmitter {
     }
     if (noHandler !== undefined) return void this.#refuse(streamId, noHandlerCode, noHandler);
     const sendCreditBytes = this.#peerHello?.initialWindowBytes ?? 0;
-    const stream = new MuxStream(streamId, label, this.#link, sendCreditBytes, this.#init.initialWindowBytes);
+    const stream = new MuxStream(streamId, label, this.#link, sendCreditBytes, this.#init.initialWindowBytes, tunnel);
     this.#streams.addPeer(stream);
     return stream;
   }

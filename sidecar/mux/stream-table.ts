@@ -7,7 +7,7 @@
 export type StreamErrorSender = (streamId: number, message: string) => void;
 
 import { FrameType, Limits, ProtocolError } from '../../proto/index.js';
-import type { DataFrame, FinFrame, ResetFrame, WindowFrame } from '../../proto/index.js';
+import type { DataFrame, FinFrame, ResetFrame, TunnelDrainFrame, WindowFrame } from '../../proto/index.js';
 import { RecentStreamIds } from './recent-stream-ids.js';
 import type { MuxStream } from './stream.js';
 
@@ -103,6 +103,22 @@ export class StreamTable {
         stream.receiveReset(frame.code, frame.message);
         return;
     }
+  }
+
+  /**
+   * Hands a TUNNEL_DRAIN to its tunnel stream; ignored on a stream that is done (it may have
+   * crossed the stream's end).
+   * @throws ProtocolError `TRELLIS_ERR_STREAM_ID` on a stream id that was never opened,
+   *   `TRELLIS_ERR_UNEXPECTED_FRAME` on a stream that is not a tunnel.
+   */
+  routeTunnelDrain(frame: TunnelDrainFrame): void {
+    const stream = this.#streams.get(frame.streamId);
+    if (stream === undefined) {
+      if (!this.#wasOpened(frame.streamId)) throw new ProtocolError('TRELLIS_ERR_STREAM_ID', `TUNNEL_DRAIN on stream ${frame.streamId}, which was never opened`);
+      return;
+    }
+    if (!stream.tunnel) throw new ProtocolError('TRELLIS_ERR_UNEXPECTED_FRAME', `TUNNEL_DRAIN on stream ${frame.streamId}, which is not a tunnel`);
+    stream.receiveTunnelDrain(frame.gateway);
   }
 
   #routeToDoneStream(frame: DataFrame | WindowFrame | FinFrame | ResetFrame): void {

@@ -25,6 +25,8 @@ export interface StreamLink {
   waitForLink(stream: MuxStream): void;
   /** The stream is closed: forget it (and, when reset here, ignore its late frames). */
   streamClosed(stream: MuxStream, resetHere: boolean): void;
+  /** Sends TUNNEL_DRAIN for `streamId` if the link speaks a version that has it; whether it did. */
+  sendTunnelDrain(streamId: number, gateway: string): boolean;
 }
 
 /** The sending half: open, ended by the app with bytes or the FIN still queued, or done. */
@@ -50,7 +52,8 @@ export interface MuxStreamStats {
  * Events: `'data'` (payload: Buffer — a view of the bytes read; report it with
  * {@link MuxStream.consumed} once done with it), `'end'` (peer FIN), `'drain'` (credit back:
  * may write again), `'reset'` (code: number, message: string, local: boolean), `'close'`
- * (both FINs done or a reset; the stream is forgotten by its session).
+ * (both FINs done or a reset; the stream is forgotten by its session); on a tunnel stream,
+ * `'tunnelDrain'` (gateway: string — a gateway of the tunnel's path is draining).
  *
  * Created by a `Session` only (`openStream()`, or for the peer's streams `onStream`).
  */
@@ -59,6 +62,8 @@ export class MuxStream extends EventEmitter {
   readonly id: number;
   /** The destination service named in the stream's OPEN. */
   readonly service: string;
+  /** Whether the stream was opened by TUNNEL (it then carries a tunnel's bytes) rather than OPEN. */
+  readonly tunnel: boolean;
   readonly #link: StreamLink;
 
   #sendState: SendState = 'open';
@@ -79,10 +84,11 @@ export class MuxStream extends EventEmitter {
   #consumedUnreturnedBytes = 0;
 
   /** @internal Streams come from `Session.openStream()` and `SessionInit.onStream`. */
-  constructor(id: number, service: string, link: StreamLink, sendCreditBytes: number, peerCreditBytes: number) {
+  constructor(id: number, service: string, link: StreamLink, sendCreditBytes: number, peerCreditBytes: number, tunnel = false) {
     super();
     this.id = id;
     this.service = service;
+    this.tunnel = tunnel;
     this.#link = link;
     this.#sendCreditBytes = sendCreditBytes;
     this.#peerCreditBytes = peerCreditBytes;
@@ -136,6 +142,16 @@ export class MuxStream extends EventEmitter {
     const text = wireMessage(message);
     this.#link.sendControl({ type: FrameType.RESET, streamId: this.id, code, message: text });
     this.#terminate(code, text, true);
+  }
+
+  /**
+   * Tells the peer (TUNNEL_DRAIN, protocol version 3) that gateway `gateway` of this tunnel is
+   * draining. Returns false, sending nothing, on a stream that is not a tunnel or is done, or
+   * on a link of an earlier version.
+   */
+  sendTunnelDrain(gateway: string): boolean {
+    if (this.#closed || !this.tunnel) return false;
+    return this.#link.sendTunnelDrain(this.id, gateway);
   }
 
   /**
@@ -250,6 +266,11 @@ export class MuxStream extends EventEmitter {
     this.#receiveState = 'done';
     this.emit('end');
     this.#closeIfDone();
+  }
+
+  /** @internal The peer's TUNNEL_DRAIN (the session checked that this is a tunnel stream). */
+  receiveTunnelDrain(gateway: string): void {
+    if (!this.#closed) this.emit('tunnelDrain', gateway);
   }
 
   /** @internal The peer's RESET. */

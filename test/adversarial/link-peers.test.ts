@@ -143,7 +143,7 @@ describe('adversarial peers on a sidecar link listener', () => {
       { name: 'credit beyond MAX_WINDOW_BYTES', bytes: () => frames(hello(), open(1), { type: FrameType.WINDOW, streamId: 1, creditBytes: Limits.MAX_WINDOW_BYTES }), goAway: ErrorCode.FLOW_CONTROL_ERROR, code: 'TRELLIS_ERR_FLOW_CONTROL' },
       { name: 'a frame before HELLO', bytes: () => frames({ type: FrameType.PING, nonce: 1 }), goAway: ErrorCode.PROTOCOL_ERROR, code: 'TRELLIS_ERR_UNEXPECTED_FRAME' },
       { name: 'a second HELLO', bytes: () => frames(hello(), hello()), goAway: ErrorCode.PROTOCOL_ERROR, code: 'TRELLIS_ERR_UNEXPECTED_FRAME' },
-      { name: 'a HELLO offering only versions 3..9', bytes: () => frames({ type: FrameType.HELLO, minVersion: 3, maxVersion: 9, initialWindowBytes: 65536 }), goAway: ErrorCode.UNSUPPORTED_VERSION, code: 'TRELLIS_ERR_UNSUPPORTED_VERSION' },
+      { name: 'a HELLO offering only versions 4..9', bytes: () => frames({ type: FrameType.HELLO, minVersion: 4, maxVersion: 9, initialWindowBytes: 65536 }), goAway: ErrorCode.UNSUPPORTED_VERSION, code: 'TRELLIS_ERR_UNSUPPORTED_VERSION' },
       // [0, 3, 2, 65536]: minVersion above maxVersion, which the encoder refuses to write.
       { name: 'a HELLO with minVersion above maxVersion', bytes: () => rawFrame(Buffer.from([0x94, 0x00, 0x03, 0x02, 0xce, 0x00, 0x01, 0x00, 0x00])), goAway: ErrorCode.PROTOCOL_ERROR, code: 'TRELLIS_ERR_BAD_FIELD' },
       {
@@ -151,6 +151,24 @@ describe('adversarial peers on a sidecar link listener', () => {
         bytes: () => frames(hello(1), { type: FrameType.TUNNEL, streamId: 1, path: ['a/ga'], hop: 0, target: 'sc-000000000000' }),
         goAway: ErrorCode.PROTOCOL_ERROR,
         code: 'TRELLIS_ERR_UNEXPECTED_FRAME',
+      },
+      {
+        name: 'a TUNNEL_DRAIN on a version-2 link',
+        bytes: () => frames(hello(2), open(1), { type: FrameType.TUNNEL_DRAIN, streamId: 1, gateway: 'a/ga' }),
+        goAway: ErrorCode.PROTOCOL_ERROR,
+        code: 'TRELLIS_ERR_UNEXPECTED_FRAME',
+      },
+      {
+        name: 'a TUNNEL_DRAIN on a plain stream',
+        bytes: () => frames(hello(3), open(1), { type: FrameType.TUNNEL_DRAIN, streamId: 1, gateway: 'a/ga' }),
+        goAway: ErrorCode.PROTOCOL_ERROR,
+        code: 'TRELLIS_ERR_UNEXPECTED_FRAME',
+      },
+      {
+        name: 'a TUNNEL_DRAIN on a never-opened stream',
+        bytes: () => frames(hello(3), { type: FrameType.TUNNEL_DRAIN, streamId: 13, gateway: 'a/ga' }),
+        goAway: ErrorCode.PROTOCOL_ERROR,
+        code: 'TRELLIS_ERR_STREAM_ID',
       },
     ];
     for (const { name, bytes, goAway, code } of cases) {

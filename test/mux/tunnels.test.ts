@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { ErrorCode, FrameType, TUNNEL_PROTOCOL_VERSION } from '../../proto/index.js';
+import { ErrorCode, FrameType, PROTOCOL_MAX_VERSION } from '../../proto/index.js';
 import type { Frame, GoAwayFrame, TrellisError, TunnelFrame } from '../../proto/index.js';
 import type { MuxStream } from '../../sidecar/mux/index.js';
 import { MuxStreamDuplex, Session } from '../../sidecar/mux/index.js';
@@ -21,7 +21,7 @@ describe('mux tunnels (protocol version 2)', () => {
     const tunnel = new Promise<[MuxStream, TunnelFrame]>((resolve) => (accepted = resolve));
     const { dialer, acceptor } = sessionPair(await tcpPair(), {}, { onTunnel: (stream, frame) => accepted?.([stream, frame]) });
     await dialer.whenReady();
-    assert.equal(dialer.version, TUNNEL_PROTOCOL_VERSION);
+    assert.equal(dialer.version, PROTOCOL_MAX_VERSION);
     const opened = dialer.openTunnel(PATH, 1, 'sc-0123456789ab');
     const [stream, frame] = await tunnel;
     assert.deepEqual({ path: frame.path, hop: frame.hop, target: frame.target }, { path: PATH, hop: 1, target: 'sc-0123456789ab' });

@@ -47,6 +47,9 @@ export const frameArbitraries: Record<keyof typeof FrameType, fc.Arbitrary<Frame
   TUNNEL: fc
     .tuple(streamId, fc.uniqueArray(fc.tuple(service, service).map(([zone, name]) => `${zone}/${name}`), { minLength: 1, maxLength: Limits.MAX_TUNNEL_HOPS }), fc.nat(), sidecarId)
     .map(([id, path, hop, target]) => ({ type: FrameType.TUNNEL, streamId: id, path, hop: hop % (path.length + 1), target })),
+  TUNNEL_DRAIN: fc
+    .tuple(streamId, service, service)
+    .map(([id, zone, name]) => ({ type: FrameType.TUNNEL_DRAIN, streamId: id, gateway: `${zone}/${name}` })),
 };
 
 /** Any valid frame. */

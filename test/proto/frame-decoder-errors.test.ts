@@ -95,8 +95,20 @@ describe('frame decoder errors', () => {
     assert.deepEqual(frame, { type: FrameType.TUNNEL, streamId: 7, path, hop: 2, target: 'sc-0123456789ab' });
   });
 
+  it('checks a TUNNEL_DRAIN: a stream id and a gateway key', () => {
+    for (const header of [
+      [FrameType.TUNNEL_DRAIN, 0, 'a/ga'],
+      [FrameType.TUNNEL_DRAIN, 1, 'sc-0123456789ab'],
+      [FrameType.TUNNEL_DRAIN, 1, 'A/ga'],
+      [FrameType.TUNNEL_DRAIN, 1, 7],
+    ]) assertRejects(packed(header), 'TRELLIS_ERR_BAD_FIELD');
+    assertRejects(packed([FrameType.TUNNEL_DRAIN, 1]), 'TRELLIS_ERR_BAD_HEADER');
+    const [frame] = feed(new FrameDecoder(), packed([FrameType.TUNNEL_DRAIN, 9, 'b/gb']));
+    assert.deepEqual(frame, { type: FrameType.TUNNEL_DRAIN, streamId: 9, gateway: 'b/gb' });
+  });
+
   it('rejects an unknown frame type', () => {
-    assertRejects(hex('00 03 92 0a 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
+    assertRejects(hex('00 03 92 0b 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
     assertRejects(hex('00 03 92 ff 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
     assertRejects(hex('00 04 92 a1 31 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
     assertRejects(hex('00 0b 92 cb 3f f8 00 00 00 00 00 00 01'), 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE');
@@ -177,7 +189,7 @@ describe('frame decoder errors', () => {
 describe('dead frame decoder', () => {
   it('keeps throwing the same error after malformed input', () => {
     const decoder = new FrameDecoder();
-    assert.throws(() => feed(decoder, hex('00 03 92 0a 01')), { code: 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE' });
+    assert.throws(() => feed(decoder, hex('00 03 92 0b 01')), { code: 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE' });
     for (let attempt = 0; attempt < 3; attempt++) {
       assert.throws(() => feed(decoder, hex('00 03 92 01 05')), { code: 'TRELLIS_ERR_UNKNOWN_FRAME_TYPE' });
     }
