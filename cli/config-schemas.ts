@@ -82,6 +82,7 @@ export const gatewayConfigFile: ConfigFileSpec = {
     advertise: linkUrl,
     admin: hostPort,
     'connect-timeout': duration,
+    'drain-timeout': duration,
     'log-format': logFormat,
   },
 };

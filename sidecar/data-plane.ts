@@ -147,6 +147,9 @@ export async function startDataPlane(settings: DataPlaneSettings, components: Da
     onLinkDown: (target) => {
       if (target.peer.kind === 'gateway') paths.failed(gatewayKey(target.peer.zone, target.peer.name));
     },
+    onGoAway: (target) => {
+      if (target.peer.kind === 'gateway') paths.draining(gatewayKey(target.peer.zone, target.peer.name));
+    },
   });
   const tunnels = new TunnelDialer({ zone, sidecarId, config, gatewayLinks, tls: linkTls, paths, logger });
   const links = new LinkManager({ dialer: new MeshDialer(transport, tunnels), metrics, logger, revokedPeers });

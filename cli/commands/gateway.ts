@@ -39,6 +39,9 @@ zones. Tunnels carry the end sidecars' own mutual TLS: the gateway reads none of
   --egress-proxy URL        dial other gateways through this HTTP CONNECT proxy (http://HOST:PORT);
                             default: HTTPS_PROXY when set
   --connect-timeout D       time to dial a link, TCP and TLS (default 5s)
+  --drain-timeout D         on SIGTERM/SIGINT, how long the tunnels it carries may take to finish
+                            (default 30s): their sidecars open new ones through other gateways at
+                            once and let open streams finish on the old; a second signal stops now
 ${logFormatHelp}
 
 Example:
@@ -59,6 +62,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'egress-proxy': { type: 'string' },
     'connect-timeout': { type: 'string' },
+    'drain-timeout': { type: 'string' },
     ...logFormatOption,
     'admin-allow-remote': { type: 'boolean' },
   }, false, gatewayConfigFile);
@@ -84,6 +88,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   // Without --advertise the listen URLs are what peers dial: none may bind every address.
   if (advertise === undefined) for (const url of listen) checkAdvertisable(url, undefined);
   else for (const url of values.advertise ?? []) checkAdvertisable(listen[0] ?? parseLinkUrl(url, '--advertise'), parseLinkUrl(url, '--advertise'));
+  const drainDeadlineMs = values['drain-timeout'] === undefined ? undefined : parseDurationMs(values['drain-timeout'], '--drain-timeout');
   const logFormat = parseLogFormat(values['log-format'], process.stderr.isTTY === true);
   const admin = values.admin === undefined ? undefined : parseHostPort(values.admin, '--admin');
   checkAdminAddress(admin, values['admin-allow-remote'] === true);
@@ -112,7 +117,9 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const signals = watchStopSignals(logger);
   process.stdout.write(`${lines.join('\n')}\n`);
   await signals.first;
-  await gateway.close();
+  // A second signal while draining means "now".
+  signals.onSecond(() => gateway.close());
+  await gateway.drain({ deadlineMs: drainDeadlineMs });
   return 0;
 }
 

@@ -36,6 +36,9 @@ export interface InboundInit {
   streamQuota?: StreamQuota;
 }
 
+/** How long a caller told of a draining gateway has to send GOAWAY on its tunnelled link before this end does. */
+const CARRIER_DRAIN_GRACE_MS = 2000;
+
 /**
  * The destination side: every stream a peer opens is checked (service, then policy for the
  * peer's identity), then joined to a fresh connection to the local app.
@@ -73,6 +76,12 @@ export class InboundHandler {
       onTunnel: peer.kind === 'gateway' && tunnels !== undefined ? (stream, tunnel) => tunnels.onTunnel(stream, tunnel, peer) : undefined,
     });
     this.#sessions.add(session);
+    // A tunnel's gateway is draining. The caller, told too, sends GOAWAY and opens its new
+    // streams elsewhere; a GOAWAY from this end could cross an OPEN it sent meanwhile and
+    // refuse a connection. So this end goes away itself only if the caller has not after a grace.
+    link.onCarrierDrain?.((gateway) => {
+      setTimeout(() => session.goAway(ErrorCode.NONE, `gateway ${gateway} is draining`), CARRIER_DRAIN_GRACE_MS).unref();
+    });
     const socket = link.socket;
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));

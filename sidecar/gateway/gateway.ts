@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { gatewayKey } from '../../proto/names.js';
 import type { GatewayToken } from '../../proto/tokens.js';
@@ -58,8 +59,18 @@ export interface Gateway {
   readonly adminAddress: string | undefined;
   readonly config: MeshConfig;
   isReady(): boolean;
+  /**
+   * Graceful stop: accepts no link, asks both ends of every tunnel it carries to move
+   * (TUNNEL_DRAIN) and takes no new tunnel (GOAWAY), waits up to `deadlineMs` for its tunnels to
+   * finish, then closes. `complete` is false when tunnels were still open at the deadline (they
+   * are reset, on both ends).
+   */
+  drain(options?: { deadlineMs?: number }): Promise<{ complete: boolean }>;
   close(): Promise<void>;
 }
+
+/** @default 30 s, as a sidecar's drain: the streams of a tunnel finish on it, the new ones move. */
+const DEFAULT_DRAIN_DEADLINE_MS = 30_000;
 
 /**
  * Starts a gateway: joins as `gw/<zone>/<name>` (or reuses its saved identity), listens,
@@ -113,8 +124,10 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     for (const url of init.listen) {
       const listener = await withRevocationChecks(transport, revokedPeers).listen(url, (link) => peers.accept(link));
       listeners.push(listener);
-      closers.push(() => listener.close());
     }
+    let listenersClosed: Promise<void> | undefined;
+    const closeListeners = (): Promise<void> => (listenersClosed ??= Promise.all(listeners.map((listener) => listener.close())).then(() => undefined));
+    closers.push(closeListeners);
     const listenUrls = listeners.map((listener) => listener.url);
     const controlSession = new ControlSession({
       urls: init.controlPlaneUrls,
@@ -161,7 +174,25 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
       const adminServer = admin;
       closers.push(() => adminServer.close());
     }
-    return { listenUrls, adminAddress: admin?.address, config, isReady, close };
+    const drain = async ({ deadlineMs = DEFAULT_DRAIN_DEADLINE_MS }: { deadlineMs?: number } = {}): Promise<{ complete: boolean }> => {
+      const deadline = Date.now() + deadlineMs;
+      logger.info({ deadlineMs, tunnels: relay.activeTunnels }, 'draining');
+      await closeListeners();
+      // The ends move first, then no link takes a new tunnel; the control plane routes around this gateway.
+      relay.drain();
+      peers.drain();
+      sidecarLinks.drain();
+      // Then the links' sockets, which still hold the last frames of the tunnels just done.
+      const finished = relay
+        .whenIdle()
+        .then(() => Promise.all([peers.whenClosed(), sidecarLinks.whenClosed()]))
+        .then(() => true);
+      const complete = await Promise.race([finished, sleep(Math.max(0, deadline - Date.now()), false, { ref: false })]);
+      logger.info({ complete, unfinishedTunnels: relay.activeTunnels }, 'drained');
+      await close();
+      return { complete };
+    };
+    return { listenUrls, adminAddress: admin?.address, config, isReady, drain, close };
   } catch (error) {
     await close();
     throw error;

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../../proto/errors.js';
 import { gatewayKey } from '../../proto/names.js';
@@ -11,6 +12,7 @@ import { isPeerViolation } from '../mux/errors.js';
 import { Session } from '../mux/index.js';
 import type { Relay } from './relay.js';
 import { countReadPauses } from '../links/read-pauses.js';
+import { ActiveSet } from '../forward/active-set.js';
 
 export interface PeerLinksInit {
   /** This gateway's zone and key. */
@@ -46,9 +48,12 @@ export class PeerLinks {
   readonly #dialing = new Set<string>();
   readonly #retry = new Map<string, { atMs: number; delayMs: number }>();
   readonly #sessions = new Set<Session>();
+  /** Every link's socket until it has closed: a drained link may still be sending its last frames. */
+  readonly #sockets = new ActiveSet<Duplex>();
   readonly #timer: NodeJS.Timeout;
   readonly #quota: StreamQuota;
   #closed = false;
+  #draining = false;
 
   constructor(init: PeerLinksInit) {
     this.#init = init;
@@ -63,14 +68,19 @@ export class PeerLinks {
     return this.#peers.get(key);
   }
 
-  /** Gateways this one holds a link to now. */
+  /** Gateways this one holds a link to now (none once draining: no route may cross it). */
   peers(): string[] {
-    return [...this.#peers.keys()].sort();
+    return this.#draining ? [] : [...this.#peers.keys()].sort();
   }
 
   /** A link accepted on a listener: from a gateway of another zone, or a sidecar of this one. */
   accept(link: AuthenticatedLink): void {
     const { peer } = link;
+    // Accepted just before the listeners closed: a draining gateway takes no new link.
+    if (this.#draining || this.#closed) {
+      link.socket.destroy();
+      return;
+    }
     if (peer.kind === 'gateway') {
       if (peer.zone === this.#init.zone) {
         // Gateways of one zone have nothing to relay to each other.
@@ -85,7 +95,7 @@ export class PeerLinks {
 
   /** Tries every gateway of another zone that has no link yet. */
   #dialMissing(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#draining) return;
     for (const gateway of this.#init.config.gateways()) {
       const key = gatewayKey(gateway.zone, gateway.name);
       if (gateway.zone === this.#init.zone || gateway.addresses.length === 0) continue;
@@ -101,7 +111,7 @@ export class PeerLinks {
     for (const address of addresses) {
       try {
         const link = await this.#init.transport.dial({ address, peer: { kind: 'gateway', zone, name } });
-        if (this.#closed) {
+        if (this.#closed || this.#draining) {
           link.socket.destroy();
           return;
         }
@@ -121,6 +131,9 @@ export class PeerLinks {
   #session(link: AuthenticatedLink, role: 'dialer' | 'acceptor'): Session {
     const { metrics, logger } = this.#init;
     const from = link.peer;
+    const socket = link.socket;
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
     const session = new Session(link.socket, {
       role,
       onTunnel: (stream, tunnel) => {
@@ -172,9 +185,19 @@ export class PeerLinks {
     this.#init.onPeersChanged(this.peers());
   }
 
-  /** Sends GOAWAY on every link. */
+  /**
+   * Sends GOAWAY on every link and dials no more: each closes once its tunnels are done. The
+   * control plane hears that this gateway links to none, and routes around it.
+   */
   drain(): void {
+    this.#draining = true;
+    this.#changed();
     for (const session of this.#sessions) session.goAway();
+  }
+
+  /** Resolves once every link's socket has closed (at once if none is open). */
+  whenClosed(): Promise<void> {
+    return this.#sockets.whenEmpty();
   }
 
   close(): void {

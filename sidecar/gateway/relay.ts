@@ -7,6 +7,7 @@ import type { PeerIdentity } from '../../proto/spiffe.js';
 import type { MeshConfig } from '../config/mesh-config.js';
 import type { LinkManager } from '../links/link-manager.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
+import { ActiveSet } from '../forward/active-set.js';
 import type { MuxStream, Session } from '../mux/index.js';
 import { holdBytes, spliceStreams } from '../tunnel/splice.js';
 
@@ -29,6 +30,9 @@ export interface RelayInit {
  */
 export class Relay {
   readonly #init: RelayInit;
+  /** The tunnels spliced here now: both segments of each. */
+  readonly #spliced = new ActiveSet<readonly [MuxStream, MuxStream]>();
+  #draining = false;
 
   constructor(init: RelayInit) {
     this.#init = init;
@@ -47,11 +51,46 @@ export class Relay {
         }
         const { metrics } = this.#init;
         metrics.tunnelOpened('relay');
-        outbound.once('close', () => metrics.tunnelClosed('relay'));
+        const segments = [inbound, outbound] as const;
+        this.#spliced.add(segments);
+        // A tunnel is done here once both segments are: a FIN may still be on its way out on one.
+        let open = 2;
+        const segmentClosed = (): void => {
+          if (--open > 0) return;
+          metrics.tunnelClosed('relay');
+          this.#spliced.delete(segments);
+        };
+        inbound.once('close', segmentClosed);
+        outbound.once('close', segmentClosed);
         spliceStreams(inbound, outbound, held);
+        // Opened while the drain began: it moves too.
+        if (this.#draining) this.#tellEnds(segments);
       },
       (error: Error) => this.#refuse(inbound, ErrorCode.NO_ROUTE, 'next-hop-unreachable', error.message),
     );
+  }
+
+  /** Tunnels spliced here now. */
+  get activeTunnels(): number {
+    return this.#spliced.size;
+  }
+
+  /**
+   * Starts the drain: both ends of every tunnel spliced here (and of any spliced from now on)
+   * get TUNNEL_DRAIN, and move their end-to-end links to tunnels that do not cross this gateway.
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const segments of this.#spliced) this.#tellEnds(segments);
+  }
+
+  /** Resolves once no tunnel is spliced here (at once if none is). */
+  whenIdle(): Promise<void> {
+    return this.#spliced.whenEmpty();
+  }
+
+  #tellEnds(segments: readonly [MuxStream, MuxStream]): void {
+    for (const segment of segments) segment.sendTunnelDrain(this.#init.self);
   }
 
   /** Why a tunnel may not pass here, or undefined when it may. */

@@ -27,6 +27,8 @@ export interface LinkManagerInit {
   onRtt?: (target: LinkTarget, rttMs: number) => void;
   /** Called for each link that goes down (closed with an error or lost). */
   onLinkDown?: (target: LinkTarget) => void;
+  /** Called for each link whose peer sent GOAWAY (it is draining). */
+  onGoAway?: (target: LinkTarget) => void;
   /** Refuses revoked peers and closes links to peers revoked later. @default none revoked */
   revokedPeers?: RevokedPeers;
 }
@@ -41,6 +43,8 @@ const DEFAULT_PING_INTERVAL_MS = 5000;
 export class LinkManager {
   readonly #init: LinkManagerInit;
   readonly #sessions = new Map<string, Session>();
+  /** Every link open now, also those that are going away (no longer in #sessions). */
+  readonly #live = new Set<Session>();
   readonly #dialing = new Map<string, Promise<Session>>();
   /** Every link's socket until it has closed: a link that ended gracefully may still be sending its last frames. */
   readonly #sockets = new ActiveSet<Duplex>();
@@ -64,12 +68,12 @@ export class LinkManager {
   /** Sends GOAWAY on every link; they close once their streams are done. */
   drain(): void {
     this.#closed = true;
-    for (const session of this.#sessions.values()) session.goAway();
+    for (const session of this.#live) session.goAway();
   }
 
   close(): void {
     this.#closed = true;
-    for (const session of this.#sessions.values()) session.close();
+    for (const session of [...this.#live]) session.close();
     this.#sessions.clear();
   }
 
@@ -87,7 +91,9 @@ export class LinkManager {
     if (this.#closed) return Promise.reject(new TrellisError('TRELLIS_ERR_GOING_AWAY', 'sidecar is shutting down'));
     const key = linkKeyOf(target);
     const existing = this.#sessions.get(key);
-    if (existing !== undefined) return Promise.resolve(existing);
+    // A link that is going away (either end sent GOAWAY) finishes its streams; new ones need a new link.
+    if (existing !== undefined && existing.accepting) return Promise.resolve(existing);
+    if (existing !== undefined) this.#sessions.delete(key);
     let dialing = this.#dialing.get(key);
     if (dialing === undefined) {
       dialing = this.#dial(key, target).finally(() => this.#dialing.delete(key));
@@ -125,8 +131,10 @@ export class LinkManager {
       onStream: (stream) => stream.reset(ErrorCode.PROTOCOL_ERROR, 'streams are opened by the dialling side only'),
     });
     revokedLater = () => session.close(new TrellisError('TRELLIS_ERR_PEER_REVOKED', `${target.address} was revoked`));
-    if (!this.#sessions.has(key)) metrics.linkOpened();
+    // Counted per link, not per key: a link that went away may still be open beside its successor.
+    metrics.linkOpened();
     this.#sessions.set(key, session);
+    this.#live.add(session);
     countReadPauses(session, metrics, logger, target.address);
     keepAlive(session, {
       intervalMs: this.#init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
@@ -136,10 +144,9 @@ export class LinkManager {
       },
     });
     session.on('close', (error?: TrellisError) => {
-      if (this.#sessions.get(key) === session) {
-        this.#sessions.delete(key);
-        metrics.linkClosed();
-      }
+      metrics.linkClosed();
+      this.#live.delete(session);
+      if (this.#sessions.get(key) === session) this.#sessions.delete(key);
       if (error !== undefined) {
         this.#init.onLinkDown?.(target);
         if (isPeerViolation(error)) metrics.protocolViolation(error.code);
@@ -151,6 +158,11 @@ export class LinkManager {
     session.on('goaway', () => {
       // The peer is draining: new streams must go to a new link (or another endpoint).
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+      this.#init.onGoAway?.(target);
+    });
+    link.onCarrierDrain?.((gateway) => {
+      logger.info({ peer: target.address, gateway }, 'a gateway of the tunnel is draining: new streams take a new tunnel');
+      session.goAway(ErrorCode.NONE, `gateway ${gateway} is draining`);
     });
     logger.info({ peer: target.address, identity: target.peer }, 'link up');
     return session;

@@ -23,6 +23,11 @@ export interface AuthenticatedLink {
   peerNotBeforeMs?: number | undefined;
   /** A printable peer address, for logs and metrics. */
   peerAddress: string;
+  /**
+   * For a link inside a tunnel: calls `listener` once a gateway on the tunnel's path is draining
+   * (TUNNEL_DRAIN), so that the link's owner sends GOAWAY on it and opens new streams elsewhere.
+   */
+  onCarrierDrain?: (listener: (gateway: string) => void) => void;
 }
 
 export interface LinkListener {

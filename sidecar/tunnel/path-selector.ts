@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 
 /** @default 5000 — a first hop that failed is tried again only after this, unless nothing else is left. */
 const DEFAULT_FAILURE_HOLD_MS = 5000;
+/** @default 30 s (a gateway's drain time) — a gateway that said it is draining is crossed only when nothing else is left. */
+const DEFAULT_DRAIN_HOLD_MS = 30_000;
 /** Weight of a new RTT sample in the smoothed RTT. */
 const RTT_SMOOTHING = 0.25;
 /**
@@ -15,11 +17,12 @@ const RTT_MARGIN_MS = 2;
 interface HopState {
   smoothedRttMs: number | undefined;
   failedAtMs: number | undefined;
+  drainingAtMs: number | undefined;
 }
 
 /**
  * Orders a route's candidate paths for one sidecar pair: paths whose first gateway failed
- * recently go last; then shorter paths first; among paths of one length, those whose first
+ * recently, or that cross a gateway that said it is draining, go last; then shorter paths first; among paths of one length, those whose first
  * link's smoothed RTT is close to the best come first; and within that class the order is a
  * rendezvous hash of the pair, so different pairs spread over gateways of equal standing while
  * one pair keeps its choice.
@@ -27,9 +30,14 @@ interface HopState {
 export class PathSelector {
   readonly #hops = new Map<string, HopState>();
   readonly #failureHoldMs: number;
+  readonly #drainHoldMs: number;
+  readonly #now: () => number;
 
-  constructor(init: { failureHoldMs?: number } = {}) {
+  /** `now` is the clock the holds are measured on (ms). @default Date.now */
+  constructor(init: { failureHoldMs?: number; drainHoldMs?: number; now?: () => number } = {}) {
     this.#failureHoldMs = init.failureHoldMs ?? DEFAULT_FAILURE_HOLD_MS;
+    this.#drainHoldMs = init.drainHoldMs ?? DEFAULT_DRAIN_HOLD_MS;
+    this.#now = init.now ?? Date.now;
   }
 
   /** A round trip measured on the link to gateway `gatewayKey`. */
@@ -41,22 +49,29 @@ export class PathSelector {
   /** Dialling or tunnelling through `gatewayKey` failed: prefer other first hops for a while. */
   failed(gatewayKey: string): void {
     const state = this.#state(gatewayKey);
-    state.failedAtMs = Date.now();
+    state.failedAtMs = this.#now();
     state.smoothedRttMs = undefined;
+  }
+
+  /** Gateway `gatewayKey` is draining (GOAWAY on the link to it, or TUNNEL_DRAIN): prefer paths that do not cross it for a while. */
+  draining(gatewayKey: string): void {
+    this.#state(gatewayKey).drainingAtMs = this.#now();
   }
 
   /** A tunnel through `gatewayKey` came up. */
   succeeded(gatewayKey: string): void {
-    this.#state(gatewayKey).failedAtMs = undefined;
+    const state = this.#state(gatewayKey);
+    state.failedAtMs = undefined;
+    state.drainingAtMs = undefined;
   }
 
   /** `paths` in the order to try them for the pair `pairKey`. */
   order(paths: readonly (readonly string[])[], pairKey: string): string[][] {
-    const now = Date.now();
+    const now = this.#now();
     const bestRtt = Math.min(...paths.map((path) => this.#hops.get(path[0] ?? '')?.smoothedRttMs ?? Infinity));
     const scored = paths.map((path) => {
       const state = this.#hops.get(path[0] ?? '');
-      const recentlyFailed = state?.failedAtMs !== undefined && now - state.failedAtMs < this.#failureHoldMs;
+      const recentlyFailed = (state?.failedAtMs !== undefined && now - state.failedAtMs < this.#failureHoldMs) || path.some((hop) => this.#isDraining(hop, now));
       const rtt = state?.smoothedRttMs;
       const slow = rtt !== undefined && Number.isFinite(bestRtt) && rtt > bestRtt * RTT_FACTOR + RTT_MARGIN_MS;
       return { path: [...path], recentlyFailed, slow, spread: rendezvous(pairKey, path.join('>')) };
@@ -78,10 +93,15 @@ export class PathSelector {
     return rtts;
   }
 
+  #isDraining(gatewayKey: string, now: number): boolean {
+    const since = this.#hops.get(gatewayKey)?.drainingAtMs;
+    return since !== undefined && now - since < this.#drainHoldMs;
+  }
+
   #state(gatewayKey: string): HopState {
     let state = this.#hops.get(gatewayKey);
     if (state === undefined) {
-      state = { smoothedRttMs: undefined, failedAtMs: undefined };
+      state = { smoothedRttMs: undefined, failedAtMs: undefined, drainingAtMs: undefined };
       this.#hops.set(gatewayKey, state);
     }
     return state;

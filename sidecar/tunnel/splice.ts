@@ -6,11 +6,14 @@ import type { MuxStream } from '../mux/index.js';
  * written to the other, and credit goes back on one only as the other takes the bytes, so a
  * hop holds at most a window per direction. FIN crosses as FIN; a reset of either segment
  * (by its peer, or because its link died) resets the other with the same code, so both ends
- * of the tunnel learn of it.
+ * of the tunnel learn of it. A TUNNEL_DRAIN from a gateway further along crosses too, so that
+ * it reaches the end sidecar.
  */
 export function spliceStreams(a: MuxStream, b: MuxStream, heldFromA?: HeldBytes): void {
   pipeOneWay(a, b, heldFromA);
   pipeOneWay(b, a, undefined);
+  a.on('tunnelDrain', (gateway: string) => b.sendTunnelDrain(gateway));
+  b.on('tunnelDrain', (gateway: string) => a.sendTunnelDrain(gateway));
 }
 
 /** What a segment delivered before the next one existed: kept (credit not yet returned) for the splice. */

@@ -7,6 +7,7 @@ import type { LinkTls } from '../links/link-tls.js';
 import type { AuthenticatedLink } from '../links/transport.js';
 import type { MuxStream } from '../mux/index.js';
 import { MuxStreamDuplex } from '../mux/index.js';
+import { watchCarrierDrain } from './carrier-drain.js';
 
 export interface TunnelAcceptorInit {
   /** This sidecar's id: the only target it accepts. */
@@ -40,6 +41,7 @@ export class TunnelAcceptor {
     if (from.kind !== 'gateway' || gatewayKey(from.zone, from.name) !== last) {
       return this.#refuse(stream, 'wrong-previous-hop', `the tunnel must arrive from gateway ${last}`);
     }
+    const onCarrierDrain = watchCarrierDrain(stream);
     const duplex = new MuxStreamDuplex(stream);
     const describe = `tunnel via ${tunnel.path.join(' > ')}`;
     this.#init.tls.server(duplex, describe).then(
@@ -49,7 +51,7 @@ export class TunnelAcceptor {
           this.#init.onRefused('not-a-sidecar');
           return;
         }
-        this.#init.accept(link);
+        this.#init.accept({ ...link, onCarrierDrain });
       },
       (error: Error & { code?: string }) => {
         duplex.destroy();

@@ -10,6 +10,7 @@ import type { AuthenticatedLink, LinkTarget } from '../links/transport.js';
 import { MuxStreamDuplex } from '../mux/index.js';
 import type { Session } from '../mux/index.js';
 import type { PathSelector } from './path-selector.js';
+import { watchCarrierDrain } from './carrier-drain.js';
 
 export interface TunnelDialerInit {
   /** This sidecar's zone and id. */
@@ -62,11 +63,14 @@ export class TunnelDialer {
         const session = await this.#gatewaySession(first);
         await session.whenReady();
         const stream = session.openTunnel(path, 0, endpoint.sidecarId);
+        const onCarrierDrain = watchCarrierDrain(stream);
+        // Later tunnels avoid a draining gateway, wherever it is on the path.
+        onCarrierDrain((gateway) => paths.draining(gateway));
         const describe = `${endpoint.sidecarId} via ${path.join(' > ')}`;
         const link = await this.#init.tls.client(new MuxStreamDuplex(stream), target.peer, describe);
         paths.succeeded(first);
         logger.info({ target: endpoint.sidecarId, zone: endpoint.zone, path }, 'tunnel up');
-        return link;
+        return { ...link, onCarrierDrain };
       } catch (error) {
         lastError = error;
         paths.failed(first);

@@ -47,4 +47,22 @@ describe('path selector', () => {
     selector.observeRtt('a/ga2', 1.0);
     for (let pair = 0; pair < 20; pair++) assert.deepEqual(selector.order([viaGa1, viaGa2], `sc-src>sc-${pair}`)[0], viaGa1);
   });
+
+  it('puts paths that cross a draining gateway anywhere on them last, for the drain hold only', () => {
+    let nowMs = 1_000_000;
+    const selector = new PathSelector({ drainHoldMs: 30_000, now: () => nowMs });
+    const viaGb = ['a/ga1', 'b/gb', 'c/gc'];
+    const viaGb2 = ['a/ga1', 'b/gb2', 'c/gc'];
+    // A middle gateway drains: the longer path around it goes first, the shorter one still last in the list.
+    selector.draining('b/gb');
+    for (let pair = 0; pair < 20; pair++) assert.deepEqual(selector.order([viaGb, viaGb2], `sc-src>sc-${pair}`), [viaGb2, viaGb]);
+    nowMs += 29_000;
+    assert.deepEqual(selector.order([viaGb, viaGb2], 'sc-x>sc-y'), [viaGb2, viaGb], 'still held just before the hold ends');
+    nowMs += 2_000;
+    const spread = new Set(Array.from({ length: 40 }, (_, pair) => selector.order([viaGb, viaGb2], `sc-src>sc-${pair}`)[0]?.[1]));
+    assert.deepEqual([...spread].sort(), ['b/gb', 'b/gb2'], 'after the hold, both are in use again');
+    // Every path crosses a draining gateway: all are still offered, none dropped.
+    selector.draining('c/gc');
+    assert.equal(selector.order([viaGb, viaGb2, viaGa2], 'sc-x>sc-y').length, 3);
+  });
 });
