@@ -150,6 +150,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     followTrustBundle({ config, credentials, renewer, logger });
 
     const isReady = (): boolean => configReady;
+    let draining = false;
     let admin: AdminServer | undefined;
     if (init.admin !== undefined) {
       admin = await startAdminServer({
@@ -169,6 +170,8 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
           advertise: init.advertise ?? listenUrls,
           peerGateways: peers.peers(),
           sidecarLinks: sidecarLinks.size,
+          tunnels: relay.activeTunnels,
+          draining,
         }),
       });
       const adminServer = admin;
@@ -176,6 +179,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     }
     const drain = async ({ deadlineMs = DEFAULT_DRAIN_DEADLINE_MS }: { deadlineMs?: number } = {}): Promise<{ complete: boolean }> => {
       const deadline = Date.now() + deadlineMs;
+      draining = true;
       logger.info({ deadlineMs, tunnels: relay.activeTunnels }, 'draining');
       await closeListeners();
       // The ends move first, then no link takes a new tunnel; the control plane routes around this gateway.
