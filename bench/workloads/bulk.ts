@@ -42,7 +42,7 @@ export const bulkStep: DataPathStep = {
     const bytes = report.end?.sum_received?.bytes ?? 0;
     return {
       'bulk.throughput': bitsPerSecond / 8 / 1e9,
-      'bulk.cpu_per_gb': cpuSeconds === undefined ? 'n/a (no proxy)' : bytes > 0 ? cpuSeconds / (bytes / 1e9) : 'no bytes received',
+      'bulk.cpu_per_gb': typeof cpuSeconds === 'string' ? cpuSeconds : bytes > 0 ? cpuSeconds / (bytes / 1e9) : 'no bytes received',
     };
   },
 };

@@ -59,7 +59,7 @@ export const headOfLineWorkload: Workload = {
           'hol.beside': besideRate,
           'hol.ratio': besideRate / aloneRate,
           'hol.stalled_taken': (beside.stalledBytesTaken ?? 0) / 1e6,
-          'hol.cpu_per_gb': cpuSeconds === undefined ? 'n/a (no proxy)' : cpuSeconds / carriedGB,
+          'hol.cpu_per_gb': typeof cpuSeconds === 'string' ? cpuSeconds : cpuSeconds / carriedGB,
         };
       }, context.sizes.repeats);
     } finally {

@@ -89,7 +89,7 @@ function redisStep(spec: RedisWorkloadSpec): DataPathStep {
       const cpuSeconds = await cpu.stop();
       if (result.code !== 0) throw new Error(`redis-benchmark exited ${result.code}: ${(result.stderr.trim() || result.stdout.trim()).slice(-300)}`);
       const lines = parseRedisBenchmarkReport(result.stdout);
-      const microsPerOperation = cpuSeconds === undefined ? 'n/a (no proxy)' : (cpuSeconds * 1e6) / spec.operations(requests);
+      const microsPerOperation = typeof cpuSeconds === 'string' ? cpuSeconds : (cpuSeconds * 1e6) / spec.operations(requests);
       return { ...spec.figures(lines), [spec.cpuRow.metric]: microsPerOperation };
     },
   };

@@ -47,7 +47,7 @@ export const streamsWorkload: Workload = {
             'streams.seconds': echoed.ok === count ? seconds : `not all held; ${seconds.toFixed(1)} s until the rest failed or timed out`,
           };
           figures['streams.held'] = echoed.ok === count ? count : `reached ${echoed.ok} of ${count}: ${whyNotAll(context, pair.sides !== undefined && contender.id !== 'trellis', count, echoed.firstError ?? connected.firstError)}`;
-          figures['streams.cpu_per_connection'] = cpuSeconds === undefined ? 'n/a (no proxy)' : echoed.ok > 0 ? (cpuSeconds * 1e6) / echoed.ok : 'no connection echoed';
+          figures['streams.cpu_per_connection'] = typeof cpuSeconds === 'string' ? cpuSeconds : echoed.ok > 0 ? (cpuSeconds * 1e6) / echoed.ok : 'no connection echoed';
           if (pair.sides === undefined) {
             figures['streams.peak_rss.client'] = 'n/a (no proxy)';
             figures['streams.peak_rss.server'] = 'n/a (no proxy)';

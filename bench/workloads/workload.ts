@@ -163,12 +163,18 @@ export function shortError(error: unknown): string {
 }
 
 
+/** How a CPU figure starts when the processes used less than one clock tick (see {@link proxyCpuMeter}). */
+export const CPU_UNDER_ONE_TICK = 'under one CPU clock tick';
+
 /**
  * A meter of the CPU seconds (user + system) the proxy processes of a pair use (both sides,
  * and the relays between them: Trellis's gateways), read from /proc: `start()` before the
- * load, `stop()` after it. For the direct path (no proxy) it gives undefined.
+ * load, `stop()` after it. `stop()` gives an explanation instead of a figure for the direct
+ * path (no proxy), and when the processes used less than one clock tick between the two
+ * readings (a tiny run can): /proc counts in ticks, so that reading is 0 without being
+ * free, and a 0 would read as a real figure.
  */
-export function proxyCpuMeter(pair: RunningContender, ticksPerSecond: number): { start(): Promise<void>; stop(): Promise<number | undefined> } {
+export function proxyCpuMeter(pair: RunningContender, ticksPerSecond: number): { start(): Promise<void>; stop(): Promise<number | string> } {
   const pids = pair.sides === undefined ? [] : [pair.sides.client.pid, pair.sides.server.pid, ...(pair.relays ?? []).map((relay) => relay.pid)];
   const read = async (): Promise<number> => (await Promise.all(pids.map((pid) => readProcessCpuSeconds(pid, ticksPerSecond)))).reduce((sum, seconds) => sum + seconds, 0);
   let before = 0;
@@ -177,7 +183,9 @@ export function proxyCpuMeter(pair: RunningContender, ticksPerSecond: number): {
       before = await read();
     },
     async stop() {
-      return pids.length === 0 ? undefined : (await read()) - before;
+      if (pids.length === 0) return 'n/a (no proxy)';
+      const seconds = (await read()) - before;
+      return seconds > 0 ? seconds : `${CPU_UNDER_ONE_TICK} (${1000 / ticksPerSecond} ms) in all: too short to measure`;
     },
   };
 }

@@ -5,6 +5,12 @@ import { describe, it } from 'node:test';
 import { offMedianRounds } from '../../bench/long-lived.js';
 import { parseBenchOptions } from '../../bench/options.js';
 import { parseRedisBenchmarkReport } from '../../bench/workloads/redis-benchmark.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { RunningContender } from '../../bench/contenders/contender.js';
+import type { SupervisedProcess } from '../../bench/supervisor.js';
+import { clockTicksPerSecond } from '../../bench/system.js';
+import { CPU_UNDER_ONE_TICK, proxyCpuMeter } from '../../bench/workloads/workload.js';
 
 // The shape redis-benchmark 7.0 prints without --csv (progress lines end in a carriage return).
 const REPORT = [
@@ -53,6 +59,35 @@ describe('parseRedisBenchmarkReport', () => {
 
   it('throws on a report without a summary', () => {
     assert.throws(() => parseRedisBenchmarkReport('====== GET ======\nLatency by percentile distribution:\n100.000% <= 1.0 milliseconds\n'), /no throughput/);
+  });
+});
+
+describe('proxyCpuMeter', () => {
+  it('says a pair that used under one clock tick was too short to measure, rather than 0, and measures one that burns CPU', async () => {
+    const ticks = clockTicksPerSecond();
+    // Idle until told, then burns 300 ms of CPU, says so, and idles until killed.
+    const script = "process.stdin.once('data', () => { const end = Date.now() + 300; while (Date.now() < end); console.log('burnt'); }); setInterval(() => undefined, 1000); console.log('ready');";
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      // Started and idle: node's own start-up burns CPU.
+      await once(child.stdout, 'data');
+      const side = { pid: child.pid } as SupervisedProcess;
+      const pair = { clientPort: 0, sides: { client: side, server: side }, serverSidePort: 0 } as RunningContender;
+      const quiet = proxyCpuMeter(pair, ticks);
+      await quiet.start();
+      const reading = await quiet.stop();
+      assert.ok(typeof reading === 'string' && reading.startsWith(CPU_UNDER_ONE_TICK), String(reading));
+      const loaded = proxyCpuMeter(pair, ticks);
+      await loaded.start();
+      const burnt = once(child.stdout, 'data');
+      child.stdin.write('go\n');
+      await burnt;
+      const seconds = await loaded.stop();
+      // Both sides are the one process here: counted twice.
+      assert.ok(typeof seconds === 'number' && seconds >= 2 * 0.2, String(seconds));
+    } finally {
+      child.kill();
+    }
   });
 });
 
