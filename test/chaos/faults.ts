@@ -26,6 +26,21 @@ export async function killAndRestart(mesh: ChaosMesh, role: Role, downMs: number
   return { what: `kill -9 ${role}, restart after ${downMs} ms`, at, endsAt, killed: role };
 }
 
+/**
+ * SIGTERM to a role's process (a graceful stop: a gateway drains), waits up to `exitWithinMs`
+ * for it to exit by itself (`exit` is then its code, or 'timeout'), then starts it again. The
+ * fault ends at the exit: from then on the role is down until the restart, as after a kill.
+ */
+export async function stopAndRestart(mesh: ChaosMesh, role: Role, exitWithinMs: number): Promise<FaultEvent & { exit: number | string; exitMs: number }> {
+  const proc = mesh.process(role);
+  const at = Date.now();
+  proc.child.kill('SIGTERM');
+  const exit = await Promise.race([proc.exited(), delay(exitWithinMs).then(() => 'timeout' as const)]);
+  const endsAt = Date.now();
+  await mesh.restart(role);
+  return { what: `SIGTERM ${role} (exit ${String(exit)} after ${endsAt - at} ms), restart`, at, endsAt, exit, exitMs: endsAt - at };
+}
+
 /** Cuts every packet between two hosts for `forMs`, then heals. */
 export async function partition(mesh: ChaosMesh, a: string, b: string, forMs: number): Promise<FaultEvent> {
   const at = Date.now();

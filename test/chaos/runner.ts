@@ -55,6 +55,11 @@ export async function runScenario(mesh: ChaosMesh, scenario: Scenario, quick: bo
   for (const stream of bad.slice(0, 5)) problems.push(`${stream.verdict} ${stream.client.kind} stream: client ${describeClient(stream)}; server ${JSON.stringify(stream.server ?? null)}`);
   if (bad.length > 5) problems.push(`… and ${bad.length - 5} more streams that broke the promise`);
   if (streamTally.byVerdict.whole === undefined) problems.push('no stream arrived whole: the traffic never ran');
+  if (scenario.noResets === true) {
+    const reset = judged.filter((stream) => stream.verdict !== 'whole');
+    for (const stream of reset.slice(0, 5)) problems.push(`${stream.verdict} ${stream.client.kind} stream where none may be reset: client ${describeClient(stream)}`);
+    if (reset.length > 5) problems.push(`… and ${reset.length - 5} more streams not whole`);
+  }
   await Promise.all(scenario.traffic(mesh).map((spec) => mesh.untilReachable(spec.service))).catch((error: Error) => problems.push(`the mesh did not serve again: ${error.message}`));
   return {
     name: scenario.name,

@@ -2,7 +2,7 @@
 // then hands back what it did. Adding one is adding an entry to SCENARIOS; one that needs a
 // mesh of another shape (control-plane replicas on etcd, a fake clock) says so in `mesh`.
 import type { FaultEvent } from './faults.js';
-import { delay, fillDisk, killAndRestart, packetLoss, partition, reorderAndDelay } from './faults.js';
+import { delay, fillDisk, killAndRestart, packetLoss, partition, reorderAndDelay, stopAndRestart } from './faults.js';
 import type { ChaosMesh, ChaosMeshOptions, EchoService, Role } from './mesh.js';
 import { procStats } from './mesh.js';
 import { CONTROL_PLANE_SCENARIOS } from './control-plane-scenarios.js';
@@ -38,6 +38,8 @@ export interface Scenario {
   readonly mesh?: MeshShape;
   readonly durationMs: (quick: boolean) => number;
   readonly traffic: (mesh: ChaosMesh) => TrafficSpec[];
+  /** The scenario promises more than the rule (whole, or reset on both ends): no stream reset at all. */
+  readonly noResets?: boolean;
   inject(context: ScenarioContext): Promise<Injected>;
 }
 
@@ -89,6 +91,43 @@ const killBusyGateway: Scenario = {
       await delay(gapMs / 2);
     }
     return { faults, notes, problems: [] };
+  },
+};
+
+/**
+ * SIGTERM of the busier of zone a's gateways, restarted once it has exited: it drains, so no
+ * stream may be reset and no connection fail. No idle connections here: one that outlives the
+ * gateway's --drain-timeout (30 s) is reset at the deadline, by design, and would hold every
+ * round for that long.
+ */
+const drainBusyGateway: Scenario = {
+  name: 'drain-gateway-a',
+  title: 'SIGTERM of the busier of zone a\'s two gateways (it drains), restarted once it exits',
+  needsGateways: true,
+  noResets: true,
+  durationMs: (quick) => (quick ? 12_000 : 30_000),
+  traffic: () => [
+    { service: 'echo-a', plan: { bulk: 1, bulkBytes: 4 * 1024 * 1024, short: 2 } },
+    { service: 'echo-b', plan: { bulk: 2, bulkBytes: 2 * 1024 * 1024, short: 2 } },
+  ],
+  async inject({ mesh, quick, durationMs }) {
+    const rounds = quick ? 1 : 3;
+    const faults: FaultEvent[] = [];
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const gapMs = (durationMs * 0.6) / rounds;
+    for (let round = 0; round < rounds; round++) {
+      await delay(round === 0 ? 2_500 : gapMs / 2);
+      const tunnels = async (role: Role): Promise<number> => sumMetric((await mesh.adminPage(role, '/metrics')) ?? '', 'trellis_tunnels_active');
+      const [ga1, ga2] = await Promise.all([tunnels('ga1'), tunnels('ga2')]);
+      const victim: Role = ga2 > ga1 ? 'ga2' : 'ga1';
+      const fault = await stopAndRestart(mesh, victim, 40_000);
+      notes.push(`round ${round + 1}: tunnels active ga1 ${ga1}, ga2 ${ga2}; ${victim} drained and exited ${String(fault.exit)} after ${fault.exitMs} ms`);
+      if (fault.exit !== 0) problems.push(`${victim} did not exit 0 after SIGTERM: ${String(fault.exit)}`);
+      faults.push(fault);
+      await delay(gapMs / 2);
+    }
+    return { faults, notes, problems };
   },
 };
 
@@ -243,6 +282,7 @@ export const SCENARIOS: readonly Scenario[] = [
   killLoop('client', 'kill -9 of the client sidecar, restarted from its data directory', false),
   killLoop('server-a', 'kill -9 of the server sidecar, restarted from its data directory', false),
   killBusyGateway,
+  drainBusyGateway,
   killLoop('gb', "kill -9 of zone b's only gateway, restarted", true),
   killControlPlane,
   partitionHosts,
