@@ -72,6 +72,13 @@ function killLoop(role: Role, title: string, needsGateways: boolean): Scenario {
   };
 }
 
+/** The tunnels each of zone a's gateways carries now, and the one carrying more (a fault to an idle one would prove nothing). */
+async function busierGatewayOfZoneA(mesh: ChaosMesh): Promise<{ ga1: number; ga2: number; victim: Role }> {
+  const tunnels = async (role: Role): Promise<number> => sumMetric((await mesh.adminPage(role, '/metrics')) ?? '', 'trellis_tunnels_active');
+  const [ga1, ga2] = await Promise.all([tunnels('ga1'), tunnels('ga2')]);
+  return { ga1, ga2, victim: ga2 > ga1 ? 'ga2' : 'ga1' };
+}
+
 /** Zone a has two gateways; each round kills the one carrying more tunnels then (killing an idle one would prove nothing). */
 const killBusyGateway: Scenario = {
   ...killLoop('ga1', 'kill -9 of the busier of zone a\'s two gateways, restarted', true),
@@ -83,9 +90,7 @@ const killBusyGateway: Scenario = {
     const gapMs = (durationMs * 0.6) / rounds;
     for (let round = 0; round < rounds; round++) {
       await delay(round === 0 ? 2_500 : gapMs / 2);
-      const tunnels = async (role: Role): Promise<number> => sumMetric((await mesh.adminPage(role, '/metrics')) ?? '', 'trellis_tunnels_active');
-      const [ga1, ga2] = await Promise.all([tunnels('ga1'), tunnels('ga2')]);
-      const victim: Role = ga2 > ga1 ? 'ga2' : 'ga1';
+      const { ga1, ga2, victim } = await busierGatewayOfZoneA(mesh);
       notes.push(`round ${round + 1}: tunnels active ga1 ${ga1}, ga2 ${ga2}; killed ${victim}`);
       faults.push(await killAndRestart(mesh, victim, 1_000));
       await delay(gapMs / 2);
@@ -118,9 +123,7 @@ const drainBusyGateway: Scenario = {
     const gapMs = (durationMs * 0.6) / rounds;
     for (let round = 0; round < rounds; round++) {
       await delay(round === 0 ? 2_500 : gapMs / 2);
-      const tunnels = async (role: Role): Promise<number> => sumMetric((await mesh.adminPage(role, '/metrics')) ?? '', 'trellis_tunnels_active');
-      const [ga1, ga2] = await Promise.all([tunnels('ga1'), tunnels('ga2')]);
-      const victim: Role = ga2 > ga1 ? 'ga2' : 'ga1';
+      const { ga1, ga2, victim } = await busierGatewayOfZoneA(mesh);
       const fault = await stopAndRestart(mesh, victim, 40_000);
       notes.push(`round ${round + 1}: tunnels active ga1 ${ga1}, ga2 ${ga2}; ${victim} drained and exited ${String(fault.exit)} after ${fault.exitMs} ms`);
       if (fault.exit !== 0) problems.push(`${victim} did not exit 0 after SIGTERM: ${String(fault.exit)}`);
