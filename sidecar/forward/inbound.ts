@@ -166,7 +166,7 @@ export class InboundHandler {
       if (local) metrics.streamError(errorCodeName(code));
     });
     const socket = net.connect({ host: app.host, port: app.port, allowHalfOpen: true, noDelay: true });
-    joinSocketToStream(socket, stream, metrics, true);
+    joinSocketToStream(socket, stream, metrics, { appConnecting: true });
   }
 
   #refuse(stream: MuxStream, code: ErrorCode, message: string): void {

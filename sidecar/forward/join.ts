@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { ErrorCode } from '../../proto/errors.js';
 import type { MuxStream } from '../mux/index.js';
+import type { OpenReplay, ReplayedOpening } from './open-replay.js';
 
 const EMPTY = Buffer.alloc(0);
 /** How long a reset waits for the app socket's queued FIN to leave before it closes it plainly. */
@@ -12,6 +13,23 @@ export interface ForwardObserver {
   bytes(direction: 'in' | 'out', count: number): void;
 }
 
+/** How {@link joinSocketToStream} treats the two sides. */
+export interface JoinOptions {
+  /**
+   * The socket is still connecting to the app: a failure to connect is reported to the peer as
+   * APP_UNREACHABLE rather than STREAM_ABORTED.
+   */
+  appConnecting?: boolean;
+  /** The app's FIN was read already (by an earlier join): the caller ends the stream. */
+  appEnded?: boolean;
+  /**
+   * Keeps what the app sends until the peer answers. A refusal at open that it can undo
+   * (`OpenReplay.refusedAtOpen`) leaves the socket paused, unjoined and open, and hands the
+   * app's bytes to `onRefusedAtOpen`, which opens the next stream.
+   */
+  replay?: { record: OpenReplay; onRefusedAtOpen: (opening: ReplayedOpening) => void };
+}
+
 /**
  * Joins an app socket to a stream, both ways, without copying payloads.
  *
@@ -19,29 +37,26 @@ export interface ForwardObserver {
  * stream drains; when the app socket is slow to take bytes, credit is withheld from the peer
  * (only this stream waits, never the link). Half-closes cross as FIN and `end()`; a reset or
  * socket error on one side aborts the other, so no byte is silently lost.
- *
- * @param appConnecting - the socket is still connecting to the app: a failure to connect is
- *   reported to the peer as APP_UNREACHABLE rather than STREAM_ABORTED.
  */
-export function joinSocketToStream(
-  socket: Socket,
-  stream: MuxStream,
-  observer: ForwardObserver,
-  appConnecting = false,
-): void {
-  let connecting = appConnecting;
+export function joinSocketToStream(socket: Socket, stream: MuxStream, observer: ForwardObserver, options: JoinOptions = {}): void {
+  const { replay } = options;
+  let connecting = options.appConnecting === true;
   let unconsumedBytes = 0;
-  let appFinished = false;
+  let appFinished = options.appEnded === true;
   let peerFinished = false;
+  /** The stream was refused at open and the socket handed back (see `JoinOptions.replay`). */
+  let detached = false;
 
   if (connecting) socket.once('connect', () => (connecting = false));
 
-  socket.on('data', (chunk: Buffer) => {
+  const onAppData = (chunk: Buffer): void => {
     observer.bytes('out', chunk.length);
+    replay?.record.record(chunk);
     if (!stream.write(chunk)) socket.pause();
-  });
-  socket.on('end', () => {
+  };
+  const onAppEnd = (): void => {
     appFinished = true;
+    replay?.record.recordAppEnd();
     if (socket.writableEnded) {
       stream.end();
       return;
@@ -51,26 +66,31 @@ export function joinSocketToStream(
     // truncated FIN. A write of zero bytes fetches the error (ECONNRESET: the 'error' handler
     // resets the stream) and succeeds on a connection the app only half-closed.
     socket.write(EMPTY, (error) => {
-      if (error === undefined || error === null) stream.end();
+      if (!detached && (error === undefined || error === null)) stream.end();
     });
-  });
-  socket.on('drain', () => {
+  };
+  const onAppDrain = (): void => {
     if (unconsumedBytes > 0) {
       stream.consumed(unconsumedBytes);
       unconsumedBytes = 0;
     }
-  });
-  socket.on('error', (error: NodeJS.ErrnoException) => {
+  };
+  const onAppError = (error: NodeJS.ErrnoException): void => {
     const code = connecting ? ErrorCode.APP_UNREACHABLE : ErrorCode.STREAM_ABORTED;
     stream.reset(code, connecting ? `app unreachable: ${error.code ?? error.message}` : `app socket: ${error.code ?? error.message}`);
-  });
-  socket.on('close', () => {
+  };
+  const onAppClose = (): void => {
     // A socket that closes before both directions finished was aborted: say so to the peer
     // rather than let it take a truncated stream for a complete one.
     if (!(appFinished && peerFinished) && stream.state !== 'closed') {
       stream.reset(ErrorCode.STREAM_ABORTED, 'app socket closed');
     }
-  });
+  };
+  socket.on('data', onAppData);
+  socket.on('end', onAppEnd);
+  socket.on('drain', onAppDrain);
+  socket.on('error', onAppError);
+  socket.on('close', onAppClose);
 
   stream.on('drain', () => socket.resume());
   // Payloads for the app are gathered until the end of the event loop's I/O phase and leave in
@@ -101,7 +121,26 @@ export function joinSocketToStream(
     peerFinished = true;
     socket.end();
   });
-  stream.on('reset', () => resetAppSocket(socket));
+  stream.on('reset', (code: number, _message: string, local: boolean) => {
+    if (replay === undefined || !replay.record.refusedAtOpen(code, local)) {
+      resetAppSocket(socket);
+      return;
+    }
+    detached = true;
+    socket.pause();
+    socket.off('data', onAppData);
+    socket.off('end', onAppEnd);
+    socket.off('drain', onAppDrain);
+    socket.off('error', onAppError);
+    socket.off('close', onAppClose);
+    replay.onRefusedAtOpen(replay.record.take());
+  });
+  if (replay !== undefined) {
+    // Bytes or a FIN from the peer: its app has the stream, nothing may be sent twice.
+    const settle = (): void => replay.record.settle();
+    stream.once('data', settle);
+    stream.once('end', settle);
+  }
 }
 
 /**

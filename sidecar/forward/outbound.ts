@@ -14,6 +14,8 @@ import { ActiveSet } from './active-set.js';
 import { IdleStreamSweeper } from './idle-streams.js';
 import { joinSocketToStream, resetAppSocket } from './join.js';
 import { NoRouteError } from './no-route.js';
+import type { ReplayedOpening } from './open-replay.js';
+import { OpenReplay } from './open-replay.js';
 
 export interface OutboundInit {
   balancer: Balancer;
@@ -61,6 +63,18 @@ export interface ForwardConnectionOptions {
   onOpen?: () => void;
   /** No endpoint could be reached: answer the client here and close (otherwise the socket is reset). */
   onNoRoute?: (error: Error) => void;
+}
+
+/** An app connection being forwarded, across the streams it may take (see `OutboundForwarder.#reopen`). */
+interface Connection {
+  readonly service: string;
+  readonly socket: net.Socket;
+  readonly key: string;
+  readonly acceptedAtMs: number;
+  /** Called once, when its first stream opens. */
+  onOpen: (() => void) | undefined;
+  /** Endpoints (sidecar ids) that refused it at open because they are draining. */
+  readonly refusedBy: Set<string>;
 }
 
 /** A local listener that sends every accepted connection to one service of the mesh. */
@@ -140,37 +154,88 @@ export class OutboundForwarder {
     socket.on('error', () => undefined);
     const policy = this.#init.hashPolicies?.get(service);
     const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
-    const acceptedAtMs = performance.now();
+    const connection: Connection = { service, socket, key, acceptedAtMs: performance.now(), onOpen: options.onOpen, refusedBy: new Set() };
+    const initialBytes = options.initialBytes;
+    const opening: ReplayedOpening = { chunks: initialBytes === undefined || initialBytes.length === 0 ? [] : [initialBytes], appEnded: false };
     this.#endpointsOf(service)
       .then(() => this.#openStream(service, key))
       .then(
-      ({ stream, lease }) => {
-        if (socket.destroyed) {
-          stream.reset(ErrorCode.STREAM_ABORTED, 'app connection closed before the stream opened');
-          return;
-        }
-        this.#track(service, stream, lease);
-        this.#init.metrics.upstreamStreamOpened(service, (performance.now() - acceptedAtMs) / 1000);
-        options.onOpen?.();
-        joinSocketToStream(socket, stream, this.#init.metrics);
-        this.#idleStreams?.watch(stream, socket);
-        const initialBytes = options.initialBytes;
-        if (initialBytes !== undefined && initialBytes.length > 0) {
-          this.#init.metrics.bytes('out', initialBytes.length);
-          // Out of credit already: the stream's 'drain' resumes the socket (joinSocketToStream).
-          if (!stream.write(initialBytes)) return;
-        }
-        socket.resume();
-      },
+        ({ stream, lease }) => {
+          if (initialBytes !== undefined) this.#init.metrics.bytes('out', initialBytes.length);
+          this.#join(connection, stream, lease, opening);
+        },
+        (error: Error) => {
+          this.#noRoute(service, error);
+          if (options.onNoRoute !== undefined) options.onNoRoute(error);
+          else resetAppSocket(socket);
+        },
+      );
+  }
+
+  /** Joins the connection's socket to its stream, after sending what the app sent so far. */
+  #join(connection: Connection, stream: MuxStream, lease: StreamLease, opening: ReplayedOpening): void {
+    const { service, socket } = connection;
+    if (socket.destroyed) {
+      stream.reset(ErrorCode.STREAM_ABORTED, 'app connection closed before the stream opened');
+      return;
+    }
+    // The app's FIN may have been read while no stream was joined (between a refusal and this).
+    const appEnded = opening.appEnded || socket.readableEnded;
+    const replay = new OpenReplay({ chunks: opening.chunks, appEnded });
+    joinSocketToStream(socket, stream, this.#init.metrics, {
+      appEnded,
+      replay: { record: replay, onRefusedAtOpen: (replayed) => this.#reopen(connection, lease.endpoint.sidecarId, replayed) },
+    });
+    // After the join: its 'reset' listener hands a refused stream over before this one looks.
+    this.#track(service, stream, lease, replay);
+    this.#init.metrics.upstreamStreamOpened(service, (performance.now() - connection.acceptedAtMs) / 1000);
+    const onOpen = connection.onOpen;
+    connection.onOpen = undefined;
+    onOpen?.();
+    this.#idleStreams?.watch(stream, socket);
+    // Out of credit already: the stream's 'drain' resumes the socket (joinSocketToStream).
+    const writable = opening.chunks.length === 0 || stream.writev(opening.chunks);
+    if (appEnded) stream.end();
+    else if (writable) socket.resume();
+  }
+
+  /**
+   * The destination refused the stream at open because it is draining (RESET GOING_AWAY, so no
+   * byte reached its app): the connection goes to another endpoint with the same bytes, a
+   * bounded number of times.
+   */
+  #reopen(connection: Connection, refusedBy: string, opening: ReplayedOpening): void {
+    const { service, socket, key } = connection;
+    const { metrics, logger } = this.#init;
+    connection.refusedBy.add(refusedBy);
+    if (connection.refusedBy.size > (this.#init.maxDialAttempts ?? 3)) {
+      this.#failRefused(connection, refusedBy);
+      return;
+    }
+    metrics.upstreamStreamRetried(service);
+    logger.info({ service, sidecarId: refusedBy }, 'stream refused at open by a draining endpoint; opening it on another');
+    this.#openStream(service, key, connection.refusedBy).then(
+      ({ stream, lease }) => this.#join(connection, stream, lease, opening),
       (error: Error) => {
-        const code = (error as Partial<NoRouteError>).code;
-        this.#init.logger.warn({ service, code, err: error.message }, 'no route for connection');
-        this.#init.metrics.streamError(errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
-        this.#init.metrics.upstreamStreamFailed(service, errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE));
-        if (options.onNoRoute !== undefined) options.onNoRoute(error);
-        else resetAppSocket(socket);
+        this.#noRoute(service, error);
+        resetAppSocket(socket);
       },
     );
+  }
+
+  #failRefused(connection: Connection, refusedBy: string): void {
+    const codeName = errorCodeName(ErrorCode.GOING_AWAY);
+    this.#init.logger.warn({ service: connection.service, sidecarId: refusedBy, refusals: connection.refusedBy.size }, 'stream refused at open by every endpoint tried');
+    this.#init.metrics.upstreamStreamFailed(connection.service, codeName);
+    resetAppSocket(connection.socket);
+  }
+
+  #noRoute(service: string, error: Error): void {
+    const code = (error as Partial<NoRouteError>).code;
+    const codeName = errorCodeName(error instanceof NoRouteError ? error.wireCode : ErrorCode.APP_UNREACHABLE);
+    this.#init.logger.warn({ service, code, err: error.message }, 'no route for connection');
+    this.#init.metrics.streamError(codeName);
+    this.#init.metrics.upstreamStreamFailed(service, codeName);
   }
 
   /**
@@ -188,9 +253,10 @@ export class OutboundForwarder {
     if (!(await subscriptions.ready(service, waitMs))) logger.warn({ service, waitMs }, 'endpoints of the service did not arrive in time');
   }
 
-  async #openStream(service: string, key: string): Promise<{ stream: MuxStream; lease: StreamLease }> {
+  /** Opens a stream to an endpoint of `service` picked for `key`, none of `excluded` (sidecar ids). */
+  async #openStream(service: string, key: string, excluded: ReadonlySet<string> = new Set()): Promise<{ stream: MuxStream; lease: StreamLease }> {
     const { balancer, links, logger } = this.#init;
-    const tried = new Set<string>();
+    const tried = new Set<string>(excluded);
     let lastError: unknown;
     for (let attempt = 0; attempt < (this.#init.maxDialAttempts ?? 3); attempt++) {
       const picked = balancer.pick(service, key, tried);
@@ -232,7 +298,7 @@ export class OutboundForwarder {
     this.#init.logger.warn({ service, endpoint: lease.endpoint.address, sidecarId: lease.endpoint.sidecarId, ...ejection }, 'endpoint keeps failing; ejected');
   }
 
-  #track(service: string, stream: MuxStream, lease: StreamLease): void {
+  #track(service: string, stream: MuxStream, lease: StreamLease, replay: OpenReplay): void {
     const { metrics } = this.#init;
     metrics.streamOpened('outbound');
     stream.once('close', () => metrics.streamClosed('outbound'));
@@ -248,6 +314,8 @@ export class OutboundForwarder {
     stream.once('data', onAnswer);
     stream.once('end', onAnswer);
     stream.once('reset', (code: number, message: string, local: boolean) => {
+      // Refused at open and handed to another endpoint (#reopen): the connection goes on.
+      if (replay.handedOver) return;
       metrics.upstreamStreamFailed(service, errorCodeName(code));
       // Refused by the destination before any answer (POLICY_DENIED, APP_UNREACHABLE…): the
       // caller's operator sees why here, not only in the destination's logs.

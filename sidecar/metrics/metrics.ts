@@ -37,6 +37,8 @@ export interface SidecarMetrics extends ForwardObserver, BalancerObserver {
   upstreamStreamClosed(upstream: string, durationSeconds: number): void;
   /** A connection to `upstream` got no stream, or its stream was reset, by wire code name. */
   upstreamStreamFailed(upstream: string, codeName: string): void;
+  /** A connection to `upstream` refused at open by a draining endpoint (no byte reached its app) was sent to another. */
+  upstreamStreamRetried(upstream: string): void;
   certExpiry(expiresAtMs: number): void;
   /** A certificate renewal that got no certificate: the control plane was away, refused, or did not answer in time. */
   certRenewalFailed(): void;

@@ -43,6 +43,7 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   readonly #upstreamStreamsOpened: Counter<'upstream'>;
   readonly #upstreamStreamsActive: Gauge<'upstream'>;
   readonly #upstreamStreamFailures: Counter<'upstream' | 'code'>;
+  readonly #upstreamStreamRetries: Counter<'upstream'>;
   readonly #upstreamConnectSeconds: Histogram<'upstream'>;
   readonly #upstreamStreamSeconds: Histogram<'upstream'>;
   /** Destinations with series of their own; the proxy port lets apps name any, so they are capped. */
@@ -202,6 +203,12 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
       labelNames: ['upstream', 'code'],
       registers,
     });
+    this.#upstreamStreamRetries = new Counter({
+      name: 'trellis_sidecar_upstream_stream_retries_total',
+      help: 'Connections whose stream a draining endpoint refused at open (RESET GOING_AWAY: no byte reached its app), sent with the same bytes to another endpoint, by destination service.',
+      labelNames: ['upstream'],
+      registers,
+    });
     this.#upstreamConnectSeconds = new Histogram({
       name: 'trellis_sidecar_upstream_connect_seconds',
       help: 'Time from accepting a connection to its stream being open (pick, link dial if needed, OPEN), by destination service.',
@@ -311,6 +318,9 @@ export class PrometheusSidecarMetrics implements SidecarMetrics {
   }
   upstreamStreamFailed(destination: string, codeName: string): void {
     this.#upstreamStreamFailures.inc({ upstream: this.#upstreamLabel(destination), code: codeName });
+  }
+  upstreamStreamRetried(destination: string): void {
+    this.#upstreamStreamRetries.inc({ upstream: this.#upstreamLabel(destination) });
   }
   /** The destination's own label while there are fewer than {@link MAX_UPSTREAM_LABELS}, then `(other)`. */
   #upstreamLabel(destination: string): string {
