@@ -3,6 +3,7 @@
  * every sidecar and gateway gets them and closes its links to what they cover; the control
  * plane refuses the revoked identity's channel, renewals and, for a service, joins.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { EndpointValue, RevocationsView, RevokedServiceValue, RevokedSidecarValue } from '../proto/control.js';
 import { ControlErrorCode, ENDPOINT_KEY_PREFIX, REVOKED_KEY_PREFIX, REVOKED_SERVICE_KEY_PREFIX, REVOKED_SIDECAR_KEY_PREFIX, endpointKey, revokedServiceKey, revokedSidecarKey } from '../proto/control.js';
 import type { CertificateHolder, RevocationLookup } from '../proto/revocation.js';
@@ -84,7 +85,8 @@ export class RevocationService implements RevocationLookup {
     const endpoints = this.#endpoints((endpoint) => endpoint.service === service);
     const revokedAt = this.#now();
     // Leaves are backdated by the skew allowance: one issued before now has a notBefore at or
-    // before this, one issued after has a later one (to the second X.509 keeps).
+    // before this. X.509 keeps whole seconds, so one issued later in the same second has one
+    // too: allowJoins waits for that second to pass.
     const value: RevokedServiceValue = { service, revokedAt, notBeforeCutoff: revokedAt - CLOCK_SKEW_ALLOWANCE_MS, refuseJoins: true };
     await this.#config.apply([[revokedServiceKey(service), value], ...endpoints.map(removal)]);
     return { ...this.view(), known: endpoints.length > 0 };
@@ -97,6 +99,11 @@ export class RevocationService implements RevocationLookup {
   async allowJoins(service: string): Promise<RevocationsView> {
     const current = this.service(service);
     if (current === undefined) throw new ApiError(ControlErrorCode.NOT_FOUND, `service ${service} is not revoked`, 404);
+    // A leaf's notBefore is cut to the second: one signed in the second of the revocation would
+    // fall at the cut-off and be refused as revoked by every peer. Joins open after that second.
+    const joinsFromMs = Math.floor(current.revokedAt / 1000) * 1000 + 1000;
+    const waitMs = joinsFromMs - this.#now();
+    if (waitMs > 0) await delay(waitMs);
     await this.#config.apply([[revokedServiceKey(service), { ...current, refuseJoins: false }]]);
     return this.view();
   }

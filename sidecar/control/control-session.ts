@@ -150,7 +150,13 @@ export class ControlSession extends EventEmitter {
         socket.close(1008, 'bad message');
       }
     });
-    socket.on('error', (error) => logger.debug({ controlPlane: base, err: error.message }, 'control plane channel error'));
+    socket.on('error', (error) => {
+      // An HTTP answer instead of the upgrade (401, 403 REVOKED…) is the control plane refusing
+      // this sidecar, which retrying will not change by itself: the operator must see it.
+      // Anything else is the control plane being out of reach, told by 'disconnected'.
+      if (error.message.startsWith('Unexpected server response')) logger.warn({ controlPlane: base, err: error.message }, 'control plane refused the channel');
+      else logger.debug({ controlPlane: base, err: error.message }, 'control plane channel error');
+    });
     socket.on('close', () => {
       if (this.#socket !== socket) return;
       this.#socket = undefined;

@@ -75,6 +75,22 @@ describe('revocations on the control plane', () => {
     });
   });
 
+  it('a sidecar that joins at once after joins are allowed again is not taken for revoked (notBefore keeps whole seconds)', async () => {
+    await withTestControlPlane({}, async (cp, dir) => {
+      const caPem = await caPemOf(dir.path);
+      const token = await adminTokenOf(cp);
+      // Early in a second, so that revoking, allowing and joining all fall in it: a leaf signed
+      // in the second of the revocation had its notBefore cut to the cut-off.
+      while (Date.now() % 1000 > 200) await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
+      assert.equal((await call(cp, dir.path, 'POST', '/v1/revocations', { body: { service: 'db' }, token })).status, 201);
+      assert.equal((await call(cp, dir.path, 'DELETE', '/v1/revocations', { body: { service: 'db' }, token })).status, 200);
+      const db = await joinAs(cp, dir.path, 'db');
+      const client = new ChannelClient(cp, caPem, db);
+      await client.opened;
+      client.ws.close();
+    });
+  });
+
   it('closeExisting goes with deny only, and is stored only when set', async () => {
     await withTestControlPlane({}, async (cp, dir) => {
       const token = await adminTokenOf(cp);
