@@ -60,6 +60,12 @@ export class Session extends EventEmitter {
   #negotiatedVersion: number | undefined;
   #helloTimer: NodeJS.Timeout | undefined;
   #goAwaySent = false;
+  /**
+   * The PONG of a PING sent right after our GOAWAY has come back: every OPEN the peer sent
+   * before it read the GOAWAY has arrived (the link is in order) and was refused with
+   * GOING_AWAY, so closing now cannot cut one off unanswered.
+   */
+  #goAwayAcknowledged = false;
   #bytesIn = 0;
 
   /**
@@ -190,6 +196,14 @@ export class Session extends EventEmitter {
     if (!this.#goAwaySent) {
       this.#goAwaySent = true;
       this.#writer.send({ type: FrameType.GOAWAY, code, message: wireMessage(message) });
+      this.ping().then(
+        () => {
+          this.#goAwayAcknowledged = true;
+          this.#closeIfDrained();
+        },
+        // The session closed first: nothing left to wait for.
+        () => undefined,
+      );
     }
     this.#phase = 'draining';
     this.#closeIfDrained();
@@ -370,9 +384,13 @@ export class Session extends EventEmitter {
     this.#closeIfDrained();
   }
 
-  /** After a GOAWAY either way, the link closes gracefully once no stream is left. */
+  /**
+   * After a GOAWAY either way, the link closes gracefully once no stream is left (and, after
+   * ours, once the peer has answered the PING sent behind it: see #goAwayAcknowledged).
+   */
   #closeIfDrained(): void {
     if (this.#phase !== 'draining' || this.#peerHello === undefined || this.#streams.size > 0) return;
+    if (this.#goAwaySent && !this.#goAwayAcknowledged) return;
     this.#writer.end();
     this.#terminate(undefined);
   }

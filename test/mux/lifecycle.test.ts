@@ -73,6 +73,22 @@ describe('mux stream and session lifecycle', () => {
     assert.deepEqual(await acceptorClosed, [undefined]);
   });
 
+  it('a GOAWAY sender with no streams left answers an OPEN that crossed its GOAWAY before it closes the link', async () => {
+    const inbox = streamInbox();
+    const { dialer, acceptor } = sessionPair(await tcpPair(), {}, { onStream: inbox.onStream });
+    await next(dialer, 'ready');
+    const dialerClosed = next<[TrellisError | undefined]>(dialer, 'close');
+    const acceptorClosed = next<[TrellisError | undefined]>(acceptor, 'close');
+    acceptor.goAway(ErrorCode.NONE, 'draining');
+    // Sent before the GOAWAY arrives. Had the acceptor closed at once (it has no stream), this
+    // stream would be cut off unanswered (STREAM_ABORTED here), and its opener could not know
+    // that it reached no app.
+    const crossing = dialer.openStream('crossing');
+    assert.deepEqual(await next<ResetArgs>(crossing, 'reset'), [ErrorCode.GOING_AWAY, 'the link is going away', false]);
+    assert.deepEqual(await acceptorClosed, [undefined]);
+    assert.deepEqual(await dialerClosed, [undefined]);
+  });
+
   it('close() aborts every stream on both ends', async () => {
     const inbox = streamInbox();
     const { dialer, acceptor } = sessionPair(await tcpPair(), {}, { onStream: inbox.onStream });
