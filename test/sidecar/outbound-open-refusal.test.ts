@@ -202,6 +202,19 @@ async function counter(metrics: PrometheusSidecarMetrics, name: string, labels: 
 }
 
 /** The far end of `address` goes away while it holds, unread, whatever came since `hold()`. */
+/**
+ * An app connection to the endpoint its key picks first, whose link stays up (a keeper stream)
+ * and whose far end holds, unread, everything from now on (see {@link drainCrossing}).
+ */
+async function connectionToDrainingEndpoint(setup: ReturnType<typeof mesh>) {
+  const { links, forwarder, farEnds, first } = setup;
+  await keepLinkOpen(links, farEnds, first);
+  const draining = farEnds.get(first);
+  assert.ok(draining !== undefined);
+  draining.gate.hold();
+  return { ...setup, draining, ...(await appConnection(forwarder)) };
+}
+
 function drainCrossing(far: FarEnd): void {
   far.session.goAway(ErrorCode.NONE, 'draining');
   far.gate.release();
@@ -209,12 +222,7 @@ function drainCrossing(far: FarEnd): void {
 
 describe('outbound: a stream refused at open by a draining endpoint', () => {
   it('goes to the next endpoint with every byte the app sent, and the app sees an unbroken echo', async () => {
-    const { metrics, links, forwarder, farEnds, first } = mesh(['a', 'b']);
-    await keepLinkOpen(links, farEnds, first);
-    const draining = farEnds.get(first);
-    assert.ok(draining !== undefined);
-    draining.gate.hold();
-    const { app, result } = await appConnection(forwarder);
+    const { metrics, farEnds, first, draining, app, result } = await connectionToDrainingEndpoint(mesh(['a', 'b']));
     const before = Buffer.alloc(10_000, 1);
     const after = Buffer.alloc(10_000, 2);
     app.write(before);
@@ -231,12 +239,7 @@ describe('outbound: a stream refused at open by a draining endpoint', () => {
   });
 
   it('replays the app\'s FIN too when the app had finished before the refusal', async () => {
-    const { links, forwarder, farEnds, first } = mesh(['a', 'b']);
-    await keepLinkOpen(links, farEnds, first);
-    const draining = farEnds.get(first);
-    assert.ok(draining !== undefined);
-    draining.gate.hold();
-    const { app, result } = await appConnection(forwarder);
+    const { draining, app, result } = await connectionToDrainingEndpoint(mesh(['a', 'b']));
     const request = Buffer.alloc(3_000, 7);
     app.end(request);
     await draining.gate.heldUntil((frame) => frame.type === FrameType.FIN);
@@ -245,12 +248,7 @@ describe('outbound: a stream refused at open by a draining endpoint', () => {
   });
 
   it('resets the connection when the app had sent more than can be kept before the refusal', async () => {
-    const { metrics, links, forwarder, farEnds, first } = mesh(['a', 'b']);
-    await keepLinkOpen(links, farEnds, first);
-    const draining = farEnds.get(first);
-    assert.ok(draining !== undefined);
-    draining.gate.hold();
-    const { app, result } = await appConnection(forwarder);
+    const { metrics, draining, app, result } = await connectionToDrainingEndpoint(mesh(['a', 'b']));
     const upload = Buffer.alloc(100 * 1024, 3);
     app.write(upload);
     await draining.gate.heldUntil((_frame, dataBytes) => dataBytes >= upload.length);
@@ -261,12 +259,7 @@ describe('outbound: a stream refused at open by a draining endpoint', () => {
   });
 
   it('does not send it back to the endpoint that refused it: with no other endpoint reachable, the connection is reset', async () => {
-    const { metrics, links, forwarder, farEnds, first } = mesh(['a', 'b'], { othersUnreachable: true });
-    await keepLinkOpen(links, farEnds, first);
-    const draining = farEnds.get(first);
-    assert.ok(draining !== undefined);
-    draining.gate.hold();
-    const { app, result } = await appConnection(forwarder);
+    const { metrics, draining, app, result } = await connectionToDrainingEndpoint(mesh(['a', 'b'], { othersUnreachable: true }));
     app.write(Buffer.alloc(1_000, 4));
     await draining.gate.heldUntil((_frame, dataBytes) => dataBytes >= 1_000);
     drainCrossing(draining);
