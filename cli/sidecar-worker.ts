@@ -20,7 +20,12 @@ export interface WorkerEntryOptions {
 }
 
 function send(message: WorkerMessage): void {
-  process.send?.(message);
+  // A primary gone mid-send fails the write (EPIPE); its 'disconnect' is what ends this worker.
+  if (process.connected) process.send?.(message, ignoreChannelError);
+}
+
+function ignoreChannelError(): void {
+  // The 'disconnect' handler in main() ends the worker.
 }
 
 function main(): void {

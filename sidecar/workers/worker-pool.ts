@@ -279,7 +279,13 @@ export class WorkerPool implements ForwardingPlane {
   }
 }
 
-/** Sends unless the channel is gone (a worker that died between the check and the send). */
-function send(worker: Worker, message: PrimaryMessage): void {
-  if (worker.isConnected()) worker.send(message);
+/**
+ * Sends unless the channel is gone. A worker that has died but whose exit this process has not
+ * yet seen still looks connected: the write then fails with EPIPE, which without a callback is
+ * an 'error' event nobody listens to. Its 'exit' is what the pool acts on, so the error is dropped.
+ */
+export function send(worker: Worker, message: PrimaryMessage): void {
+  if (worker.isConnected()) worker.send(message, ignoreChannelError);
 }
+
+function ignoreChannelError(): void {}

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import cluster from 'node:cluster';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -11,7 +13,7 @@ import { WorkerError } from '../../sidecar/workers/errors.js';
 import { mergeMetrics, mergeStatus } from '../../sidecar/workers/merge.js';
 import type { WorkerSummary } from '../../sidecar/workers/messages.js';
 import { RemoteSubscriptions, WANT_REFRESH_MS } from '../../sidecar/workers/remote-subscriptions.js';
-import { WorkerPool } from '../../sidecar/workers/worker-pool.js';
+import { send, WorkerPool } from '../../sidecar/workers/worker-pool.js';
 
 const brokenWorker = fileURLToPath(new URL('../support/broken-worker.js', import.meta.url));
 
@@ -42,6 +44,23 @@ describe('worker pool', () => {
       }
     });
   }
+});
+
+describe('sending to a worker', () => {
+  it('drops a message to a worker that died before this process saw its exit', async () => {
+    cluster.setupPrimary({ exec: brokenWorker, args: [], serialization: 'advanced' });
+    const worker = cluster.fork();
+    await once(worker, 'message');
+    worker.process.kill('SIGKILL');
+    // Block this thread while the worker dies: its end of the channel closes, but the exit and the
+    // disconnect are events that only run after this turn, so the worker still looks connected.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+    assert.equal(worker.isConnected(), true);
+    const exited = once(worker, 'exit');
+    send(worker, { type: 'close' });
+    const [, signal] = (await exited) as [number | null, string | null];
+    assert.equal(signal, 'SIGKILL');
+  });
 });
 
 describe('merging workers', () => {
