@@ -104,14 +104,14 @@ afterEach(() => {
 });
 
 /** A forwarder over a real link manager whose dials reach in-process sessions that echo. */
-function mesh(endpoints: readonly string[], { othersUnreachable = false } = {}) {
+function mesh(endpoints: readonly string[], { othersUnreachable = false, maxDialAttempts = undefined as number | undefined } = {}) {
   const metrics = new PrometheusSidecarMetrics({ service: 'web' });
   const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
   const farEnds = new Map<string, FarEnd>();
   const balancer = new HashRingBalancer();
   balancer.update(SERVICE, endpoints.map((address) => ({ sidecarId: address, address, weight: 1 })));
   /** The endpoint the connection's key goes to first. */
-  const first = balancer.candidates(SERVICE, KEY)[0]?.address ?? '';
+  const [first = '', second = ''] = balancer.candidates(SERVICE, KEY).map((endpoint) => endpoint.address);
   const links = new LinkManager({
     metrics,
     logger,
@@ -140,12 +140,12 @@ function mesh(endpoints: readonly string[], { othersUnreachable = false } = {}) 
       },
     },
   });
-  const forwarder = new OutboundForwarder({ balancer, links, metrics, logger });
+  const forwarder = new OutboundForwarder({ balancer, links, metrics, logger, ...(maxDialAttempts === undefined ? {} : { maxDialAttempts }) });
   cleanups.push(() => {
     forwarder.close();
     void links.close();
   });
-  return { metrics, links, forwarder, farEnds, first };
+  return { metrics, links, forwarder, farEnds, first, second };
 }
 
 /** Opens a stream on the link to `address` and waits for its far end to hold it: the link stays up through a drain. */
@@ -201,7 +201,6 @@ async function counter(metrics: PrometheusSidecarMetrics, name: string, labels: 
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
-/** The far end of `address` goes away while it holds, unread, whatever came since `hold()`. */
 /**
  * An app connection to the endpoint its key picks first, whose link stays up (a keeper stream)
  * and whose far end holds, unread, everything from now on (see {@link drainCrossing}).
@@ -215,6 +214,7 @@ async function connectionToDrainingEndpoint(setup: ReturnType<typeof mesh>) {
   return { ...setup, draining, ...(await appConnection(forwarder)) };
 }
 
+/** The far end sends GOAWAY while it holds, unread, whatever came since `hold()`; then reads it. */
 function drainCrossing(far: FarEnd): void {
   far.session.goAway(ErrorCode.NONE, 'draining');
   far.gate.release();
@@ -267,6 +267,29 @@ describe('outbound: a stream refused at open by a draining endpoint', () => {
     assert.equal(draining.streams.length, 1);
     assert.equal(await counter(metrics, 'trellis_sidecar_upstream_stream_retries_total', 'upstream="api"'), 1);
     assert.equal(await counter(metrics, 'trellis_sidecar_upstream_stream_failures_total', 'upstream="api",code="APP_UNREACHABLE"'), 1);
+  });
+});
+
+describe('outbound: a stream refused at open by every endpoint it tries', () => {
+  it('is reset once it has been refused more times than it may dial, though an endpoint is left', async () => {
+    const setup = mesh(['a', 'b', 'c'], { maxDialAttempts: 1 });
+    const { links, farEnds, second } = setup;
+    await keepLinkOpen(links, farEnds, second);
+    const next = farEnds.get(second);
+    assert.ok(next !== undefined);
+    next.gate.hold();
+    const { metrics, draining, app, result } = await connectionToDrainingEndpoint(setup);
+    // A whole request: were the third endpoint tried, the app would read its echo and an end.
+    app.end(Buffer.alloc(1_000, 5));
+    await draining.gate.heldUntil((frame) => frame.type === FrameType.FIN);
+    drainCrossing(draining);
+    // The replayed request reaches the second endpoint, which is draining too.
+    await next.gate.heldUntil((frame) => frame.type === FrameType.FIN);
+    drainCrossing(next);
+    assert.deepEqual(await result, { error: 'ECONNRESET' });
+    assert.deepEqual([draining.streams.length, next.streams.length], [1, 1]);
+    assert.equal(await counter(metrics, 'trellis_sidecar_upstream_stream_retries_total', 'upstream="api"'), 1);
+    assert.equal(await counter(metrics, 'trellis_sidecar_upstream_stream_failures_total', 'upstream="api",code="GOING_AWAY"'), 1);
   });
 });
 
