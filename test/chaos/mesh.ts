@@ -63,7 +63,7 @@ export const DIRECT_SPEC: TopologySpec = {
 };
 
 /** Every restartable process of the mesh, by role. */
-export type Role = 'cp' | 'cp2' | 'etcd' | 'client' | 'server-a' | 'ga1' | 'ga2' | 'gb' | 'server-b';
+export type Role = 'cp' | 'cp2' | 'etcd' | 'client' | 'server-a' | 'server-a2' | 'ga1' | 'ga2' | 'gb' | 'server-b';
 /** The control-plane replicas: `cp2` only with `replicas`. */
 export type Replica = 'cp' | 'cp2';
 
@@ -83,7 +83,12 @@ export interface ChaosMeshOptions {
   readonly replicas?: boolean;
   /** The control plane `cp` runs under libfaketime: {@link ChaosMesh.setCpClock} moves its wall clock (not its monotonic one). */
   readonly fakeClock?: boolean;
+  /** A second server sidecar of echo-a (`server-a2`, with its own app, in host a3 on lanA). */
+  readonly secondServer?: boolean;
 }
+
+/** The host of {@link ChaosMeshOptions.secondServer}. */
+const SECOND_SERVER_HOST = { a3: { lanA: '10.73.1.13' } };
 
 interface RoleSpec {
   readonly host: string;
@@ -170,7 +175,8 @@ export class ChaosMesh {
 
   /** Builds the topology and starts every process; on failure removes what it made and rethrows. */
   static async start(options: ChaosMeshOptions): Promise<ChaosMesh> {
-    const topology = await createTopology(options.gateways ? CHAOS_SPEC : DIRECT_SPEC);
+    const spec = options.gateways ? CHAOS_SPEC : DIRECT_SPEC;
+    const topology = await createTopology(options.secondServer === true ? { ...spec, hosts: { ...spec.hosts, ...SECOND_SERVER_HOST } } : spec);
     let mesh: ChaosMesh | undefined;
     try {
       mesh = new ChaosMesh(topology, options, new TmpfsDir(CP_TMPFS_BYTES));
@@ -260,12 +266,13 @@ export class ChaosMesh {
       this.#roles.set('cp2', { host: 'cp', args: [...cpArgs(this.#tempDir('cp2'), CP2_PORT), ...storeArgs], label: 'control plane replica 2', ready: /admin token written to/ });
       await this.#spawn('cp2', level);
     }
-    await Promise.all([this.#startApp('a2'), this.options.gateways ? this.#startApp('b1') : undefined]);
+    await Promise.all([this.#startApp('a2'), this.options.gateways ? this.#startApp('b1') : undefined, this.options.secondServer === true ? this.#startApp('a3') : undefined]);
     if (this.options.gateways) {
       await Promise.all([this.#defineGateway('ga1', 'a', 'lanA'), this.#defineGateway('ga2', 'a', 'lanA'), this.#defineGateway('gb', 'b', 'lanB')]);
       await Promise.all((['ga1', 'ga2', 'gb'] as const).map((role) => this.#spawn(role, level)));
     }
     await this.#defineSidecar('server-a', 'a2', 'echo-a', 'a', 'lanA', []);
+    if (this.options.secondServer === true) await this.#defineSidecar('server-a2', 'a3', 'echo-a', 'a', 'lanA', []);
     if (this.options.gateways) await this.#defineSidecar('server-b', 'b1', 'echo-b', 'b', 'lanB', []);
     const upstreams = this.options.gateways ? (['echo-a', 'echo-b'] as const) : (['echo-a'] as const);
     await this.#defineSidecar('client', 'a1', 'client', 'a', 'lanA', upstreams.map((service) => `${service}=127.0.0.1:${UPSTREAM_PORTS[service]}`));

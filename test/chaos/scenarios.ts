@@ -6,7 +6,7 @@ import { delay, fillDisk, killAndRestart, packetLoss, partition, reorderAndDelay
 import type { ChaosMesh, ChaosMeshOptions, EchoService, Role } from './mesh.js';
 import { procStats } from './mesh.js';
 import { CONTROL_PLANE_SCENARIOS } from './control-plane-scenarios.js';
-import { sumMetric } from '../support/clouds.js';
+import { pollFor, sumMetric } from '../support/clouds.js';
 import type { TrafficPlan } from './traffic.js';
 
 /** What a scenario's faults did, besides the streams the runner judges. */
@@ -26,7 +26,7 @@ export interface ScenarioContext {
 }
 
 /** The options of a mesh beyond its gateways: scenarios with the same shape share one mesh. */
-export type MeshShape = Pick<ChaosMeshOptions, 'replicas' | 'fakeClock' | 'certTtl'>;
+export type MeshShape = Pick<ChaosMeshOptions, 'replicas' | 'fakeClock' | 'certTtl' | 'secondServer'>;
 
 export type TrafficSpec = { readonly service: EchoService; readonly plan: Omit<TrafficPlan, 'port' | 'durationMs'> };
 
@@ -130,6 +130,49 @@ const drainBusyGateway: Scenario = {
       faults.push(fault);
       await delay(gapMs / 2);
     }
+    return { faults, notes, problems };
+  },
+};
+
+/**
+ * SIGTERM of one of echo-a's two server sidecars (they take turns), restarted once it has exited:
+ * it drains (`--drain-delay 1ms`, so the client hears of it from its GOAWAY before the control
+ * plane's push), and a connection that reached it as it went away is opened on the other with
+ * the bytes its app had sent. No stream may be reset, no connection fail. No idle connections,
+ * for the reason given at drain-gateway-a.
+ */
+const drainServer: Scenario = {
+  name: 'drain-server-a',
+  title: 'SIGTERM of one of echo-a\'s two server sidecars in turn (it drains), restarted once it exits',
+  needsGateways: false,
+  mesh: { secondServer: true },
+  noResets: true,
+  durationMs: (quick) => (quick ? 12_000 : 30_000),
+  traffic: () => [{ service: 'echo-a', plan: { bulk: 1, bulkBytes: 4 * 1024 * 1024, short: 4 } }],
+  async inject({ mesh, quick, durationMs }) {
+    const rounds = quick ? 1 : 3;
+    const faults: FaultEvent[] = [];
+    const notes: string[] = [];
+    const problems: string[] = [];
+    const retries = async (): Promise<number> => sumMetric((await mesh.adminPage('client', '/metrics')) ?? '', 'trellis_sidecar_upstream_stream_retries_total');
+    // The client's ring: both servers on it before each drain, or the turn would leave it none.
+    const onClientRing = async (): Promise<number> => {
+      const status = JSON.parse((await mesh.adminPage('client', '/status')) ?? '{}') as { upstreams?: { service: string; load: unknown[] }[] };
+      return status.upstreams?.find((upstream) => upstream.service === 'echo-a')?.load.length ?? 0;
+    };
+    const retriedBefore = await retries();
+    const gapMs = (durationMs * 0.6) / rounds;
+    for (let round = 0; round < rounds; round++) {
+      await delay(round === 0 ? 2_500 : gapMs / 2);
+      await pollFor(async () => ((await onClientRing()) === 2 ? true : undefined), 'both echo-a servers on the client\'s ring', 20_000, 100);
+      const victim: Role = round % 2 === 0 ? 'server-a' : 'server-a2';
+      const fault = await stopAndRestart(mesh, victim, 40_000);
+      notes.push(`round ${round + 1}: ${victim} drained and exited ${String(fault.exit)} after ${fault.exitMs} ms`);
+      if (fault.exit !== 0) problems.push(`${victim} did not exit 0 after SIGTERM: ${String(fault.exit)}`);
+      faults.push(fault);
+      await delay(gapMs / 2);
+    }
+    notes.push(`connections refused at open by a draining server and opened on the other: ${(await retries()) - retriedBefore}`);
     return { faults, notes, problems };
   },
 };
@@ -286,6 +329,7 @@ export const SCENARIOS: readonly Scenario[] = [
   killLoop('server-a', 'kill -9 of the server sidecar, restarted from its data directory', false),
   killBusyGateway,
   drainBusyGateway,
+  drainServer,
   killLoop('gb', "kill -9 of zone b's only gateway, restarted", true),
   killControlPlane,
   partitionHosts,
