@@ -20,7 +20,7 @@ async function startAndInterrupt(): Promise<{ code: number | null; signal: NodeJ
   const tmp = mkdtempSync(join(tmpdir(), 'trellis-demo-test-'));
   // detached: a process group of its own, as a shell gives a job, so that the SIGINT reaches every child as from a terminal.
   const child = spawn(process.execPath, [join(repoRoot, 'dist/demo/demo.js')], { cwd: repoRoot, detached: true, env: { ...process.env, TMPDIR: tmp } });
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   let stdout = '';
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));

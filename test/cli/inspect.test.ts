@@ -150,7 +150,7 @@ describe('trellis status, services, endpoints, policy list', () => {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    await once(child, 'exit');
+    await once(child, 'close');
     clearTimeout(timer);
     return out;
   };

@@ -68,7 +68,7 @@ describe('log formats', () => {
       // exec: the shell `script` starts (dash, for one) would otherwise also take the Ctrl-C and exit 130.
       const line = `exec ${process.execPath} ${trellisBin} control-plane --data-dir ${dir} --listen 127.0.0.1:0`;
       const child = spawn('script', ['-qec', line, '/dev/null'], { env: { ...process.env, SHELL: '/bin/sh', TRELLIS_LOG_LEVEL: 'info', ...env } });
-      const exited = once(child, 'exit') as Promise<[number | null]>;
+      const exited = once(child, 'close') as Promise<[number | null]>;
       let out = '';
       let interrupted = false;
       child.stdout.setEncoding('utf8').on('data', (text: string) => {

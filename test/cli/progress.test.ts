@@ -21,7 +21,7 @@ async function onTerminal(args: string[], redirect = ''): Promise<string> {
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  await once(child, 'exit');
+  await once(child, 'close');
   clearTimeout(timer);
   return out;
 }

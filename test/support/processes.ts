@@ -70,9 +70,22 @@ export function spawnTrellis(args: string[], env: NodeJS.ProcessEnv = {}): Trell
   return proc;
 }
 
+/**
+ * Runs `COMMAND ARGS...` to completion and returns everything it printed. It waits for
+ * 'close', not 'exit': at 'exit' the last of what the process wrote to its pipes may still
+ * be unread, and whatever still holds them (a child it left running) may write more.
+ */
+export async function runToEnd(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | string; stdout: string; stderr: string }> {
+  const child = spawn(command, args, { cwd: repoRoot, env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { code: code ?? (signal as string), stdout, stderr };
+}
+
 /** Runs `trellis ARGS...` to completion. */
 export async function runTrellis(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | string; stdout: string; stderr: string }> {
-  const proc = spawnTrellis(args, env);
-  const code = await proc.exited();
-  return { code, stdout: proc.stdout(), stderr: proc.stderr() };
+  return runToEnd(process.execPath, [trellisBin, ...args], { TRELLIS_LOG_LEVEL: process.env['TRELLIS_LOG_LEVEL'] ?? 'warn', ...env });
 }
