@@ -157,12 +157,13 @@ export class InboundHandler {
     }
     metrics.streamOpened('inbound');
     this.#open.set(stream, peerService);
-    stream.once('close', () => {
+    // `on`: these come at most once, and a `once` wrapper per open stream adds up (see outbound.ts).
+    stream.on('close', () => {
       this.#open.delete(stream);
       grant.release();
       metrics.streamClosed('inbound');
     });
-    stream.once('reset', (code: number, _message: string, local: boolean) => {
+    stream.on('reset', (code: number, _message: string, local: boolean) => {
       if (local) metrics.streamError(errorCodeName(code));
     });
     const socket = net.connect({ host: app.host, port: app.port, allowHalfOpen: true, noDelay: true });

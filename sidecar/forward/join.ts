@@ -135,12 +135,23 @@ export function joinSocketToStream(socket: Socket, stream: MuxStream, observer: 
     socket.off('close', onAppClose);
     replay.onRefusedAtOpen(replay.record.take());
   });
-  if (replay !== undefined) {
-    // Bytes or a FIN from the peer: its app has the stream, nothing may be sent twice.
-    const settle = (): void => replay.record.settle();
-    stream.once('data', settle);
-    stream.once('end', settle);
-  }
+  // Bytes or a FIN from the peer: its app has the stream, nothing may be sent twice.
+  if (replay !== undefined) onFirstAnswer(stream, () => replay.record.settle());
+}
+
+/**
+ * Calls `onAnswer` at the peer's first bytes or its FIN, whichever comes first, and then drops
+ * both listeners (two `once` listeners would leave the one that did not fire, wrapper and all,
+ * on every stream that stays open).
+ */
+export function onFirstAnswer(stream: MuxStream, onAnswer: () => void): void {
+  const answered = (): void => {
+    stream.off('data', answered);
+    stream.off('end', answered);
+    onAnswer();
+  };
+  stream.on('data', answered);
+  stream.on('end', answered);
 }
 
 /**
@@ -157,7 +168,7 @@ export function resetAppSocket(socket: Socket): void {
   }
   const fallback = setTimeout(() => socket.destroy(), RESET_AFTER_FIN_BOUND_MS);
   fallback.unref();
-  socket.once('finish', () => {
+  socket.on('finish', () => {
     clearTimeout(fallback);
     if (!socket.destroyed) socket.resetAndDestroy();
   });

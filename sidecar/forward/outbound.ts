@@ -12,7 +12,7 @@ import type { HostPort } from '../net/address.js';
 import { formatHostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
 import { IdleStreamSweeper } from './idle-streams.js';
-import { joinSocketToStream, resetAppSocket } from './join.js';
+import { joinSocketToStream, onFirstAnswer, resetAppSocket } from './join.js';
 import { NoRouteError } from './no-route.js';
 import type { ReplayedOpening } from './open-replay.js';
 import { OpenReplay } from './open-replay.js';
@@ -73,8 +73,8 @@ interface Connection {
   readonly acceptedAtMs: number;
   /** Called once, when its first stream opens. */
   onOpen: (() => void) | undefined;
-  /** Endpoints (sidecar ids) that refused it at open because they are draining. */
-  readonly refusedBy: Set<string>;
+  /** Endpoints (sidecar ids) that refused it at open because they are draining; made at the first refusal. */
+  refusedBy: Set<string> | undefined;
 }
 
 /** A local listener that sends every accepted connection to one service of the mesh. */
@@ -149,12 +149,14 @@ export class OutboundForwarder {
    */
   forwardConnection(service: string, socket: net.Socket, options: ForwardConnectionOptions): void {
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    // `on`, not `once`, for events that come at most once: a `once` costs a wrapper and its
+    // state per listener, and with 10,000 connections open that is megabytes (bench/NOTES.md).
+    socket.on('close', () => this.#sockets.delete(socket));
     // Until the stream exists the socket stays paused (pauseOnConnect): its bytes wait in the kernel.
     socket.on('error', () => undefined);
     const policy = this.#init.hashPolicies?.get(service);
     const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
-    const connection: Connection = { service, socket, key, acceptedAtMs: performance.now(), onOpen: options.onOpen, refusedBy: new Set() };
+    const connection: Connection = { service, socket, key, acceptedAtMs: performance.now(), onOpen: options.onOpen, refusedBy: undefined };
     const initialBytes = options.initialBytes;
     const opening: ReplayedOpening = { chunks: initialBytes === undefined || initialBytes.length === 0 ? [] : [initialBytes], appEnded: false };
     this.#endpointsOf(service)
@@ -207,6 +209,7 @@ export class OutboundForwarder {
   #reopen(connection: Connection, refusedBy: string, opening: ReplayedOpening): void {
     const { service, socket, key } = connection;
     const { metrics, logger } = this.#init;
+    connection.refusedBy ??= new Set();
     connection.refusedBy.add(refusedBy);
     if (connection.refusedBy.size > (this.#init.maxDialAttempts ?? 3)) {
       this.#failRefused(connection, refusedBy);
@@ -225,7 +228,7 @@ export class OutboundForwarder {
 
   #failRefused(connection: Connection, refusedBy: string): void {
     const codeName = errorCodeName(ErrorCode.GOING_AWAY);
-    this.#init.logger.warn({ service: connection.service, sidecarId: refusedBy, refusals: connection.refusedBy.size }, 'stream refused at open by every endpoint tried');
+    this.#init.logger.warn({ service: connection.service, sidecarId: refusedBy, refusals: connection.refusedBy?.size }, 'stream refused at open by every endpoint tried');
     this.#init.metrics.upstreamStreamFailed(connection.service, codeName);
     resetAppSocket(connection.socket);
   }
@@ -273,7 +276,7 @@ export class OutboundForwarder {
         const { address, sidecarId, zone } = lease.endpoint;
         const target = { address, peer: { kind: 'service' as const, service }, endpoint: zone === undefined ? undefined : { sidecarId, zone } };
         const stream = await links.openStream(target, service);
-        stream.once('close', () => lease.release());
+        stream.on('close', () => lease.release());
         return { stream, lease };
       } catch (error) {
         lease.release();
@@ -301,19 +304,18 @@ export class OutboundForwarder {
   #track(service: string, stream: MuxStream, lease: StreamLease, replay: OpenReplay): void {
     const { metrics } = this.#init;
     metrics.streamOpened('outbound');
-    stream.once('close', () => metrics.streamClosed('outbound'));
     const openedAtMs = performance.now();
-    stream.once('close', () => metrics.upstreamStreamClosed(service, (performance.now() - openedAtMs) / 1000));
+    stream.on('close', () => {
+      metrics.streamClosed('outbound');
+      metrics.upstreamStreamClosed(service, (performance.now() - openedAtMs) / 1000);
+    });
     // Bytes or a clean FIN from the peer mean its app took the stream: the endpoint works.
     let answered = false;
-    const onAnswer = (): void => {
-      if (answered) return;
+    onFirstAnswer(stream, () => {
       answered = true;
       lease.succeeded();
-    };
-    stream.once('data', onAnswer);
-    stream.once('end', onAnswer);
-    stream.once('reset', (code: number, message: string, local: boolean) => {
+    });
+    stream.on('reset', (code: number, message: string, local: boolean) => {
       // Refused at open and handed to another endpoint (#reopen): the connection goes on.
       if (replay.handedOver) return;
       metrics.upstreamStreamFailed(service, errorCodeName(code));
