@@ -1,5 +1,6 @@
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { closest, UsageError } from './args.js';
+import { exitWhenWritten } from './exit.js';
 import { packageVersion } from './version.js';
 
 const usage = `Usage: trellis <command> [flags]
@@ -63,13 +64,14 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenWritten(code),
   (error: unknown) => {
     // A malformed address comes from a flag here (the parsers name it): a usage mistake too.
     if (error instanceof UsageError || (error instanceof ValidationError && (error.code === 'TRELLIS_ERR_BAD_ADDRESS' || error.code === 'TRELLIS_ERR_CONFIG_FILE'))) {
       const help = error instanceof UnknownCommandError ? 'trellis --help' : `trellis help ${process.argv[2] ?? ''}`;
       process.stderr.write(`trellis: ${error.message} (see '${help}') [${error.code}]\n`);
-      process.exit(2);
+      exitWhenWritten(2);
+      return;
     }
     if (error instanceof TrellisError) {
       process.stderr.write(`trellis: ${error.message} [${error.code}]\n`);
@@ -79,6 +81,6 @@ main(process.argv.slice(2)).then(
     } else {
       process.stderr.write(`trellis: ${error instanceof Error ? error.message : String(error)}\n`);
     }
-    process.exit(1);
+    exitWhenWritten(1);
   },
 );
