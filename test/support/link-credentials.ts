@@ -11,7 +11,7 @@ import { createCsrPem, generateSidecarKeyPair } from '../../sidecar/identity/key
 
 const HOUR_MS = 3_600_000;
 
-/** A CA of `trustDomain` in a temporary directory; `remove()` deletes the directory. */
+/** A CA of `trustDomain` in a temporary directory; `remove()` closes it and deletes the directory. */
 export interface TestCa {
   ca: CertificateAuthority;
   remove(): Promise<void>;
@@ -20,7 +20,13 @@ export interface TestCa {
 export async function createTestCa(trustDomain: string): Promise<TestCa> {
   const dataDir = await mkdtemp(join(tmpdir(), 'trellis-link-ca-'));
   const ca = await CertificateAuthority.loadOrCreate({ dataDir, trustDomain, logger: pino({ level: 'silent' }), now: Date.now });
-  return { ca, remove: () => rm(dataDir, { recursive: true, force: true }) };
+  // Closed first: a leaf signed within the last second is still to be written to the CA's
+  // ledger in the directory, and a removal meeting that write fails with ENOTEMPTY.
+  const remove = async (): Promise<void> => {
+    await ca.close();
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  return { ca, remove };
 }
 
 export interface LeafOptions {
