@@ -4,6 +4,8 @@ import type { Balancer, BalancerEndpoint, BalancerObserver, PickResult, StreamLe
 import { DEFAULT_LOAD_FACTOR, loadBound, pickUnderBound } from './bounded-load.js';
 import type { EjectionOptions } from './ejection.js';
 import { DEFAULT_EJECTION, EndpointFailures } from './ejection.js';
+import type { EndpointState, LeaseScope, ServiceState } from './endpoint-lease.js';
+import { EndpointLease } from './endpoint-lease.js';
 import { WeightedRing } from './weighted-ring.js';
 
 export interface HashRingBalancerInit {
@@ -29,18 +31,6 @@ export interface EndpointStats {
   ejected: boolean;
 }
 
-interface EndpointState {
-  activeStreams: number;
-  readonly failures: EndpointFailures;
-  onRing: boolean;
-}
-
-interface ServiceState {
-  ring: WeightedRing | undefined;
-  /** Endpoints on the ring, and those that left while streams to them were still open. */
-  readonly endpoints: Map<string, EndpointState>;
-}
-
 const noObserver: BalancerObserver = { endpointEjected: () => undefined, boundedLoadSkipped: () => undefined };
 
 /**
@@ -59,6 +49,7 @@ export class HashRingBalancer implements Balancer {
   readonly #ejection: Required<EjectionOptions>;
   readonly #observer: BalancerObserver;
   readonly #now: () => number;
+  readonly #leaseScope: LeaseScope;
 
   constructor(init: HashRingBalancerInit = {}) {
     this.#loadFactor = init.loadFactor ?? DEFAULT_LOAD_FACTOR;
@@ -73,6 +64,7 @@ export class HashRingBalancer implements Balancer {
     };
     this.#observer = init.observer ?? noObserver;
     this.#now = init.now ?? (() => performance.now());
+    this.#leaseScope = { services: this.#services, observer: this.#observer, now: this.#now };
   }
 
   update(service: string, endpoints: readonly BalancerEndpoint[]): void {
@@ -151,27 +143,6 @@ export class HashRingBalancer implements Balancer {
   }
 
   #lease(service: string, endpoint: BalancerEndpoint, state: ServiceState): StreamLease {
-    const held = state.endpoints.get(endpoint.sidecarId)!;
-    held.activeStreams += 1;
-    let released = false;
-    return {
-      endpoint,
-      succeeded: () => held.failures.succeeded(this.#now()),
-      failed: () => {
-        const ejectedForMs = held.failures.failed(this.#now());
-        if (ejectedForMs === undefined) return undefined;
-        this.#observer.endpointEjected(service);
-        return { ejectedForMs, consecutiveFailures: held.failures.failureStreak };
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        held.activeStreams -= 1;
-        if (held.onRing || held.activeStreams > 0) return;
-        // The endpoint left the ring while this stream was open: forget it now.
-        if (state.endpoints.get(endpoint.sidecarId) === held) state.endpoints.delete(endpoint.sidecarId);
-        if (state.ring === undefined && state.endpoints.size === 0 && this.#services.get(service) === state) this.#services.delete(service);
-      },
-    };
+    return new EndpointLease(this.#leaseScope, service, state, endpoint);
   }
 }

@@ -5,15 +5,12 @@ import { ErrorCode } from '../../proto/errors.js';
 const MIN_SWEEP_INTERVAL_MS = 50;
 const MAX_SWEEP_INTERVAL_MS = 5000;
 
-/** What the sweeper needs of a stream: its byte events, its end, and a way to reset it. */
+/** What the sweeper needs of a stream: a count of the bytes it moved, its state, and a way to reset it. */
 export interface SweepableStream {
-  on(event: 'data' | 'close', listener: () => void): unknown;
+  /** Bytes written to it and received on it so far. */
+  readonly bytesMoved: number;
+  readonly state: string;
   reset(code: number, message: string): void;
-}
-
-/** Anything else whose 'data' events count as activity of a stream (the app's socket). */
-export interface ActivitySource {
-  on(event: 'data', listener: () => void): unknown;
 }
 
 export interface IdleStreamSweeperInit {
@@ -29,16 +26,16 @@ export interface IdleStreamSweeperInit {
 
 interface Watched {
   readonly stream: SweepableStream;
-  /** Bytes moved since the last sweep. */
-  active: boolean;
+  /** The stream's byte count at the last sweep. */
+  bytesMoved: number;
   /** When a sweep last saw the stream active (or began watching it). */
   idleSinceMs: number;
 }
 
 /**
  * Resets streams that carry no bytes either way for the idle timeout, with one timer for all
- * of them: a byte only sets a flag on its stream, and a periodic sweep turns the flags into
- * idle-since stamps. So a stream is reset between `idleTimeoutMs` and `idleTimeoutMs + 2 ×
+ * of them: a stream only counts its bytes, and a periodic sweep turns a changed count into an
+ * idle-since stamp. So a stream is reset between `idleTimeoutMs` and `idleTimeoutMs + 2 ×
  * sweepIntervalMs` after its last byte, never earlier. The timer runs only while some stream
  * is watched.
  */
@@ -58,24 +55,17 @@ export class IdleStreamSweeper {
     this.#now = init.now ?? (() => performance.now());
   }
 
-  /** Streams watched now. */
+  /** Streams watched now (a stream that closed, until the next sweep). */
   get size(): number {
     return this.#watched.size;
   }
 
-  /** Watches `stream` until it closes; bytes on it or on any of `sources` count as activity. */
-  watch(stream: SweepableStream, ...sources: ActivitySource[]): void {
-    const watched: Watched = { stream, active: false, idleSinceMs: this.#now() };
-    const markActive = (): void => {
-      watched.active = true;
-    };
-    stream.on('data', markActive);
-    for (const source of sources) source.on('data', markActive);
-    stream.on('close', () => {
-      this.#watched.delete(watched);
-      if (this.#watched.size === 0) this.#stopTimer();
-    });
-    this.#watched.add(watched);
+  /**
+   * Watches `stream` until it closes. It costs no listener: a sweep compares the stream's byte
+   * count with the last sweep's (with 10,000 streams open, three listeners each were megabytes).
+   */
+  watch(stream: SweepableStream): void {
+    this.#watched.add({ stream, bytesMoved: stream.bytesMoved, idleSinceMs: this.#now() });
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.sweep(), this.#sweepIntervalMs);
       // Idle streams must not keep a closing sidecar alive.
@@ -87,18 +77,23 @@ export class IdleStreamSweeper {
   sweep(nowMs = this.#now()): number {
     const idle: Watched[] = [];
     for (const watched of this.#watched) {
-      if (watched.active) {
-        watched.active = false;
+      const { stream } = watched;
+      if (stream.state === 'closed') {
+        this.#watched.delete(watched);
+      } else if (stream.bytesMoved !== watched.bytesMoved) {
+        watched.bytesMoved = stream.bytesMoved;
         watched.idleSinceMs = nowMs;
       } else if (nowMs - watched.idleSinceMs >= this.#idleTimeoutMs) {
         idle.push(watched);
       }
     }
-    // Reset after the walk: a reset closes the stream, which leaves the set.
+    // Reset after the walk: a reset closes the stream.
     for (const watched of idle) {
+      this.#watched.delete(watched);
       this.#onIdleReset();
       watched.stream.reset(ErrorCode.IDLE_TIMEOUT, `no bytes either way for ${this.#idleTimeoutMs} ms`);
     }
+    if (this.#watched.size === 0) this.#stopTimer();
     return idle.length;
   }
 

@@ -65,6 +65,9 @@ export interface ForwardConnectionOptions {
   onNoRoute?: (error: Error) => void;
 }
 
+/** The app socket's errors before its join, and between two joins, are the join's to report. */
+const ignoreError = (): void => undefined;
+
 /** An app connection being forwarded, across the streams it may take (see `OutboundForwarder.#reopen`). */
 interface Connection {
   readonly service: string;
@@ -153,7 +156,7 @@ export class OutboundForwarder {
     // state per listener, and with 10,000 connections open that is megabytes (bench/NOTES.md).
     socket.on('close', () => this.#sockets.delete(socket));
     // Until the stream exists the socket stays paused (pauseOnConnect): its bytes wait in the kernel.
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     const policy = this.#init.hashPolicies?.get(service);
     const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
     const connection: Connection = { service, socket, key, acceptedAtMs: performance.now(), onOpen: options.onOpen, refusedBy: undefined };
@@ -179,6 +182,7 @@ export class OutboundForwarder {
     const { service, socket } = connection;
     if (socket.destroyed) {
       stream.reset(ErrorCode.STREAM_ABORTED, 'app connection closed before the stream opened');
+      lease.release();
       return;
     }
     // The app's FIN may have been read while no stream was joined (between a refusal and this).
@@ -194,7 +198,7 @@ export class OutboundForwarder {
     const onOpen = connection.onOpen;
     connection.onOpen = undefined;
     onOpen?.();
-    this.#idleStreams?.watch(stream, socket);
+    this.#idleStreams?.watch(stream);
     // Out of credit already: the stream's 'drain' resumes the socket (joinSocketToStream).
     const writable = opening.chunks.length === 0 || stream.writev(opening.chunks);
     if (appEnded) stream.end();
@@ -275,8 +279,8 @@ export class OutboundForwarder {
       try {
         const { address, sidecarId, zone } = lease.endpoint;
         const target = { address, peer: { kind: 'service' as const, service }, endpoint: zone === undefined ? undefined : { sidecarId, zone } };
+        // The caller joins it, which releases the lease when it closes (#join, #track).
         const stream = await links.openStream(target, service);
-        stream.on('close', () => lease.release());
         return { stream, lease };
       } catch (error) {
         lease.release();
@@ -306,6 +310,7 @@ export class OutboundForwarder {
     metrics.streamOpened('outbound');
     const openedAtMs = performance.now();
     stream.on('close', () => {
+      lease.release();
       metrics.streamClosed('outbound');
       metrics.upstreamStreamClosed(service, (performance.now() - openedAtMs) / 1000);
     });

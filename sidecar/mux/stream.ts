@@ -82,6 +82,7 @@ export class MuxStream extends EventEmitter {
   #unconsumedBytes = 0;
   /** Consumed bytes not yet returned to the peer: WINDOW frames are batched. */
   #consumedUnreturnedBytes = 0;
+  #bytesMoved = 0;
 
   /** @internal Streams come from `Session.openStream()` and `SessionInit.onStream`. */
   constructor(id: number, service: string, link: StreamLink, sendCreditBytes: number, peerCreditBytes: number, tunnel = false) {
@@ -122,6 +123,7 @@ export class MuxStream extends EventEmitter {
       if (chunk.length === 0) continue;
       this.#queue.push(chunk);
       this.#queuedBytes += chunk.length;
+      this.#bytesMoved += chunk.length;
     }
     if (wasIdle && this.#queuedBytes > 0) this.flush();
     if (this.#queuedBytes === 0) return true;
@@ -184,6 +186,11 @@ export class MuxStream extends EventEmitter {
     const remoteClosed = this.#receiveState !== 'open';
     if (localClosed) return remoteClosed ? 'closed' : 'localClosed';
     return remoteClosed ? 'remoteClosed' : 'open';
+  }
+
+  /** Bytes taken by `write()` and received from the peer, since the stream opened (its activity). */
+  get bytesMoved(): number {
+    return this.#bytesMoved;
   }
 
   /** Flow-control counters. */
@@ -254,6 +261,7 @@ export class MuxStream extends EventEmitter {
     }
     this.#peerCreditBytes -= payload.length;
     this.#unconsumedBytes += payload.length;
+    this.#bytesMoved += payload.length;
     if (payload.length > 0) this.emit('data', payload);
   }
 

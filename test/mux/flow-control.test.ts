@@ -54,6 +54,9 @@ describe('mux flow control', () => {
     assert.equal(slowDeliveredBytes, WINDOW_BYTES);
     assert.deepEqual(slowAccepted.stats, { sendCreditBytes: WINDOW_BYTES, queuedBytes: 0, unconsumedBytes: WINDOW_BYTES, peerCreditBytes: 0 });
     assert.equal(slowDrained, false);
+    // Activity, as the idle sweeper reads it: what write() took (sent or queued), what arrived.
+    assert.equal(slow.bytesMoved, slowData.length);
+    assert.equal(slowAccepted.bytesMoved, WINDOW_BYTES);
     assert.equal(sockets.server.isPaused(), false);
 
     // Consuming returns credit: the rest flows and the writer gets 'drain'.

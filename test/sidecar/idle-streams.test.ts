@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { ErrorCode } from '../../proto/errors.js';
 import { IdleStreamSweeper } from '../../sidecar/forward/idle-streams.js';
 
-/** A stream stand-in: records its reset and closes on it, as a MuxStream does. */
-class FakeStream extends EventEmitter {
+/** A stream stand-in: counts bytes, and records its reset and closes on it, as a MuxStream does. */
+class FakeStream {
+  bytesMoved = 0;
+  state = 'open';
   resetCode: number | undefined;
+  move(bytes: number): void {
+    this.bytesMoved += bytes;
+  }
   reset(code: number): void {
     this.resetCode = code;
-    this.emit('close');
+    this.state = 'closed';
   }
 }
 
@@ -25,7 +29,7 @@ describe('IdleStreamSweeper', () => {
   it('resets a stream with no bytes either way for the idle timeout, with IDLE_TIMEOUT', () => {
     const { clock, sweeper, idleResets } = setup();
     const stream = new FakeStream();
-    sweeper.watch(stream, new EventEmitter());
+    sweeper.watch(stream);
     clock.nowMs = 999;
     assert.equal(sweeper.sweep(), 0);
     clock.nowMs = 1000;
@@ -39,14 +43,13 @@ describe('IdleStreamSweeper', () => {
   it('keeps streams that move bytes in either direction, and never resets before the timeout after the last byte', () => {
     const { clock, sweeper } = setup();
     const upload = new FakeStream();
-    const uploadSocket = new EventEmitter();
     const download = new FakeStream();
-    sweeper.watch(upload, uploadSocket);
-    sweeper.watch(download, new EventEmitter());
+    sweeper.watch(upload);
+    sweeper.watch(download);
     for (let t = 250; t <= 5000; t += 250) {
       clock.nowMs = t - 100;
-      uploadSocket.emit('data'); // bytes from the app
-      download.emit('data'); // bytes from the peer
+      upload.move(100); // bytes from the app
+      download.move(1); // bytes from the peer
       clock.nowMs = t;
       assert.equal(sweeper.sweep(), 0, `at ${t} ms`);
     }
@@ -68,7 +71,7 @@ describe('IdleStreamSweeper', () => {
     const { clock, sweeper, idleResets } = setup();
     const stream = new FakeStream();
     sweeper.watch(stream);
-    stream.emit('close');
+    stream.state = 'closed';
     clock.nowMs = 10_000;
     assert.equal(sweeper.sweep(), 0);
     assert.equal(idleResets(), 0);
