@@ -5,11 +5,12 @@ import { ErrorCode } from '../../proto/errors.js';
 const MIN_SWEEP_INTERVAL_MS = 50;
 const MAX_SWEEP_INTERVAL_MS = 5000;
 
-/** What the sweeper needs of a stream: a count of the bytes it moved, its state, and a way to reset it. */
+/** What the sweeper needs of a stream: a count of the bytes it moved, whether it closed, and a way to reset it. */
 export interface SweepableStream {
   /** Bytes written to it and received on it so far. */
   readonly bytesMoved: number;
-  readonly state: string;
+  /** Its 'close' came. (A stream 'closed' in state may still wait for credit to send: it stays watched.) */
+  readonly closed: boolean;
   reset(code: number, message: string): void;
 }
 
@@ -78,7 +79,7 @@ export class IdleStreamSweeper {
     const idle: Watched[] = [];
     for (const watched of this.#watched) {
       const { stream } = watched;
-      if (stream.state === 'closed') {
+      if (stream.closed) {
         this.#watched.delete(watched);
       } else if (stream.bytesMoved !== watched.bytesMoved) {
         watched.bytesMoved = stream.bytesMoved;

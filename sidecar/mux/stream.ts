@@ -188,6 +188,11 @@ export class MuxStream extends EventEmitter {
     return remoteClosed ? 'remoteClosed' : 'open';
   }
 
+  /** Whether 'close' was emitted (the session has forgotten the stream); `state` may say 'closed' earlier. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Bytes taken by `write()` and received from the peer, since the stream opened (its activity). */
   get bytesMoved(): number {
     return this.#bytesMoved;

@@ -57,6 +57,7 @@ describe('mux flow control', () => {
     // Activity, as the idle sweeper reads it: what write() took (sent or queued), what arrived.
     assert.equal(slow.bytesMoved, slowData.length);
     assert.equal(slowAccepted.bytesMoved, WINDOW_BYTES);
+    assert.equal(slow.closed, false);
     assert.equal(sockets.server.isPaused(), false);
 
     // Consuming returns credit: the rest flows and the writer gets 'drain'.

@@ -27,6 +27,7 @@ describe('mux stream and session lifecycle', () => {
     assert.deepEqual(await deniedRemote, [ErrorCode.POLICY_DENIED, 'not allowed', false]);
     await deniedClosed;
     assert.equal(denied.state, 'closed');
+    assert.equal(denied.closed, true);
 
     const aborted = dialer.openStream('aborted');
     aborted.write(Buffer.from('some bytes'));

@@ -6,14 +6,14 @@ import { IdleStreamSweeper } from '../../sidecar/forward/idle-streams.js';
 /** A stream stand-in: counts bytes, and records its reset and closes on it, as a MuxStream does. */
 class FakeStream {
   bytesMoved = 0;
-  state = 'open';
+  closed = false;
   resetCode: number | undefined;
   move(bytes: number): void {
     this.bytesMoved += bytes;
   }
   reset(code: number): void {
     this.resetCode = code;
-    this.state = 'closed';
+    this.closed = true;
   }
 }
 
@@ -71,7 +71,7 @@ describe('IdleStreamSweeper', () => {
     const { clock, sweeper, idleResets } = setup();
     const stream = new FakeStream();
     sweeper.watch(stream);
-    stream.state = 'closed';
+    stream.closed = true;
     clock.nowMs = 10_000;
     assert.equal(sweeper.sweep(), 0);
     assert.equal(idleResets(), 0);
