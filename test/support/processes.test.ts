@@ -1,5 +1,5 @@
 // The helper the CLI tests read a finished command's output through: it must return all of
-// it. It once resolved at 'exit', and a test then missed the last line of stderr.
+// it. It resolved at 'exit', when what is still in the pipes may be unread.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
