@@ -1,6 +1,7 @@
 import { TrellisError, ValidationError } from '../proto/errors.js';
 import { closest, UsageError } from './args.js';
 import { exitWhenWritten } from './exit.js';
+import { tuneGarbageCollectorForForwarding } from './gc-tuning.js';
 import { packageVersion } from './version.js';
 
 const usage = `Usage: trellis <command> [flags]
@@ -26,12 +27,22 @@ Example:
   trellis token create --service api --control-plane https://127.0.0.1:7400 --admin-token-file ./cp-data/admin.token`;
 
 // Each command is loaded only when run: a sidecar's heap then holds no control-plane code
-// (the CA's libraries among it), which keeps its garbage collections short.
+// (the CA's libraries among it), which keeps its garbage collections short. The commands that
+// forward traffic tune V8 before their code loads (cli/gc-tuning.ts says why it must be first).
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   'control-plane': async (args) => (await import('./commands/control-plane.js')).controlPlaneCommand(args),
-  sidecar: async (args) => (await import('./commands/sidecar.js')).sidecarCommand(args),
-  gateway: async (args) => (await import('./commands/gateway.js')).gatewayCommand(args),
-  run: async (args) => (await import('./commands/run.js')).runCommand(args),
+  sidecar: async (args) => {
+    tuneGarbageCollectorForForwarding();
+    return (await import('./commands/sidecar.js')).sidecarCommand(args);
+  },
+  gateway: async (args) => {
+    tuneGarbageCollectorForForwarding();
+    return (await import('./commands/gateway.js')).gatewayCommand(args);
+  },
+  run: async (args) => {
+    tuneGarbageCollectorForForwarding();
+    return (await import('./commands/run.js')).runCommand(args);
+  },
   token: async (args) => (await import('./commands/token.js')).tokenCommand(args),
   policy: async (args) => (await import('./commands/policy.js')).policyCommand(args),
   revoke: async (args) => (await import('./commands/revoke.js')).revokeCommand(args),

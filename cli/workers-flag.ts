@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { SidecarInit } from '../sidecar/sidecar.js';
 import { UsageError } from './args.js';
-import type { WorkerEntryOptions } from './sidecar-worker.js';
+import type { WorkerEntryOptions } from './forwarding-worker-process.js';
 
 /** Most forwarding workers a sidecar takes: beyond any core count it would run on, so mostly a typo catcher. */
 export const MAX_WORKERS = 64;

@@ -6,7 +6,6 @@ import { egressConnectorFromEnv } from '../../sidecar/links/http-connect-connect
 import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
-import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { gatewayConfigFile } from '../config-schemas.js';
@@ -95,7 +94,6 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   // Before joining: a wrong flag costs no certificate, and its error names the flag.
   if (values['data-dir'] !== undefined) checkDataDir(values['data-dir']);
   await checkListenAddresses([...listen.map((url) => ({ flag: '--listen', ...url })), ...(admin === undefined ? [] : [{ flag: '--admin', ...admin }])]);
-  tuneGarbageCollectorForForwarding();
   const logger = createLogger(`gateway:${zone}/${name}`, logFormat);
   const gateway = await startGateway({
     zone,

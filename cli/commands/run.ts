@@ -7,7 +7,6 @@ import { parseHostPort } from '../../sidecar/net/address.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseFlags, required, UsageError } from '../args.js';
-import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createFileLogger, createLogger } from '../logger.js';
 import { runConfigFile } from '../config-schemas.js';
@@ -113,7 +112,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Set once the sidecar exists, so that it is closed however the run ends (unless it drained).
   const running: { sidecar?: Sidecar } = {};
   try {
-    tuneGarbageCollectorForForwarding();
     const starting = startSidecar({
       service,
       controlPlaneUrls: urls,

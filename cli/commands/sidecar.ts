@@ -7,7 +7,6 @@ import { parseLinkUrl } from '../../sidecar/links/link-url.js';
 import { parseHostPort } from '../../sidecar/net/address.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { controlPlaneUrls, parseDurationMs, parseFlags, required, UsageError } from '../args.js';
-import { tuneGarbageCollectorForForwarding } from '../gc-tuning.js';
 import { logFormatHelp, logFormatOption, parseLogFormat } from '../log-format.js';
 import { createLogger } from '../logger.js';
 import { parseTrafficFlags, trafficFlagOptions, trafficFlagsHelp } from '../traffic-flags.js';
@@ -124,7 +123,6 @@ export async function sidecarCommand(args: string[]): Promise<number> {
     ...(proxy === undefined ? [] : [{ flag: '--proxy', ...proxy }]),
     ...upstreams.map((upstream) => ({ flag: `--upstream ${upstream.service}`, ...upstream.local })),
   ]);
-  tuneGarbageCollectorForForwarding();
   const logName = `sidecar:${service}`;
   const logger = createLogger(logName, logFormat);
   const sidecar = await startSidecar({

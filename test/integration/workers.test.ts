@@ -10,6 +10,7 @@ import { connect, readAll, sha256, startEchoApp } from '../support/apps.js';
 import type { ControlPlaneProcess, SidecarProcess } from '../support/mesh.js';
 import { createToken, eventually, removeDirs, scrapeMetric, setPolicy, startControlPlane, startSidecar } from '../support/mesh.js';
 import { runTrellis } from '../support/processes.js';
+import { INITIAL_YOUNG_GENERATION_BYTES } from '../support/young-generation.js';
 
 /**
  * Reaches echo.mesh through the proxy port of `trellis run` (HTTP CONNECT, from HTTP_PROXY): a
@@ -163,6 +164,12 @@ describe('sidecar workers', { timeout: 180_000 }, () => {
     assert.equal(await scrapeMetric(client, 'trellis_sidecar_config_version'), status.configVersion);
     assert.ok((await scrapeMetric(client, 'trellis_sidecar_streams_opened_total', { direction: 'outbound' })) >= 40);
     assert.ok((await scrapeMetric(echoSidecar, 'trellis_sidecar_streams_opened_total', { direction: 'inbound' })) >= 40);
+    // The workers tune V8 before their code loads, as the primary does (cli/sidecar-worker.ts):
+    // the young generations of all three processes, summed, are still at their initial size.
+    for (const sidecar of [client, echoSidecar]) {
+      const youngBytes = await scrapeMetric(sidecar, 'trellis_sidecar_process_nodejs_heap_space_size_total_bytes', { space: 'new' });
+      assert.ok(youngBytes > 0 && youngBytes <= 3 * INITIAL_YOUNG_GENERATION_BYTES, `young generations of the primary and its workers: ${youngBytes} bytes`);
+    }
   });
 
   it('applies a policy change in every worker of the destination', async () => {
