@@ -30,6 +30,10 @@ export interface JoinOptions {
   replay?: { record: OpenReplay; onRefusedAtOpen: (opening: ReplayedOpening) => void };
 }
 
+/** Where a joined socket and its stream keep their join, for the shared listeners below. */
+const JOIN = Symbol('trellis.join');
+type Joined<T> = T & { [JOIN]: SocketStreamJoin };
+
 /**
  * Joins an app socket to a stream, both ways, without copying payloads.
  *
@@ -39,24 +43,111 @@ export interface JoinOptions {
  * socket error on one side aborts the other, so no byte is silently lost.
  */
 export function joinSocketToStream(socket: Socket, stream: MuxStream, observer: ForwardObserver, options: JoinOptions = {}): void {
+  const join = new SocketStreamJoin(socket, stream, observer, options);
+  (socket as Joined<Socket>)[JOIN] = join;
+  (stream as Joined<MuxStream>)[JOIN] = join;
+  if (options.appConnecting === true) socket.once('connect', onAppConnect);
+  socket.on('data', onAppData);
+  socket.on('end', onAppEnd);
+  socket.on('drain', onAppDrain);
+  socket.on('error', onAppError);
+  socket.on('close', onAppClose);
+  stream.on('drain', onStreamDrain);
+  stream.on('data', onStreamData);
+  stream.on('end', onStreamEnd);
+  stream.on('reset', onStreamReset);
+  // Bytes or a FIN from the peer: its app has the stream, nothing may be sent twice.
   const { replay } = options;
-  let connecting = options.appConnecting === true;
-  let unconsumedBytes = 0;
-  let appFinished = options.appEnded === true;
-  let peerFinished = false;
+  if (replay !== undefined) onFirstAnswer(stream, () => replay.record.settle());
+}
+
+// The listeners are the same functions for every join, and find theirs through the emitter
+// (`this`): with 10,000 streams open, a closure per listener and join was megabytes of heap
+// (bench/NOTES.md). A socket joined again after a refusal (JoinOptions.replay) holds its new join.
+function onAppConnect(this: Joined<Socket>): void {
+  this[JOIN].appConnected();
+}
+function onAppData(this: Joined<Socket>, chunk: Buffer): void {
+  this[JOIN].appData(chunk);
+}
+function onAppEnd(this: Joined<Socket>): void {
+  this[JOIN].appEnd();
+}
+function onAppDrain(this: Joined<Socket>): void {
+  this[JOIN].appDrain();
+}
+function onAppError(this: Joined<Socket>, error: NodeJS.ErrnoException): void {
+  this[JOIN].appError(error);
+}
+function onAppClose(this: Joined<Socket>): void {
+  this[JOIN].appClose();
+}
+function onStreamDrain(this: Joined<MuxStream>): void {
+  this[JOIN].streamDrain();
+}
+function onStreamData(this: Joined<MuxStream>, payload: Buffer): void {
+  this[JOIN].streamData(payload);
+}
+function onStreamEnd(this: Joined<MuxStream>): void {
+  this[JOIN].streamEnd();
+}
+function onStreamReset(this: Joined<MuxStream>, code: number, _message: string, local: boolean): void {
+  this[JOIN].streamReset(code, local);
+}
+function uncorkJoin(join: SocketStreamJoin): void {
+  join.uncork();
+}
+
+/** One app socket joined to one stream: the state both directions share. */
+class SocketStreamJoin {
+  readonly #socket: Socket;
+  readonly #stream: MuxStream;
+  readonly #observer: ForwardObserver;
+  readonly #options: JoinOptions;
+  /** The socket is still connecting to the app (see `JoinOptions.appConnecting`). */
+  #connecting: boolean;
+  /** The app socket is corked until the end of this event-loop turn's I/O phase. */
+  #corked = false;
+  /** Bytes written to the app that it has not taken yet: their credit waits for its 'drain'. */
+  #unconsumedBytes = 0;
+  #appFinished: boolean;
+  #peerFinished = false;
   /** The stream was refused at open and the socket handed back (see `JoinOptions.replay`). */
-  let detached = false;
+  #detached = false;
 
-  if (connecting) socket.once('connect', () => (connecting = false));
+  constructor(socket: Socket, stream: MuxStream, observer: ForwardObserver, options: JoinOptions) {
+    this.#socket = socket;
+    this.#stream = stream;
+    this.#observer = observer;
+    this.#options = options;
+    this.#connecting = options.appConnecting === true;
+    this.#appFinished = options.appEnded === true;
+  }
 
-  const onAppData = (chunk: Buffer): void => {
-    observer.bytes('out', chunk.length);
-    replay?.record.record(chunk);
-    if (!stream.write(chunk)) socket.pause();
-  };
-  const onAppEnd = (): void => {
-    appFinished = true;
-    replay?.record.recordAppEnd();
+  appConnected(): void {
+    this.#connecting = false;
+  }
+
+  uncork(): void {
+    this.#corked = false;
+    this.#socket.uncork();
+  }
+
+  streamDrain(): void {
+    this.#socket.resume();
+  }
+
+  appData(chunk: Buffer): void {
+    this.#observer.bytes('out', chunk.length);
+    this.#options.replay?.record.record(chunk);
+    if (!this.#stream.write(chunk)) this.#socket.pause();
+  }
+
+  appEnd(): void {
+    const socket = this.#socket;
+    const stream = this.#stream;
+    this.#appFinished = true;
+    this.#options.replay?.record.recordAppEnd();
     if (socket.writableEnded) {
       stream.end();
       return;
@@ -66,67 +157,64 @@ export function joinSocketToStream(socket: Socket, stream: MuxStream, observer: 
     // truncated FIN. A write of zero bytes fetches the error (ECONNRESET: the 'error' handler
     // resets the stream) and succeeds on a connection the app only half-closed.
     socket.write(EMPTY, (error) => {
-      if (!detached && (error === undefined || error === null)) stream.end();
+      if (!this.#detached && (error === undefined || error === null)) stream.end();
     });
-  };
-  const onAppDrain = (): void => {
-    if (unconsumedBytes > 0) {
-      stream.consumed(unconsumedBytes);
-      unconsumedBytes = 0;
+  }
+
+  appDrain(): void {
+    if (this.#unconsumedBytes > 0) {
+      this.#stream.consumed(this.#unconsumedBytes);
+      this.#unconsumedBytes = 0;
     }
-  };
-  const onAppError = (error: NodeJS.ErrnoException): void => {
-    const code = connecting ? ErrorCode.APP_UNREACHABLE : ErrorCode.STREAM_ABORTED;
-    stream.reset(code, connecting ? `app unreachable: ${error.code ?? error.message}` : `app socket: ${error.code ?? error.message}`);
-  };
-  const onAppClose = (): void => {
+  }
+
+  appError(error: NodeJS.ErrnoException): void {
+    const code = this.#connecting ? ErrorCode.APP_UNREACHABLE : ErrorCode.STREAM_ABORTED;
+    this.#stream.reset(code, this.#connecting ? `app unreachable: ${error.code ?? error.message}` : `app socket: ${error.code ?? error.message}`);
+  }
+
+  appClose(): void {
     // A socket that closes before both directions finished was aborted: say so to the peer
     // rather than let it take a truncated stream for a complete one.
-    if (!(appFinished && peerFinished) && stream.state !== 'closed') {
-      stream.reset(ErrorCode.STREAM_ABORTED, 'app socket closed');
+    if (!(this.#appFinished && this.#peerFinished) && this.#stream.state !== 'closed') {
+      this.#stream.reset(ErrorCode.STREAM_ABORTED, 'app socket closed');
     }
-  };
-  socket.on('data', onAppData);
-  socket.on('end', onAppEnd);
-  socket.on('drain', onAppDrain);
-  socket.on('error', onAppError);
-  socket.on('close', onAppClose);
+  }
 
-  stream.on('drain', () => socket.resume());
-  // Payloads for the app are gathered until the end of the event loop's I/O phase and leave in
-  // one vectored write: TLS hands them over one record (16 KiB) at a time, and a write per
-  // record cost a syscall and a wakeup of the app each (the receiving sidecar's CPU per GiB
-  // fell by a quarter; bench/NOTES.md). Flow control is unchanged: a corked socket's
-  // write() returns false past its high-water mark and credit waits for 'drain'.
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    socket.uncork();
-  };
-  stream.on('data', (payload: Buffer) => {
-    observer.bytes('in', payload.length);
-    if (!corked) {
-      corked = true;
+  streamData(payload: Buffer): void {
+    const socket = this.#socket;
+    this.#observer.bytes('in', payload.length);
+    // Payloads for the app are gathered until the end of the event loop's I/O phase and leave
+    // in one vectored write: TLS hands them over one record (16 KiB) at a time, and a write per
+    // record cost a syscall and a wakeup of the app each (the receiving sidecar's CPU per GiB
+    // fell by a quarter; bench/NOTES.md). Flow control is unchanged: a corked socket's
+    // write() returns false past its high-water mark and credit waits for 'drain'.
+    if (!this.#corked) {
+      this.#corked = true;
       socket.cork();
-      setImmediate(uncork);
+      setImmediate(uncorkJoin, this);
     }
     if (socket.write(payload)) {
-      stream.consumed(payload.length + unconsumedBytes);
-      unconsumedBytes = 0;
+      this.#stream.consumed(payload.length + this.#unconsumedBytes);
+      this.#unconsumedBytes = 0;
     } else {
-      unconsumedBytes += payload.length;
+      this.#unconsumedBytes += payload.length;
     }
-  });
-  stream.on('end', () => {
-    peerFinished = true;
-    socket.end();
-  });
-  stream.on('reset', (code: number, _message: string, local: boolean) => {
+  }
+
+  streamEnd(): void {
+    this.#peerFinished = true;
+    this.#socket.end();
+  }
+
+  streamReset(code: number, local: boolean): void {
+    const socket = this.#socket;
+    const { replay } = this.#options;
     if (replay === undefined || !replay.record.refusedAtOpen(code, local)) {
       resetAppSocket(socket);
       return;
     }
-    detached = true;
+    this.#detached = true;
     socket.pause();
     socket.off('data', onAppData);
     socket.off('end', onAppEnd);
@@ -134,9 +222,7 @@ export function joinSocketToStream(socket: Socket, stream: MuxStream, observer: 
     socket.off('error', onAppError);
     socket.off('close', onAppClose);
     replay.onRefusedAtOpen(replay.record.take());
-  });
-  // Bytes or a FIN from the peer: its app has the stream, nothing may be sent twice.
-  if (replay !== undefined) onFirstAnswer(stream, () => replay.record.settle());
+  }
 }
 
 /**
