@@ -8,7 +8,7 @@ export const DEFAULT_OPEN_REPLAY_LIMIT_BYTES = 64 * 1024;
 
 /** What a replay hands to the next stream: the app's bytes so far, and whether it had finished. */
 export interface ReplayedOpening {
-  chunks: Buffer[];
+  chunks: readonly Buffer[];
   appEnded: boolean;
 }
 
@@ -25,7 +25,8 @@ export interface ReplayedOpening {
  */
 export class OpenReplay {
   readonly #limitBytes: number;
-  #chunks: Buffer[] = [];
+  /** Made at the first chunk: most streams are answered before their app sends again. */
+  #chunks: Buffer[] | undefined;
   #bytes = 0;
   #appEnded = false;
   #replayable = true;
@@ -54,7 +55,7 @@ export class OpenReplay {
       this.settle();
       return;
     }
-    this.#chunks.push(chunk);
+    (this.#chunks ??= []).push(chunk);
     this.#bytes += chunk.length;
   }
 
@@ -66,7 +67,7 @@ export class OpenReplay {
   /** The destination answered, or too much was sent: nothing can be replayed any more. */
   settle(): void {
     this.#replayable = false;
-    this.#chunks = [];
+    this.#chunks = undefined;
     this.#bytes = 0;
   }
 
@@ -77,7 +78,7 @@ export class OpenReplay {
 
   /** Hands over what the app sent, for the next stream; this replay is settled. */
   take(): ReplayedOpening {
-    const taken = { chunks: this.#chunks, appEnded: this.#appEnded };
+    const taken = { chunks: this.#chunks ?? [], appEnded: this.#appEnded };
     this.settle();
     this.#handedOver = true;
     return taken;

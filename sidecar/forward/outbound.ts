@@ -12,10 +12,12 @@ import type { HostPort } from '../net/address.js';
 import { formatHostPort } from '../net/address.js';
 import { ActiveSet } from './active-set.js';
 import { IdleStreamSweeper } from './idle-streams.js';
-import { joinSocketToStream, onFirstAnswer, resetAppSocket } from './join.js';
+import { joinSocketToStream, resetAppSocket } from './join.js';
 import { NoRouteError } from './no-route.js';
 import type { ReplayedOpening } from './open-replay.js';
 import { OpenReplay } from './open-replay.js';
+import type { Connection } from './outbound-stream.js';
+import { OutboundStream, reportEndpointFailure } from './outbound-stream.js';
 
 export interface OutboundInit {
   balancer: Balancer;
@@ -65,21 +67,6 @@ export interface ForwardConnectionOptions {
   onNoRoute?: (error: Error) => void;
 }
 
-/** The app socket's errors before its join, and between two joins, are the join's to report. */
-const ignoreError = (): void => undefined;
-
-/** An app connection being forwarded, across the streams it may take (see `OutboundForwarder.#reopen`). */
-interface Connection {
-  readonly service: string;
-  readonly socket: net.Socket;
-  readonly key: string;
-  readonly acceptedAtMs: number;
-  /** Called once, when its first stream opens. */
-  onOpen: (() => void) | undefined;
-  /** Endpoints (sidecar ids) that refused it at open because they are draining; made at the first refusal. */
-  refusedBy: Set<string> | undefined;
-}
-
 /** A local listener that sends every accepted connection to one service of the mesh. */
 export interface UpstreamListener {
   readonly service: string;
@@ -102,9 +89,17 @@ export class OutboundForwarder {
   readonly #idleStreams: IdleStreamSweeper | undefined;
   /** Dial errors already counted against their endpoint (see #openStream). */
   readonly #countedDialErrors = new WeakSet<object>();
+  /** One function for every stream (an {@link OutboundStream} holds it), not a closure each. */
+  readonly #reopenConnection = (connection: Connection, refusedBy: string, opening: ReplayedOpening): void => this.#reopen(connection, refusedBy, opening);
+  /** The 'close' listener of every forwarded socket (`this` is the socket). */
+  readonly #forgetSocket: (this: net.Socket) => void;
 
   constructor(init: OutboundInit) {
     this.#init = init;
+    const sockets = this.#sockets;
+    this.#forgetSocket = function forgetSocket(this: net.Socket): void {
+      sockets.delete(this);
+    };
     const { idleTimeoutMs, metrics } = init;
     this.#idleStreams = idleTimeoutMs === undefined ? undefined : new IdleStreamSweeper({ idleTimeoutMs, onIdleReset: () => metrics.idleStreamReset() });
   }
@@ -152,16 +147,17 @@ export class OutboundForwarder {
    */
   forwardConnection(service: string, socket: net.Socket, options: ForwardConnectionOptions): void {
     this.#sockets.add(socket);
-    // `on`, not `once`, for events that come at most once: a `once` costs a wrapper and its
-    // state per listener, and with 10,000 connections open that is megabytes (bench/NOTES.md).
-    socket.on('close', () => this.#sockets.delete(socket));
-    // Until the stream exists the socket stays paused (pauseOnConnect): its bytes wait in the kernel.
-    socket.on('error', ignoreError);
+    // `on`, not `once`, for events that come at most once, and one listener for every socket:
+    // with 10,000 connections open, a wrapper or a closure each is megabytes (bench/NOTES.md).
+    socket.on('close', this.#forgetSocket);
+    // Until the stream exists the socket stays paused (pauseOnConnect): its bytes wait in the
+    // kernel. Its errors are the join's to report; until then, and between two joins, ignored.
+    socket.on('error', ignoreAppError);
     const policy = this.#init.hashPolicies?.get(service);
     const key = policy === undefined ? options.key : hashKeyOf(policy, { address: socket.remoteAddress, port: socket.remotePort });
     const connection: Connection = { service, socket, key, acceptedAtMs: performance.now(), onOpen: options.onOpen, refusedBy: undefined };
     const initialBytes = options.initialBytes;
-    const opening: ReplayedOpening = { chunks: initialBytes === undefined || initialBytes.length === 0 ? [] : [initialBytes], appEnded: false };
+    const opening: ReplayedOpening = { chunks: initialBytes === undefined || initialBytes.length === 0 ? NO_CHUNKS : [initialBytes], appEnded: false };
     this.#endpointsOf(service)
       .then(() => this.#openStream(service, key))
       .then(
@@ -187,13 +183,11 @@ export class OutboundForwarder {
     }
     // The app's FIN may have been read while no stream was joined (between a refusal and this).
     const appEnded = opening.appEnded || socket.readableEnded;
-    const replay = new OpenReplay({ chunks: opening.chunks, appEnded });
-    joinSocketToStream(socket, stream, this.#init.metrics, {
-      appEnded,
-      replay: { record: replay, onRefusedAtOpen: (replayed) => this.#reopen(connection, lease.endpoint.sidecarId, replayed) },
-    });
+    const outbound = new OutboundStream(this.#init, this.#reopenConnection, connection, stream, lease, new OpenReplay({ chunks: opening.chunks, appEnded }));
+    socket.off('error', ignoreAppError);
+    joinSocketToStream(socket, stream, this.#init.metrics, { appEnded, replay: outbound });
     // After the join: its 'reset' listener hands a refused stream over before this one looks.
-    this.#track(service, stream, lease, replay);
+    outbound.track();
     this.#init.metrics.upstreamStreamOpened(service, (performance.now() - connection.acceptedAtMs) / 1000);
     const onOpen = connection.onOpen;
     connection.onOpen = undefined;
@@ -213,6 +207,7 @@ export class OutboundForwarder {
   #reopen(connection: Connection, refusedBy: string, opening: ReplayedOpening): void {
     const { service, socket, key } = connection;
     const { metrics, logger } = this.#init;
+    socket.on('error', ignoreAppError);
     connection.refusedBy ??= new Set();
     connection.refusedBy.add(refusedBy);
     if (connection.refusedBy.size > (this.#init.maxDialAttempts ?? 3)) {
@@ -279,7 +274,7 @@ export class OutboundForwarder {
       try {
         const { address, sidecarId, zone } = lease.endpoint;
         const target = { address, peer: { kind: 'service' as const, service }, endpoint: zone === undefined ? undefined : { sidecarId, zone } };
-        // The caller joins it, which releases the lease when it closes (#join, #track).
+        // The caller joins it, which releases the lease when it closes (#join, OutboundStream).
         const stream = await links.openStream(target, service);
         return { stream, lease };
       } catch (error) {
@@ -289,7 +284,7 @@ export class OutboundForwarder {
         // Connections waiting on one shared dial all get its error: one failure, not one each.
         if (typeof error !== 'object' || error === null || !this.#countedDialErrors.has(error)) {
           if (typeof error === 'object' && error !== null) this.#countedDialErrors.add(error);
-          this.#endpointFailed(service, lease);
+          reportEndpointFailure(this.#init.logger, service, lease);
         }
       }
     }
@@ -298,37 +293,10 @@ export class OutboundForwarder {
     const message = lastError instanceof Error ? lastError.message : String(lastError);
     throw new NoRouteError('TRELLIS_ERR_NO_ENDPOINT', `no endpoint of "${service}" could be reached: ${message}`, ErrorCode.APP_UNREACHABLE, { cause: lastError });
   }
-
-  #endpointFailed(service: string, lease: StreamLease): void {
-    const ejection = lease.failed();
-    if (ejection === undefined) return;
-    this.#init.logger.warn({ service, endpoint: lease.endpoint.address, sidecarId: lease.endpoint.sidecarId, ...ejection }, 'endpoint keeps failing; ejected');
-  }
-
-  #track(service: string, stream: MuxStream, lease: StreamLease, replay: OpenReplay): void {
-    const { metrics } = this.#init;
-    metrics.streamOpened('outbound');
-    const openedAtMs = performance.now();
-    stream.on('close', () => {
-      lease.release();
-      metrics.streamClosed('outbound');
-      metrics.upstreamStreamClosed(service, (performance.now() - openedAtMs) / 1000);
-    });
-    // Bytes or a clean FIN from the peer mean its app took the stream: the endpoint works.
-    let answered = false;
-    onFirstAnswer(stream, () => {
-      answered = true;
-      lease.succeeded();
-    });
-    stream.on('reset', (code: number, message: string, local: boolean) => {
-      // Refused at open and handed to another endpoint (#reopen): the connection goes on.
-      if (replay.handedOver) return;
-      metrics.upstreamStreamFailed(service, errorCodeName(code));
-      // Refused by the destination before any answer (POLICY_DENIED, APP_UNREACHABLE…): the
-      // caller's operator sees why here, not only in the destination's logs.
-      if (!local && !answered) this.#init.logger.warn({ service, endpoint: lease.endpoint.address, code: errorCodeName(code), reason: message }, 'stream refused by the destination');
-      if (local) metrics.streamError(errorCodeName(code));
-      else if (code === ErrorCode.APP_UNREACHABLE && !answered) this.#endpointFailed(service, lease);
-    });
-  }
 }
+
+/** The app socket's errors before its join, and between two joins, are the join's to report. */
+function ignoreAppError(): void {}
+
+/** What a connection with nothing read before its stream hands over (one array for all). */
+const NO_CHUNKS: readonly Buffer[] = [];
